@@ -1,0 +1,61 @@
+"""The seams between the run and the agents that propose patches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pathlib import Path
+
+    from sandbox import Patch, Violation
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """All in-scope violations of one file: tasks never share a file."""
+
+    key: str
+    files: tuple[str, ...]
+    violations: tuple[Violation, ...]
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The rules found in this task, sorted."""
+        return tuple(sorted({v.rule for v in self.violations}))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What an agent is asked to fix now, on top of the task's accepted content.
+
+    `wanted` None means every violation the agent can fix in this `mode`; a set
+    narrows it to those fingerprints (after a rejection). `blocked` fixes were
+    rejected before and are never proposed again.
+    """
+
+    task: Task
+    mode: str
+    content: Mapping[str, bytes]
+    root: Path
+    wanted: frozenset[str] | None = None
+    blocked: frozenset[str] = frozenset()
+    round: int = 1
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Proposes patches; never applies or proves them."""
+
+    name: str
+    modes: tuple[str, ...]
+
+    def can_fix(self, violation: Violation, mode: str) -> bool:
+        """Whether this agent, in `mode`, has a fix to offer for `violation`."""
+        ...
+
+    async def propose(self, request: Request) -> list[Patch]:
+        """A chain of patches (each builds on the one before), or [] for nothing to do."""
+        ...

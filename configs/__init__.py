@@ -1,0 +1,1 @@
+"""Shipped defaults, read with importlib.resources."""

@@ -1,0 +1,1 @@
+"""The run: CLI, config, planning, fan-out, merge, gate and reports."""

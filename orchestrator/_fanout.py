@@ -1,0 +1,199 @@
+"""The fan-out: every task proposes, the prover judges, rejected fixes are narrowed down.
+
+Each round, every task with work left proposes one candidate (a chain of
+one-rule patches on top of its accepted content); all candidates of a round
+touch different files, so they are proven together as one batch. A rejected
+candidate that fixed several violations is split in two and both halves are
+tried again; a rejected single fix is blocked and reported. So one fix that
+changes behaviour is rejected while the other fixes of its file still land.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+import structlog
+
+from agents import Request
+from sandbox import Candidate, Patch, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from agents import Stage, Task
+    from sandbox import Prover
+
+log = structlog.get_logger("fixbot")
+
+
+@dataclass(slots=True)
+class PatchRecord:
+    """A patch and what became of it."""
+
+    patch: Patch
+    status: str  # accepted, rejected, dropped
+    verdict: Verdict
+    before: bytes  # the content the patch replaced
+
+
+@dataclass(slots=True)
+class Job:
+    """One task's way through the stages."""
+
+    task: Task
+    stages: list[Stage]
+    content: bytes
+    stage: int = 0
+    queue: list[frozenset[str] | None] = field(default_factory=lambda: [None])
+    blocked: set[str] = field(default_factory=set)
+    records: list[PatchRecord] = field(default_factory=list)
+    pending: list[Patch] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        """The task's one file."""
+        return self.task.files[0]
+
+    @property
+    def active(self) -> bool:
+        """Whether this job has anything left to propose."""
+        return self.stage < len(self.stages)
+
+    def advance(self) -> None:
+        """On to the next stage, asking for everything again."""
+        self.stage += 1
+        self.queue = [None]
+
+    def settle(self, verdict: Verdict) -> None:
+        """Record the verdict on the pending chain and decide what to try next."""
+        chain, self.pending = self.pending, []
+        group = self.queue.pop(0)
+        before = self.content
+        if verdict.accepted:
+            for patch in chain:
+                self.records.append(PatchRecord(patch, "accepted", verdict, before))
+                before = patch.changes[0].new
+            self.content = before
+        else:
+            targets = sorted({v.fingerprint for p in chain for v in p.targets})
+            if len(targets) > 1:
+                half = len(targets) // 2
+                self.queue[:0] = [frozenset(targets[:half]), frozenset(targets[half:])]
+            else:
+                self.blocked.update(targets)
+                # One record for the whole chain of a single fix: what a person would take over.
+                last = chain[-1]
+                merged = last.model_copy(
+                    update={
+                        "id": chain[0].id,
+                        "rules": tuple(sorted({r for p in chain for r in p.rules})),
+                        "targets": tuple(v for p in chain for v in p.targets),
+                    }
+                )
+                self.records.append(PatchRecord(merged, "rejected", verdict, before))
+            del group
+        if not self.queue:
+            self.advance()
+
+
+@dataclass(slots=True)
+class FanOut:
+    """Runs jobs round by round until none has anything left to propose."""
+
+    prover: Prover
+    root: Path
+    jobs: list[Job]
+    concurrency: int = 4
+    max_patches: int | None = None
+    rounds: int = 0
+    on_round: Callable[[int, int], None] | None = None
+
+    def accepted_count(self) -> int:
+        """Patches accepted so far."""
+        return sum(1 for j in self.jobs for r in j.records if r.status == "accepted")
+
+    def ground(self) -> dict[str, bytes]:
+        """The accepted content of every file changed so far."""
+        return {
+            j.path: j.content for j in self.jobs if any(r.status == "accepted" for r in j.records)
+        }
+
+    async def run(self) -> None:
+        """Rounds until done; the number of rounds is bounded by the narrowing."""
+        while True:
+            active = [j for j in self.jobs if j.active]
+            budget = None if self.max_patches is None else self.max_patches - self.accepted_count()
+            if not active or (budget is not None and budget <= 0):
+                return
+            self.rounds += 1
+            await self._propose_all(active)
+            proposing = [j for j in active if j.pending]
+            if budget is not None:
+                proposing = self._within_budget(proposing, budget)
+            if not proposing:
+                continue
+            if self.on_round:
+                self.on_round(self.rounds, len(proposing))
+            candidates = [
+                Candidate(
+                    key=j.path,
+                    agent=j.pending[0].agent,
+                    before={j.path: j.content},
+                    after={j.path: j.pending[-1].changes[0].new},
+                    targets=Counter(v.fingerprint for p in j.pending for v in p.targets),
+                )
+                for j in proposing
+            ]
+            verdicts = await self.prover.prove(candidates, self.ground())
+            for job in proposing:
+                verdict = verdicts[job.path]
+                log.info(
+                    "patch.accepted" if verdict.accepted else "patch.rejected",
+                    path=job.path,
+                    rules=",".join(sorted({r for p in job.pending for r in p.rules})),
+                    stage=job.stages[job.stage].label,
+                    reason=verdict.reason,
+                )
+                job.settle(verdict)
+
+    def _within_budget(self, proposing: list[Job], budget: int) -> list[Job]:
+        kept = []
+        for job in proposing:
+            if budget <= 0:
+                job.pending = []
+                job.stage = len(job.stages)
+                continue
+            job.pending = job.pending[:budget]
+            budget -= len(job.pending)
+            kept.append(job)
+        return kept
+
+    async def _propose_all(self, active: list[Job]) -> None:
+        limiter = anyio.CapacityLimiter(self.concurrency)
+
+        async def propose(job: Job) -> None:
+            async with limiter:
+                while job.active and not job.pending:
+                    stage = job.stages[job.stage]
+                    request = Request(
+                        task=job.task,
+                        mode=stage.mode,
+                        content={job.path: job.content},
+                        root=self.root,
+                        wanted=job.queue[0],
+                        blocked=frozenset(job.blocked),
+                        round=self.rounds,
+                    )
+                    job.pending = await stage.agent.propose(request)
+                    if not job.pending:
+                        job.queue.pop(0)
+                        if not job.queue:
+                            job.advance()
+
+        async with anyio.create_task_group() as tg:
+            for job in active:
+                tg.start_soon(propose, job)

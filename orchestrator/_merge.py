@@ -1,0 +1,170 @@
+"""Accepted patches become commits on the fixbot branch; the user's checkout is never touched.
+
+Commits are written with `git fast-import` straight into the object store:
+no index, no work tree, no HEAD is involved. They carry fixbot's identity and
+the base commit's date, so the same base, config and fixes give the same shas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sandbox import RepoError, git
+from sandbox._git import checked_out_branches, ls_tree_modes
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ._fanout import PatchRecord
+
+TRAILER = "Fixbot-Proof:"
+_STEP = re.compile(r"@(?P<mode>\w+)\.(?P<round>\d+)\.(?P<step>\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who fixbot's commits are by, and when (the base commit's time)."""
+
+    name: str
+    email: str
+    when: str  # "<unix seconds> +0000"
+
+    def env(self) -> dict[str, str]:
+        """Environment for git commands that write refs or commits."""
+        return {
+            "GIT_AUTHOR_NAME": self.name,
+            "GIT_AUTHOR_EMAIL": self.email,
+            "GIT_COMMITTER_NAME": self.name,
+            "GIT_COMMITTER_EMAIL": self.email,
+        }
+
+
+async def base_identity(repo: Path, base: str, name: str, email: str) -> Identity:
+    """fixbot's identity, dated like the base commit."""
+    done = await git("show", "-s", "--format=%ct", base, cwd=repo)
+    return Identity(name, email, f"{done.stdout.decode().strip()} +0000")
+
+
+async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bool) -> str | None:
+    """The branch's current sha, if it may be replaced; RepoError if it may not."""
+    done = await git("check-ref-format", "--branch", branch, cwd=repo, check=False)
+    if done.returncode != 0:
+        raise RepoError(f"not a valid branch name: {branch!r}")
+    ref = f"refs/heads/{branch}"
+    where = (await checked_out_branches(repo)).get(ref)
+    if where is not None:
+        raise RepoError(
+            f"branch {branch!r} is checked out at {where}; fixbot never rewrites a checked-out branch"
+        )
+    done = await git("rev-parse", "--verify", "--quiet", ref, cwd=repo, check=False)
+    if done.returncode != 0:
+        return None
+    current = done.stdout.decode().strip()
+    if force:
+        return current
+    # Commits on the branch that no other ref has: each must be one of fixbot's own.
+    others = await git(
+        "log", "--format=%H%x00%ae%x00%B%x01", current, "--not",
+        f"--exclude={ref}", "--branches", "--tags", "--remotes", cwd=repo,
+    )  # fmt: skip
+    for entry in others.stdout.decode(errors="replace").split("\x01"):
+        if not entry.strip():
+            continue
+        sha, email, body = entry.strip().split("\x00", 2)
+        if email != identity.email or TRAILER not in body:
+            raise RepoError(
+                f"branch {branch!r} has commits that are not fixbot's (e.g. {sha[:12]}); "
+                "pass --force to replace it, or choose another --branch"
+            )
+    return current
+
+
+def commit_groups(
+    records: list[PatchRecord],
+) -> list[tuple[tuple[int, int, str], list[PatchRecord]]]:
+    """Accepted patches grouped by (round, pass, rule), in an order every file's chain agrees with."""
+    groups: dict[tuple[int, int, str], list[PatchRecord]] = defaultdict(list)
+    by_file: dict[str, list[PatchRecord]] = defaultdict(list)
+    for rec in records:
+        by_file[rec.patch.files[0]].append(rec)
+    for chain in by_file.values():
+        passes, last_rule, last_round = 0, "", -1
+        for rec in chain:
+            match = _STEP.search(rec.patch.id)
+            rnd = int(match["round"]) if match else 0
+            rule = rec.patch.rules[0]
+            if rnd != last_round:
+                passes, last_round = 0, rnd
+            elif rule <= last_rule:
+                passes += 1
+            last_rule = rule
+            groups[(rnd, passes, rule)].append(rec)
+    return sorted(groups.items())
+
+
+def _message(rule: str, recs: list[PatchRecord], proof: str) -> str:
+    name = next((v.name for r in recs for v in r.patch.targets if v.rule == rule), rule)
+    fixed = sum(len(r.patch.targets) for r in recs)
+    files = len({r.patch.files[0] for r in recs})
+    kinds = sorted({r.patch.kind for r in recs})
+    how = (
+        " and ".join(f"ruff {k} fix" for k in kinds)
+        if recs[0].patch.agent == "ruff"
+        else recs[0].patch.agent
+    )
+    return (
+        f"fix({rule}): {name}, {fixed} fixed in {files} file{'s' * (files != 1)}\n\n"
+        f"Fixed by: {how}.\n"
+        f"Proven: {proof}\n\n"
+        f"{TRAILER} {fixed} violation(s) of {rule}, every patch proven before it landed\n"
+    )
+
+
+async def write_commits(
+    repo: Path,
+    base: str,
+    records: list[PatchRecord],
+    identity: Identity,
+    proof: str,
+    ref: str,
+) -> str:
+    """Write one commit per rule group on top of `base` into `ref`; return the tip."""
+    groups = commit_groups(records)
+    paths = sorted({r.patch.files[0] for r in records})
+    modes = await ls_tree_modes(repo, base, paths)
+    stream = bytearray()
+    for i, ((_, _, rule), recs) in enumerate(groups):
+        message = _message(rule, recs, proof).encode()
+        stream += f"commit {ref}\n".encode()
+        stream += f"author {identity.name} <{identity.email}> {identity.when}\n".encode()
+        stream += f"committer {identity.name} <{identity.email}> {identity.when}\n".encode()
+        stream += b"data %d\n%s\n" % (len(message), message)
+        if i == 0:
+            stream += f"from {base}\n".encode()
+        last_in_group: dict[str, bytes] = {}
+        for rec in recs:
+            last_in_group[rec.patch.files[0]] = rec.patch.changes[0].new
+        for path, content in sorted(last_in_group.items()):
+            quoted = '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            stream += f"M {modes.get(path, '100644')} inline {quoted}\n".encode()
+            stream += b"data %d\n%s\n" % (len(content), content)
+    stream += b"done\n"
+    await git(
+        "fast-import",
+        "--quiet",
+        "--force",
+        "--done",
+        cwd=repo,
+        stdin=bytes(stream),
+        env=identity.env(),
+    )
+    done = await git("rev-parse", ref, cwd=repo)
+    return done.stdout.decode().strip()
+
+
+async def move_branch(repo: Path, branch: str, sha: str, old: str | None) -> None:
+    """Point the branch at `sha`, only if nobody moved it since we looked."""
+    await git("update-ref", "-m", "fixbot run", f"refs/heads/{branch}", sha, old or "", cwd=repo)

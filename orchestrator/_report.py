@@ -1,0 +1,220 @@
+"""report.json (the machine's account), report.md (the PR body) and the terminal summary."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sandbox import Violation
+
+    from ._fanout import PatchRecord
+
+
+class RuleCounts(BaseModel):
+    """Violation counts for one rule."""
+
+    found: int = 0
+    fixed: int = 0
+    rejected: int = 0
+    unfixed: int = 0
+
+
+class PatchEntry(BaseModel):
+    """One patch in the report."""
+
+    id: str
+    agent: str
+    kind: str
+    rules: list[str]
+    files: list[str]
+    status: str
+    reason: str
+    detail: str = ""
+    fixes: int = 0
+
+
+class TestsBlock(BaseModel):
+    """How the repo's tests took part in the proof."""
+
+    __test__ = False
+
+    command: str | None
+    mode: str  # "tests" or "lint-only"
+    passed_before: int = 0
+    passed_after: int = 0
+    already_failing: int = 0
+    flaky: int = 0
+    flaky_tests: list[str] = Field(default_factory=list)
+    already_failing_tests: list[str] = Field(default_factory=list)
+
+
+class LlmBlock(BaseModel):
+    """Model usage; all zero when no model took part."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
+    failures: int = 0
+    cache_hits: int = 0
+    budget_exhausted: bool = False
+
+
+class Report(BaseModel):
+    """report.json, key for key as DESIGN.md lists them."""
+
+    base: str
+    branch: str | None
+    versions: dict[str, str]
+    selection: dict[str, Any]
+    violations_before: int
+    violations_after: int
+    accepted: int
+    rejected: int
+    dropped: int
+    unfixed: int
+    by_rule: dict[str, RuleCounts]
+    patches: list[PatchEntry]
+    tests: TestsBlock
+    timings: dict[str, float]
+    llm: LlmBlock = Field(default_factory=LlmBlock)
+    isolation: dict[str, str]
+    dry_run: bool = False
+    proof: dict[str, Any] = Field(default_factory=dict)
+
+
+def count_by_rule(
+    before: list[Violation], after: list[Violation], records: list[PatchRecord]
+) -> dict[str, RuleCounts]:
+    """found / fixed / rejected / unfixed per rule; fixed + rejected + unfixed == found."""
+    remaining = Counter(v.fingerprint for v in after)
+    refused = {v.fingerprint for r in records if r.status != "accepted" for v in r.patch.targets}
+    out: dict[str, RuleCounts] = {}
+    for v in before:
+        counts = out.setdefault(v.rule, RuleCounts())
+        counts.found += 1
+        if remaining[v.fingerprint] > 0:
+            remaining[v.fingerprint] -= 1
+            if v.fingerprint in refused:
+                counts.rejected += 1
+            else:
+                counts.unfixed += 1
+        else:
+            counts.fixed += 1
+    return dict(sorted(out.items()))
+
+
+def patch_entries(records: list[PatchRecord]) -> list[PatchEntry]:
+    """One entry per patch, in the order they were decided."""
+    return [
+        PatchEntry(
+            id=r.patch.id,
+            agent=r.patch.agent,
+            kind=r.patch.kind,
+            rules=list(r.patch.rules),
+            files=list(r.patch.files),
+            status=r.status,
+            reason=r.verdict.reason,
+            detail=r.verdict.detail[:2000],
+            fixes=len(r.patch.targets),
+        )
+        for r in records
+    ]
+
+
+def unified_diff(path: str, before: bytes, after: bytes) -> str:
+    """A diff a person can read and `git apply`."""
+    old = before.decode("utf-8", "replace").splitlines(keepends=True)
+    new = after.decode("utf-8", "replace").splitlines(keepends=True)
+    lines = difflib.unified_diff(old, new, f"a/{path}", f"b/{path}")
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+
+
+def save_rejected(run_dir: Path, records: list[PatchRecord]) -> list[Path]:
+    """Each rejected or dropped patch as a .diff headed by its verdict."""
+    folder = run_dir / "rejected"
+    out = []
+    for i, rec in enumerate(r for r in records if r.status != "accepted"):
+        folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(
+            r"[^A-Za-z0-9_.-]+", "_", f"{i + 1:03d}-{rec.patch.rules[0]}-{rec.patch.files[0]}"
+        )
+        header = [
+            f"# fixbot {rec.status} patch {rec.patch.id}",
+            f"# rules: {', '.join(rec.patch.rules)}  fixes: {len(rec.patch.targets)}",
+            f"# reason: {rec.verdict.reason}",
+            *(f"# {line}" for line in rec.verdict.detail.splitlines()[:40]),
+            *(f"# failing test: {t}" for t in rec.verdict.failing_tests[:40]),
+        ]
+        diff = unified_diff(rec.patch.files[0], rec.before, rec.patch.changes[0].new)
+        path = folder / f"{name}.diff"
+        path.write_text("\n".join(header) + "\n" + diff, encoding="utf-8")
+        out.append(path)
+    return out
+
+
+def render_markdown(report: Report) -> str:
+    """The PR body: what was fixed, what was refused and why, and how it was proven."""
+    t = report.tests
+    proof = (
+        f"`{t.command}`: {t.passed_before} tests passed at base and still pass"
+        + (f"; {t.already_failing} already failing at base" if t.already_failing else "")
+        + (f"; {t.flaky} flaky at base (not held against any patch)" if t.flaky else "")
+        if t.mode == "tests"
+        else "**lint only**: no test command was configured or detected, so behaviour was not checked by tests"
+    )
+    lines = [
+        "## fixbot: proven lint fixes",
+        "",
+        f"Base `{report.base[:12]}`; ruff {report.versions.get('ruff')}; "
+        f"rules: {report.selection.get('description')}.",
+        "",
+        f"- violations: {report.violations_before} before, {report.violations_after} after",
+        f"- patches: {report.accepted} accepted, {report.rejected} rejected, {report.dropped} dropped by the final gate",
+        f"- proof: ruff (noqa ignored) finds the targeted violations gone and nothing new; every touched "
+        f"file compiles; {proof}.",
+        f"- isolation of test runs: {', '.join(f'{k}: {v}' for k, v in report.isolation.items())}",
+        "",
+        "| rule | found | fixed | rejected | unfixed |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {rule} | {c.found} | {c.fixed} | {c.rejected} | {c.unfixed} |"
+        for rule, c in report.by_rule.items()
+    ]
+    refused = [p for p in report.patches if p.status != "accepted"]
+    if refused:
+        lines += [
+            "",
+            "### Not landed",
+            "",
+            "| patch | rules | status | reason |",
+            "| --- | --- | --- | --- |",
+        ]
+        for p in refused:
+            detail = p.detail.replace("|", "\\|").replace("\n", " ")[:200]
+            lines.append(
+                f"| `{p.files[0]}` | {', '.join(p.rules)} | {p.status} | {p.reason}: {detail} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report: Report, folder: Path) -> tuple[Path, Path]:
+    """report.json and report.md into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / "report.json", folder / "report.md"
+    json_path.write_text(
+        json.dumps(report.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
+    )
+    md_path.write_text(render_markdown(report), encoding="utf-8")
+    return json_path, md_path

@@ -1,0 +1,77 @@
+"""Where a run keeps its things: under the repo's shared .git folder, with a lock.
+
+`$(git rev-parse --git-common-dir)/fixbot/` works the same from a linked
+worktree or a submodule. One run per repository at a time; whatever a killed
+run left (worktrees, half-written files) is swept by the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox import RepoError
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """The folders of one run."""
+
+    home: Path  # .git/fixbot
+    run_dir: Path  # .git/fixbot/runs/<id>
+    worktrees: Path
+
+
+def _fast_tmp() -> Path | None:
+    # Worktrees on tmpfs are created in a tenth of the time (notes/ruff-0.17.md, section 6).
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        usage = shutil.disk_usage(shm)
+        if usage.free > 2 * 1024**3:
+            return shm
+    return None
+
+
+def worktree_root(home: Path, configured: str | None) -> Path:
+    """The folder that holds this repo's worktrees (stable, so a later run can sweep it)."""
+    if configured:
+        return Path(configured).expanduser().resolve()
+    tag = hashlib.sha1(str(home).encode(), usedforsecurity=False).hexdigest()[:12]
+    fast = _fast_tmp()
+    return fast / f"fixbot-{os.getuid()}-{tag}" if fast else home / "worktrees"
+
+
+class RunLock:
+    """An exclusive lock on the repo's fixbot folder, held for a whole run."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "run.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RepoError(f"another fixbot run holds {self.path}; wait for it to end") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def new_run_dir(home: Path, run_id: str) -> Path:
+    """A fresh folder for this run's report and rejected patches."""
+    path = home / "runs" / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,170 @@
+"""`fixbot`: the command line. One user-facing error type; exit codes per DESIGN.md."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sandbox import FixbotError
+
+from . import _logging
+from ._config import load_config
+from ._run import Outcome, run_fixbot
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Pay down a repository's lint debt with proven fixes.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Pay down a repository's lint debt: only proven fixes land on the fixbot branch."""
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    first, _, rest = message.partition("\n")
+    err.print(f"[bold red]fixbot: error:[/] {first}", highlight=False, markup=True, soft_wrap=True)
+    if rest:
+        err.print(rest, highlight=False, markup=False)
+    return typer.Exit(code)
+
+
+def _terminate(*_: object) -> None:
+    # A CI job being cancelled: clean up exactly as on Ctrl-C.
+    raise KeyboardInterrupt
+
+
+@app.command()
+def run(  # noqa: PLR0913 - every flag of the contract
+    repo: Annotated[Path, typer.Argument(help="The repository (default: here).")] = Path(),
+    paths: Annotated[list[str] | None, typer.Argument(help="Only these files or folders.")] = None,
+    select: Annotated[
+        str | None,
+        typer.Option(help="Rules to fix, comma-separated (default: the repo's ruff config)."),
+    ] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="Globs of paths to leave alone, comma-separated.")
+    ] = None,
+    max_patches: Annotated[
+        int | None, typer.Option(help="Stop after this many accepted patches.")
+    ] = None,
+    base: Annotated[str | None, typer.Option(help="The commit to fix (default HEAD).")] = None,
+    branch: Annotated[
+        str | None, typer.Option(help="Branch to write (default fixbot/<yyyy-mm-dd>).")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worktrees proving in parallel.")] = None,
+    agents: Annotated[str | None, typer.Option(help="Agents to use: ruff,codemod,llm.")] = None,
+    test_cmd: Annotated[
+        str | None, typer.Option(help="The repo's test command ('' for lint-only proof).")
+    ] = None,
+    report_dir: Annotated[
+        str | None, typer.Option(help="Where report.json and report.md go.")
+    ] = None,
+    dry_run: Annotated[
+        bool | None,
+        typer.Option("--dry-run/--no-dry-run", help="Prove and report; write no branch."),
+    ] = None,
+    force: Annotated[
+        bool | None,
+        typer.Option("--force/--no-force", help="Replace a branch that has others' commits."),
+    ] = None,
+    log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show progress events on a terminal.")
+    ] = False,
+) -> None:
+    """Lint, propose fixes, prove each one, and put the proven ones on a branch."""
+    flags: dict[str, Any] = {
+        "select": select,
+        "exclude": exclude,
+        "max_patches": max_patches,
+        "base": base,
+        "branch": branch,
+        "jobs": jobs,
+        "agents": agents,
+        "test_cmd": test_cmd,
+        "report_dir": report_dir,
+        "dry_run": dry_run,
+        "force": force,
+        "log_format": log_format,
+    }
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        if not repo.is_dir():
+            raise FixbotError(f"not a directory: {repo}")  # noqa: TRY301 - one exit path
+        config = load_config(repo, flags=flags)
+        secrets = [s.get_secret_value() for s in (config.llm_api_key, config.github_token) if s]
+        json_logs = _logging.use_json(config.log_format)
+        level = logging.INFO if (json_logs or verbose) else logging.WARNING
+        _logging.configure(config.log_format, secrets, level)
+        outcome = _run_with_progress(
+            repo, paths or [], config, show=not json_logs and err.is_terminal
+        )
+    except FixbotError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("fixbot: interrupted; worktrees removed, nothing of yours was changed")
+        raise typer.Exit(130) from None
+    _summary(outcome)
+
+
+def _run_with_progress(repo: Path, paths: list[str], config: Any, *, show: bool) -> Outcome:
+    if not show:
+        return anyio.run(run_fixbot, repo, paths, config)
+    with err.status("starting") as status:
+
+        def on_stage(name: str) -> None:
+            status.update(f"[bold]{name}[/]")
+
+        def on_round(number: int, count: int) -> None:
+            status.update(f"[bold]prove[/]: round {number}, {count} candidate(s) in one batch")
+
+        async def go() -> Outcome:
+            return await run_fixbot(repo, paths, config, on_stage=on_stage, on_round=on_round)
+
+        return anyio.run(go)
+
+
+def _summary(outcome: Outcome) -> None:
+    r = outcome.report
+    table = Table(title="fixbot: violations by rule", show_lines=False)
+    for column in ("rule", "found", "fixed", "rejected", "unfixed"):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for rule, c in r.by_rule.items():
+        table.add_row(rule, str(c.found), str(c.fixed), str(c.rejected), str(c.unfixed))
+    out.print(table)
+    proof = (
+        f"tests: {r.tests.command}"
+        if r.tests.mode == "tests"
+        else "LINT ONLY (no test command found)"
+    )
+    out.print(
+        f"violations {r.violations_before} -> {r.violations_after}; patches: {r.accepted} accepted, "
+        f"{r.rejected} rejected, {r.dropped} dropped; proof: {proof}",
+        highlight=False,
+    )
+    if r.branch:
+        out.print(f"branch: {r.branch} (your checkout was not touched)", highlight=False)
+    elif r.dry_run:
+        out.print("dry run: no branch written", highlight=False)
+    else:
+        out.print("nothing proven to land: no branch written", highlight=False)
+    out.print(f"report: {outcome.report_dir / 'report.md'}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

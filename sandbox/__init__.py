@@ -1,0 +1,64 @@
+"""Everything that touches the machine: git, subprocesses, ruff, tests, proof."""
+
+from ._errors import ConfigError, FixbotError, RepoError, ServiceError, TestCommandError, ToolError
+from ._git import GitError, git
+from ._isolation import Isolation, probe_isolation
+from ._process import Completed, no_git_env, repo_env, run
+from ._prove import Baseline, Candidate, Prover, ProofStats
+from ._ruff import FixDidNotConverge, LintResult, Ruff, default_ruff
+from ._testrun import TestCommand, find_python, resolve_test_command, run_tests
+from ._types import (
+    Edit,
+    FileChange,
+    Fix,
+    Location,
+    Patch,
+    TestResults,
+    Verdict,
+    Violation,
+    fingerprints,
+    sha256,
+)
+from ._worktree import Worktree, WorktreePool, sweep
+
+__all__ = [
+    "Baseline",
+    "Candidate",
+    "Completed",
+    "ConfigError",
+    "Edit",
+    "FileChange",
+    "Fix",
+    "FixDidNotConverge",
+    "FixbotError",
+    "GitError",
+    "Isolation",
+    "LintResult",
+    "Location",
+    "Patch",
+    "ProofStats",
+    "Prover",
+    "RepoError",
+    "Ruff",
+    "ServiceError",
+    "TestCommand",
+    "TestCommandError",
+    "TestResults",
+    "ToolError",
+    "Verdict",
+    "Violation",
+    "Worktree",
+    "WorktreePool",
+    "default_ruff",
+    "find_python",
+    "fingerprints",
+    "git",
+    "no_git_env",
+    "probe_isolation",
+    "repo_env",
+    "resolve_test_command",
+    "run",
+    "run_tests",
+    "sha256",
+    "sweep",
+]

@@ -1,0 +1,114 @@
+"""git commands that change things or take time, run through the sandbox runner.
+
+gitpython reads; these write (worktrees, commits, refs) and can be cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._errors import RepoError
+from ._process import Completed, no_git_env, run
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+
+class GitError(RepoError):
+    """A git command failed."""
+
+
+async def git(
+    *args: str | os.PathLike[str],
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> Completed:
+    """Run git with a clean environment; raise GitError on failure when `check`."""
+    done = await run(
+        ["git", "-c", "core.hooksPath=/dev/null", *args],
+        cwd=cwd,
+        env=no_git_env(env),
+        stdin=stdin,
+        timeout=timeout,
+    )
+    if check and (done.returncode != 0 or done.timed_out):
+        cmd = " ".join(done.args[3:])
+        msg = done.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git {cmd} failed: {msg[-1] if msg else done.returncode}")
+    return done
+
+
+async def rev_parse(repo: Path, ref: str) -> str:
+    """The full sha of `ref`'s commit, or a RepoError naming the ref."""
+    done = await git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo, check=False)
+    if done.returncode != 0:
+        raise RepoError(f"not a commit in {repo}: {ref!r}")
+    return done.stdout.decode().strip()
+
+
+async def toplevel(path: Path) -> Path:
+    """The root of the work tree holding `path`, or a RepoError."""
+    if not path.exists():
+        raise RepoError(f"no such directory: {path}")
+    if not path.is_dir():
+        raise RepoError(f"not a directory: {path}")
+    done = await git("rev-parse", "--show-toplevel", cwd=path, check=False)
+    if done.returncode != 0:
+        raise RepoError(f"not a git repository: {path}")
+    return Path(done.stdout.decode().strip())
+
+
+async def common_dir(repo: Path) -> Path:
+    """The repository's shared .git folder (the same for every linked worktree)."""
+    done = await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=repo)
+    return Path(done.stdout.decode().strip())
+
+
+async def checked_out_branches(repo: Path) -> dict[str, Path]:
+    """Branch ref -> the worktree that has it checked out."""
+    done = await git("worktree", "list", "--porcelain", cwd=repo)
+    out: dict[str, Path] = {}
+    current: Path | None = None
+    for line in done.stdout.decode().splitlines():
+        if line.startswith("worktree "):
+            current = Path(line.removeprefix("worktree "))
+        elif line.startswith("branch ") and current is not None:
+            out[line.removeprefix("branch ")] = current
+    return out
+
+
+async def ls_tree_modes(repo: Path, commit: str, paths: Sequence[str]) -> dict[str, str]:
+    """The file mode (e.g. '100644') of each path at `commit`."""
+    if not paths:
+        return {}
+    done = await git("ls-tree", "-z", commit, "--", *paths, cwd=repo)
+    out = {}
+    for entry in done.stdout.split(b"\0"):
+        if entry:
+            meta, path = entry.split(b"\t", 1)
+            out[path.decode()] = meta.split()[0].decode()
+    return out
+
+
+async def show_blobs(repo: Path, commit: str, paths: Sequence[str]) -> dict[str, bytes]:
+    """The content of each path at `commit`, read in one `git cat-file --batch`."""
+    if not paths:
+        return {}
+    request = "".join(f"{commit}:{p}\n" for p in paths).encode()
+    done = await git("cat-file", "--batch", cwd=repo, stdin=request)
+    out, data, pos = {}, done.stdout, 0
+    for path in paths:
+        header_end = data.index(b"\n", pos)
+        header = data[pos:header_end].split()
+        if header[-1] == b"missing":
+            pos = header_end + 1
+            continue
+        size = int(header[2])
+        out[path] = data[header_end + 1 : header_end + 1 + size]
+        pos = header_end + 1 + size + 1
+    return out

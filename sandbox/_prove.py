@@ -1,0 +1,351 @@
+"""Prove candidate patches in a worktree: what "proven" means, in code.
+
+A candidate is one task's change (its files' whole new content). Many
+file-disjoint candidates are proven together: policy, compile, lint and format
+are judged per file in one pass each, the tests once for the whole batch; when
+the tests fail, the batch is bisected to the culprits, and a culprit is only
+blamed after a run of its own. See DESIGN.md, "Verification".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._policy import policy_problem
+from ._process import repo_env, run
+from ._ruff import Ruff
+from ._testrun import run_tests
+from ._types import TestResults, Verdict, sha256
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from ._isolation import Isolation
+    from ._testrun import TestCommand
+    from ._worktree import Worktree, WorktreePool
+
+_COMPILE = """
+import json, sys
+bad = {}
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as f:
+            compile(f.read(), path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as e:
+        bad[path] = f"{type(e).__name__}: {e}"
+print(json.dumps(bad))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One task's proposed change, judged as a unit."""
+
+    key: str
+    agent: str
+    before: Mapping[str, bytes]
+    after: Mapping[str, bytes]
+    targets: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class Baseline:
+    """The repo's tests at base; tests failing or flaky there never count against a patch."""
+
+    results: TestResults | None
+    flaky: set[str] = field(default_factory=set)
+
+    @property
+    def already_failing(self) -> set[str]:
+        """Tests that did not pass at base."""
+        if self.results is None:
+            return set()
+        return {t for t, s in self.results.outcomes.items() if s in {"failed", "error"}}
+
+    def problems(self, results: TestResults) -> dict[str, str]:
+        """Test id -> what got worse than at base."""
+        if self.results is None:
+            return {}
+        out = {}
+        for test, before in self.results.outcomes.items():
+            if test in self.flaky or before in {"failed", "error"}:
+                continue
+            after = results.outcomes.get(test)
+            if after is None:
+                out[test] = "no longer collected"
+            elif before == "passed" and after != "passed":
+                out[test] = after
+            elif before in {"skipped", "xfailed"} and after in {"failed", "error"}:
+                out[test] = after
+        return out
+
+
+@dataclass(slots=True)
+class ProofStats:
+    """What proving cost, for the report and the benchmarks."""
+
+    test_runs: int = 0
+    test_seconds: float = 0.0
+    reruns_at_base: int = 0
+    lint_runs: int = 0
+
+
+class Prover:
+    """Proves batches of candidates on top of the accepted tree (`ground`)."""
+
+    def __init__(
+        self,
+        *,
+        pool: WorktreePool,
+        select: Sequence[str] | None,
+        ruff_executable: str,
+        python: str,
+        isolation: Isolation,
+        test_command: TestCommand | None,
+        baseline: Baseline,
+        test_timeout: float = 900,
+    ) -> None:
+        self.pool = pool
+        self.select = tuple(select) if select else None
+        self.ruff_executable = ruff_executable
+        self.python = python
+        self.isolation = isolation
+        self.test_command = test_command
+        self.baseline = baseline
+        self.test_timeout = test_timeout
+        self.stats = ProofStats()
+        self._lint: dict[tuple[str, str], Counter[str]] = {}
+        self._clean: dict[tuple[str, str], bool] = {}
+
+    def _ruff(self, tree: Worktree) -> Ruff:
+        return Ruff(tree.path, self.select, self.ruff_executable)
+
+    async def prove(
+        self, candidates: Sequence[Candidate], ground: Mapping[str, bytes]
+    ) -> dict[str, Verdict]:
+        """A verdict for every candidate; accepted ones passed every check."""
+        verdicts: dict[str, Verdict] = {}
+        standing = []
+        for cand in candidates:
+            problem = next(
+                (
+                    p
+                    for path, new in cand.after.items()
+                    if (p := policy_problem(cand.agent, path, cand.before.get(path, b""), new))
+                ),
+                None,
+            )
+            if problem:
+                verdicts[cand.key] = Verdict(
+                    patch_id=cand.key, accepted=False, reason="policy", detail=problem
+                )
+            else:
+                standing.append(cand)
+        if standing:
+            async with self.pool.use() as tree:
+                verdicts |= await self._static(tree, standing, ground)
+        survivors = [c for c in standing if c.key not in verdicts]
+        if survivors:
+            verdicts |= await self._tested(survivors, ground)
+        return verdicts
+
+    async def _static(
+        self, tree: Worktree, cands: Sequence[Candidate], ground: Mapping[str, bytes]
+    ) -> dict[str, Verdict]:
+        ruff = self._ruff(tree)
+        tree.write(ground)
+        await self._learn_before(tree, ruff, cands)
+        for cand in cands:
+            tree.write(cand.after)
+        paths = sorted(p for c in cands for p in c.after)
+        broken = await self._compile(tree, paths)
+        lint = await ruff.lint(paths, ignore_noqa=True)
+        self.stats.lint_runs += 1
+        after = lint.counters()
+        unformatted = await ruff.unformatted(paths)
+        by_path = lint.by_path()
+        out: dict[str, Verdict] = {}
+        for cand in cands:
+            fail = _first(
+                [
+                    ("compile", "; ".join(broken[p] for p in cand.after if p in broken)),
+                    ("lint", "; ".join(f for f in lint.failed if any(p in f for p in cand.after))),
+                ]
+            )
+            new_found: list[str] = []
+            if not fail:
+                before_total: Counter[str] = Counter()
+                after_total: Counter[str] = Counter()
+                for path, data in cand.before.items():
+                    before_total += self._lint[(path, sha256(data))]
+                    after_total += after.get(path, Counter())
+                new = after_total - before_total
+                remaining = Counter(
+                    {
+                        fp: n
+                        for fp, n in cand.targets.items()
+                        if after_total[fp] > before_total[fp] - n
+                    }
+                )
+                new_found = [
+                    f"{v.rule} {v.path}:{v.location.row}: {v.message}"
+                    for p in cand.after
+                    for v in by_path.get(p, [])
+                    if new[v.fingerprint] > 0
+                ]
+                if new:
+                    fail = ("lint", "new violations: " + "; ".join(new_found))
+                elif remaining:
+                    fail = ("lint", f"{sum(remaining.values())} targeted violation(s) remain")
+            if not fail:
+                dirty = [
+                    p
+                    for p, data in cand.before.items()
+                    if self._clean.get((p, sha256(data))) and p in unformatted
+                ]
+                if dirty:
+                    fail = ("format", "no longer ruff-format clean: " + ", ".join(dirty))
+            if fail:
+                out[cand.key] = Verdict(
+                    patch_id=cand.key,
+                    accepted=False,
+                    reason=fail[0],
+                    detail=fail[1],
+                    new_violations=tuple(new_found),
+                )
+            else:
+                for path, data in cand.after.items():
+                    key = (path, sha256(data))
+                    self._lint[key] = after.get(path, Counter())
+                    self._clean[key] = path not in unformatted
+        return out
+
+    async def _learn_before(self, tree: Worktree, ruff: Ruff, cands: Sequence[Candidate]) -> None:
+        """Lint (noqa ignored) and format state of the content each candidate replaces."""
+        missing = sorted(
+            {p for c in cands for p, d in c.before.items() if (p, sha256(d)) not in self._lint}
+        )
+        if not missing:
+            return
+        lint = await ruff.lint(missing, ignore_noqa=True)
+        self.stats.lint_runs += 1
+        counters = lint.counters()
+        unformatted = await ruff.unformatted(missing)
+        for path in missing:
+            key = (path, sha256(tree.read(path)))
+            self._lint[key] = counters.get(path, Counter())
+            self._clean[key] = path not in unformatted
+
+    async def _compile(self, tree: Worktree, paths: Sequence[str]) -> dict[str, str]:
+        done = await run(
+            [*self.isolation.wrapper, self.python, "-I", "-c", _COMPILE, *paths],
+            cwd=tree.path,
+            env=repo_env(),
+            timeout=300,
+        )
+        try:
+            return json.loads(done.stdout or b"{}")
+        except json.JSONDecodeError:
+            return dict.fromkeys(paths, done.output[-500:] or "the interpreter failed")
+
+    async def run_suite(
+        self, files: Mapping[str, bytes], node_ids: Sequence[str] | None = None
+    ) -> TestResults:
+        """The configured tests on base + `files`."""
+        assert self.test_command is not None  # noqa: S101 - callers check
+        async with self.pool.use() as tree:
+            tree.write(files)
+            start = time.perf_counter()
+            results = await run_tests(
+                self.test_command,
+                tree.path,
+                node_ids=node_ids,
+                timeout=self.test_timeout,
+                wrapper=self.isolation.wrapper,
+            )
+            self.stats.test_runs += 1
+            self.stats.test_seconds += time.perf_counter() - start
+            return results
+
+    async def test_problems(self, files: Mapping[str, bytes]) -> dict[str, str]:
+        """Tests worse than at base with `files` written; flaky ones found and excused."""
+        if self.test_command is None or self.baseline.results is None:
+            return {}
+        problems = self.baseline.problems(await self.run_suite(files))
+        if problems and self.test_command.is_pytest and self.baseline.results.per_test:
+            await self._find_flaky(sorted(problems))
+            problems = {t: s for t, s in problems.items() if t not in self.baseline.flaky}
+        return problems
+
+    async def _find_flaky(self, tests: Sequence[str]) -> None:
+        """Rerun failing tests at base: one that fails there too is flaky, not a patch's fault."""
+        for _ in range(2):
+            results = await self.run_suite({}, node_ids=tests)
+            self.stats.reruns_at_base += 1
+            for test in tests:
+                if results.outcomes.get(test) != "passed":
+                    self.baseline.flaky.add(test)
+
+    async def _tested(
+        self, cands: Sequence[Candidate], ground: Mapping[str, bytes]
+    ) -> dict[str, Verdict]:
+        problems = await self.test_problems(_merged(ground, cands))
+        if not problems:
+            return {c.key: _proven(c) for c in cands}
+        return await self._bisect(list(cands), ground, problems)
+
+    async def _bisect(
+        self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
+    ) -> dict[str, Verdict]:
+        if len(cands) == 1:
+            detail = "; ".join(f"{t}: {s}" for t, s in sorted(problems.items())[:10])
+            return {
+                cands[0].key: Verdict(
+                    patch_id=cands[0].key,
+                    accepted=False,
+                    reason="tests",
+                    detail=detail,
+                    failing_tests=tuple(sorted(problems)),
+                )
+            }
+        half = len(cands) // 2
+        parts = [cands[:half], cands[half:]]
+        found: list[dict[str, str]] = [{}, {}]
+
+        async def probe(i: int) -> None:
+            found[i] = await self.test_problems(_merged(ground, parts[i]))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(2):
+                tg.start_soon(probe, i)
+        out: dict[str, Verdict] = {}
+        for part, part_problems in zip(parts, found, strict=True):
+            if part_problems:
+                out |= await self._bisect(part, ground, part_problems)
+            else:
+                out |= {c.key: _proven(c) for c in part}
+        # Both halves pass alone but not together: an interaction. Both are kept here;
+        # the final gate on the merged tree bisects it to the culprit and drops it.
+        return out
+
+
+def _merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str, bytes]:
+    files = dict(ground)
+    for cand in cands:
+        files.update(cand.after)
+    return files
+
+
+def _proven(cand: Candidate) -> Verdict:
+    return Verdict(patch_id=cand.key, accepted=True, reason="proven")
+
+
+def _first(checks: list[tuple[str, str]]) -> tuple[str, str] | None:
+    return next(((r, d) for r, d in checks if d), None)

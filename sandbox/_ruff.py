@@ -1,0 +1,290 @@
+"""The ruff adapter: lint to `Violation`s, fix and format source held in memory.
+
+Always the ruff fixbot installs (or one the config names), never one found on
+PATH: results must not depend on what else is on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ToolError
+from ._process import Completed, no_git_env, run
+from ._types import Edit, Fix, Location, Violation, fingerprint
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+BOM = "\ufeff"
+# ruff counts \r\n, \r and \n as line breaks, and nothing else (str.splitlines does).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def default_ruff() -> str:
+    """The ruff binary installed with fixbot."""
+    from ruff.__main__ import find_ruff_bin  # noqa: PLC0415 - only where needed
+
+    return os.fspath(find_ruff_bin())
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as ruff numbers them, without their line breaks."""
+    return _LINE_BREAK.split(text)
+
+
+def line_starts(text: str) -> list[int]:
+    """Offset of the start of each line, as ruff numbers rows."""
+    return [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+
+
+def offset_of(starts: list[int], text: str, loc: Location) -> int:
+    """Turn a 1-based row and code-point column into an index into `text`."""
+    if loc.row - 1 >= len(starts):
+        return len(text)
+    return min(starts[loc.row - 1] + loc.column - 1, len(text))
+
+
+def apply_edits(source: str, edits: Iterable[Edit]) -> str:
+    """Apply one fix's edits to source text that has no BOM (ruff does not count it)."""
+    starts = line_starts(source)
+    spans = sorted(
+        (offset_of(starts, source, e.location), offset_of(starts, source, e.end_location), e)
+        for e in edits
+    )
+    out, pos = [], 0
+    for start, end, edit in spans:
+        if start < pos:
+            msg = "overlapping edits in one fix"
+            raise ValueError(msg)
+        out += [source[pos:start], edit.content]
+        pos = end
+    out.append(source[pos:])
+    return "".join(out)
+
+
+def decode(data: bytes) -> tuple[str, bool]:
+    """Source text without its BOM, and whether it had one."""
+    text = data.decode("utf-8", "surrogateescape")
+    if text.startswith(BOM):
+        return text[1:], True
+    return text, False
+
+
+def encode(text: str, bom: bool) -> bytes:
+    """The inverse of `decode`."""
+    return ((BOM if bom else "") + text).encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True, slots=True)
+class LintResult:
+    """Violations plus any file ruff said it failed to lint."""
+
+    violations: list[Violation]
+    failed: list[str] = field(default_factory=list)
+
+    def by_path(self) -> dict[str, list[Violation]]:
+        """Violations grouped by their repo-relative path."""
+        out: dict[str, list[Violation]] = {}
+        for v in self.violations:
+            out.setdefault(v.path, []).append(v)
+        return out
+
+    def counters(self) -> dict[str, Counter[str]]:
+        """Fingerprint multisets per path."""
+        return {p: Counter(v.fingerprint for v in vs) for p, vs in self.by_path().items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Ruff:
+    """ruff bound to one checkout (the repo, or a worktree of it) and a rule selection."""
+
+    root: Path
+    select: tuple[str, ...] | None = None
+    executable: str = field(default_factory=default_ruff)
+    timeout: float = 600
+
+    def _selection(self, select: Sequence[str] | None) -> list[str]:
+        rules = select if select is not None else self.select
+        return ["--select", ",".join(rules)] if rules else []
+
+    async def _run(self, args: Sequence[str], stdin: bytes | None = None) -> Completed:
+        done = await run(
+            [self.executable, *args],
+            cwd=self.root,
+            env=no_git_env({"RUFF_NO_CACHE": "true"}),
+            stdin=stdin,
+            timeout=self.timeout,
+        )
+        if done.returncode == 2 or done.timed_out:
+            # ruff's own failure, not a finding: a bad config, a required-version mismatch...
+            lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.strip()]
+            cause = next((ln.strip() for ln in lines if "Cause:" in ln), None)
+            first = cause or (lines[0] if lines else f"exit {done.returncode}")
+            raise ToolError(f"ruff failed in {self.root}: {first}")
+        return done
+
+    async def version(self) -> str:
+        """ruff's version, e.g. '0.17.6'."""
+        done = await self._run(["--version"])
+        return done.stdout.decode().split()[-1]
+
+    async def lint(
+        self,
+        paths: Sequence[str] = (),
+        *,
+        ignore_noqa: bool = False,
+        select: Sequence[str] | None = None,
+    ) -> LintResult:
+        """Lint files of the checkout (all of them when `paths` is empty)."""
+        args = ["check", "--no-cache", "--exit-zero", "--output-format", "json-lines"]
+        args += self._selection(select)
+        if ignore_noqa:
+            args.append("--ignore-noqa")
+        if paths:
+            args += ["--force-exclude", "--", *paths]
+        done = await self._run(args)
+        failed = _failed_to_lint(done.stderr)
+        return LintResult(list(self._parse(done.stdout.splitlines(), {})), failed)
+
+    async def lint_source(
+        self,
+        path: str,
+        source: bytes,
+        *,
+        ignore_noqa: bool = False,
+        select: Sequence[str] | None = None,
+    ) -> LintResult:
+        """Lint content held in memory as if it were the file at `path`."""
+        args = ["check", "--no-cache", "--exit-zero", "--output-format", "json-lines"]
+        args += self._selection(select)
+        if ignore_noqa:
+            args.append("--ignore-noqa")
+        args += ["--force-exclude", "--stdin-filename", path, "-"]
+        done = await self._run(args, stdin=source)
+        text, _ = decode(source)
+        lines = {path: split_lines(text)}
+        failed = _failed_to_lint(done.stderr)
+        return LintResult(list(self._parse(done.stdout.splitlines(), lines, path)), failed)
+
+    async def fix_source(
+        self,
+        path: str,
+        source: bytes,
+        *,
+        select: Sequence[str] | None = None,
+        unsafe: bool = False,
+    ) -> bytes:
+        """ruff's own fixes (its fix loop runs to a fixed point) on content in memory."""
+        args = ["check", "--no-cache", "--fix-only", "--exit-zero", *self._selection(select)]
+        if unsafe:
+            args.append("--unsafe-fixes")
+        args += ["--force-exclude", "--stdin-filename", path, "-"]
+        done = await self._run(args, stdin=source)
+        if b"Failed to converge" in done.stderr:
+            raise FixDidNotConverge(path)
+        return done.stdout
+
+    async def format_source(self, path: str, source: bytes) -> bytes:
+        """`ruff format` of content in memory; the BOM, which ruff drops, is kept."""
+        text, bom = decode(source)
+        args = ["format", "--no-cache", "--force-exclude", "--stdin-filename", path, "-"]
+        done = await self._run(args, stdin=text.encode("utf-8", "surrogateescape"))
+        if done.returncode != 0:
+            return source
+        return (BOM.encode() if bom else b"") + done.stdout
+
+    async def unformatted(self, paths: Sequence[str]) -> set[str]:
+        """Which of `paths` `ruff format --check` would change (a BOM alone does not count)."""
+        if not paths:
+            return set()
+        args = ["format", "--check", "--no-cache", "--force-exclude", "--", *paths]
+        done = await self._run(args)
+        out = set()
+        for line in done.stdout.decode(errors="replace").splitlines():
+            if line.startswith("Would reformat: "):
+                out.add(self._relative(line.removeprefix("Would reformat: ").strip()))
+        # ruff calls a BOM-only difference unformatted; look again without the BOM.
+        for rel in list(out):
+            data = (self.root / rel).read_bytes()
+            if data.startswith(BOM.encode()) and await self.format_source(rel, data) == data:
+                out.discard(rel)
+        return out
+
+    def _relative(self, filename: str) -> str:
+        path = Path(filename)
+        if not path.is_absolute():
+            path = self.root / path
+        return Path(os.path.relpath(os.path.realpath(path), os.path.realpath(self.root))).as_posix()
+
+    def _parse(
+        self, lines: Iterable[bytes], sources: dict[str, list[str]], stdin_path: str | None = None
+    ) -> Iterable[Violation]:
+        for raw in lines:
+            if not raw.strip():
+                continue
+            item = json.loads(raw)
+            rel = stdin_path if stdin_path is not None else self._relative(item["filename"])
+            if rel not in sources:
+                # ruff sorts by file, so each file is read once while streaming.
+                sources.clear()
+                sources[rel] = _read_lines(self.root / rel)
+            yield violation_from_json(item, rel, sources[rel])
+
+
+class FixDidNotConverge(Exception):  # noqa: N818 - it reads as what happened
+    """ruff's fix loop gave up on a file."""
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return split_lines(decode(path.read_bytes())[0])
+    except OSError:
+        return []
+
+
+def _failed_to_lint(stderr: bytes) -> list[str]:
+    return [
+        ln.strip()
+        for ln in stderr.decode(errors="replace").splitlines()
+        if "Failed to lint" in ln or "Failed to parse" in ln
+    ]
+
+
+def violation_from_json(item: dict[str, Any], path: str, lines: list[str]) -> Violation:
+    """Build a `Violation` from one object of ruff's JSON output."""
+    loc = Location(**item["location"])
+    end = Location(**item["end_location"])
+    fix = item.get("fix")
+    rule = item.get("code") or item["name"]
+    region = lines[loc.row - 1 : max(end.row, loc.row)] if item.get("cell") is None else []
+    return Violation(
+        code=item.get("code"),
+        name=item["name"],
+        message=item["message"],
+        path=path,
+        location=loc,
+        end_location=end,
+        fix=Fix(
+            applicability=fix["applicability"],
+            message=fix.get("message"),
+            edits=tuple(
+                Edit(
+                    content=e["content"],
+                    location=Location(**e["location"]),
+                    end_location=Location(**e["end_location"]),
+                )
+                for e in fix["edits"]
+            ),
+        )
+        if fix
+        else None,
+        cell=item.get("cell"),
+        noqa_row=item.get("noqa_row"),
+        fingerprint=fingerprint(rule, path, item["message"], region),
+    )

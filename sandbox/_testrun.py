@@ -1,0 +1,304 @@
+"""Find the repo's test command and run it in a worktree, per test.
+
+Outcomes come from pytest's JUnit XML, never the exit code alone: a patch is
+judged test by test against base (DESIGN: Verification, step 6).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+import tomllib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+
+from ._errors import TestCommandError
+from ._process import repo_env, run
+from ._types import TestResults, TestStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["TestCommand", "find_python", "parse_junit", "resolve_test_command", "run_tests"]
+
+OUTPUT_TAIL = 4000
+NO_TESTS_COLLECTED = 5  # pytest's exit code
+# Lower is worse: one test can appear twice (a failed call, then a teardown error).
+_RANK: dict[TestStatus, int] = {
+    "error": 0,
+    "failed": 1,
+    "xpassed": 2,
+    "passed": 3,
+    "xfailed": 4,
+    "skipped": 5,
+}
+_BARE_PYTHON = re.compile(r"python(3(\.\d+)?)?")
+
+
+@dataclass(frozen=True, slots=True)
+class TestCommand:
+    """How to run the repo's tests, and where that came from."""
+
+    __test__ = False  # not a pytest test class
+
+    argv: tuple[str, ...]
+    source: Literal["flag", "config", "detected"]
+    python: str
+    is_pytest: bool
+    display: str
+
+
+def find_python(repo: Path) -> str:
+    """The interpreter that runs the repo's code: its venv, else python3 on PATH."""
+    root = repo.resolve()
+    for venv in (".venv", "venv"):
+        # Not resolved: a venv's python is a symlink, and only its unresolved
+        # path makes Python find the venv's pyvenv.cfg.
+        candidate = root / venv / "bin" / "python"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    for entry in os.get_exec_path():
+        # A relative entry ("." or "") would pick up whatever the worktree holds.
+        if not Path(entry).is_absolute():
+            continue
+        candidate = Path(entry) / "python3"
+        if candidate.is_file() and os.access(candidate, os.X_OK) and not _is_own(candidate):
+            return str(candidate)
+    raise TestCommandError(
+        "no Python to run the repo's tests: create a .venv in the repo or put a python3 "
+        "other than fixbot's own on PATH"
+    )
+
+
+def _is_own(candidate: Path) -> bool:
+    """Whether `candidate` would run with fixbot's own packages."""
+    if candidate.parent.resolve().is_relative_to(Path(sys.prefix).resolve()):
+        return True
+    # Inside a venv, the base interpreter it links to is a different environment
+    # (it cannot see the venv's packages); outside one, it is fixbot's own.
+    in_venv = sys.prefix != sys.base_prefix
+    return not in_venv and candidate.resolve() == Path(sys.executable).resolve()
+
+
+def resolve_test_command(
+    repo: Path, configured: str | None, source: Literal["flag", "config"] = "flag"
+) -> TestCommand | None:
+    """The command that runs the repo's tests, or None for a lint-only proof."""
+    if configured is None:
+        if not _has_pytest_setup(repo):
+            return None
+        return _pytest(repo, find_python(repo), (), "detected")
+    try:
+        argv = shlex.split(configured)
+    except ValueError as exc:
+        raise TestCommandError(f"cannot parse the test command {configured!r}: {exc}") from None
+    if not argv:
+        return None  # the user asked for lint-only
+    display = configured.strip()
+    if argv[1:3] == ["-m", "pytest"] and "/" in argv[0]:
+        # An interpreter the user named: a relative path means the user's checkout,
+        # since a worktree holds no untracked venv.
+        interpreter = Path(argv[0])
+        argv[0] = str(interpreter if interpreter.is_absolute() else repo.resolve() / interpreter)
+        return TestCommand(tuple(argv), source, argv[0], is_pytest=True, display=display)
+    python = find_python(repo)
+    if argv[0] in {"pytest", "py.test"}:
+        skip = 1
+    elif argv[1:3] == ["-m", "pytest"] and _BARE_PYTHON.fullmatch(argv[0]):
+        skip = 3  # a bare `python` on PATH could be fixbot's own: the repo's runs it
+    else:
+        return TestCommand(tuple(argv), source, python, is_pytest=False, display=display)
+    return _pytest(repo, python, argv[skip:], source)
+
+
+def _pytest(
+    repo: Path, python: str, args: Sequence[str], source: Literal["flag", "config", "detected"]
+) -> TestCommand:
+    shown = Path(python)
+    if shown.is_relative_to(repo.resolve()):
+        shown = shown.relative_to(repo.resolve())
+    display = shlex.join([str(shown), "-m", "pytest", *args])
+    argv = (python, "-m", "pytest", *args)
+    return TestCommand(argv, source, python, is_pytest=True, display=display)
+
+
+def _has_pytest_setup(repo: Path) -> bool:
+    """pytest configuration, or a tests folder, at the repo's root."""
+    if any((repo / name).is_dir() for name in ("tests", "test")):
+        return True
+    if any((repo / name).is_file() for name in ("pytest.ini", ".pytest.ini", "pytest.toml")):
+        return True
+    pyproject = repo / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            # [tool.pytest.ini_options], or pytest 9's native [tool.pytest].
+            if "pytest" in tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}):
+                return True
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            pass  # ruff reports a broken pyproject.toml; detection just skips it
+    for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest")):
+        path = repo / name
+        # A regex, not configparser: interpolation and duplicate keys make real
+        # files fail to parse, and only the header matters here.
+        header = re.compile(rf"^\s*\[{re.escape(section)}\]\s*$", re.MULTILINE)
+        if path.is_file() and header.search(path.read_text("utf-8", errors="replace")):
+            return True
+    return False
+
+
+async def run_tests(
+    command: TestCommand,
+    worktree: Path,
+    *,
+    node_ids: Sequence[str] | None = None,
+    timeout: float = 900,  # noqa: ASYNC109 - a timeout still yields results, unlike a cancel scope
+    wrapper: Sequence[str] = (),
+) -> TestResults:
+    """Run the tests in `worktree` and report each test's outcome.
+
+    `node_ids` selects tests when the command is pytest (an empty selection
+    runs nothing); other commands always run whole.
+    """
+    worktree = Path(await anyio.Path(worktree).resolve())
+    if command.is_pytest and node_ids is not None and not node_ids:
+        return TestResults(outcomes={}, returncode=0)
+    # Outside the worktree: nothing the run leaves may end up in a patch or commit.
+    with tempfile.TemporaryDirectory(prefix="fixbot-junit-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        # xunit1 keeps the `file` attribute that node ids are rebuilt from.
+        options = [f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider"]
+        env = _test_env(command.python, worktree)
+        argv = [*wrapper, *command.argv]
+        if command.is_pytest:
+            # On the command line, after the user's own options, so that ours win
+            # (the last --junitxml counts); before a "--", which ends options.
+            user_args = argv[len(wrapper) :]
+            at = len(wrapper) + user_args.index("--") if "--" in user_args else len(argv)
+            argv[at:at] = options
+            argv += node_ids or ()
+        else:
+            # Reaches a pytest that `make test` or tox starts; for pytest itself the
+            # command line is better, as the variable leaks into nested pytest runs.
+            env["PYTEST_ADDOPTS"] = shlex.join(options)
+        started = time.monotonic()
+        try:
+            done = await run(argv, cwd=worktree, env=env, timeout=timeout)
+        except (FileNotFoundError, PermissionError) as exc:
+            raise TestCommandError(
+                f"cannot start the test command `{command.display}`: {exc.strerror}"
+            ) from None
+        seconds = time.monotonic() - started
+        report = anyio.Path(junit)
+        xml = await report.read_bytes() if await report.is_file() else None
+
+    output = done.output
+    if done.timed_out:
+        output += f"\n[fixbot] the tests timed out after {timeout:g} s"
+    outcomes: dict[str, TestStatus] | None = None
+    if xml is not None:
+        try:
+            outcomes = parse_junit(xml)
+        except ET.ParseError as exc:
+            output += f"\n[fixbot] unreadable JUnit XML: {exc}"
+    no_report = done.timed_out or done.returncode == NO_TESTS_COLLECTED
+    if outcomes is None and command.is_pytest and no_report:
+        # Nothing collected, or killed before pytest wrote its report: every test
+        # is then missing, which the caller judges; none is "failed".
+        outcomes = {}
+    per_test = outcomes is not None
+    if outcomes is None:
+        outcomes = {command.display: "passed" if done.returncode == 0 else "failed"}
+    return TestResults(
+        outcomes=outcomes,
+        returncode=done.returncode,
+        output=output[-OUTPUT_TAIL:],
+        seconds=seconds,
+        per_test=per_test,
+    )
+
+
+def _test_env(python: str, worktree: Path) -> dict[str, str]:
+    """repo_env, importing the worktree's code and running in the repo's venv."""
+    # PYTHONPATH comes before site-packages, so before the .pth entries and the
+    # setuptools finders of an editable install from the user's checkout.
+    paths = [str(path) for path in (worktree / "src", worktree) if path.is_dir()]
+    extra = {"PYTHONPATH": os.pathsep.join(paths)}
+    venv = Path(python).parent.parent
+    if (venv / "pyvenv.cfg").is_file():
+        # As `activate` would: tools the tests start (console scripts) come from the venv.
+        extra["VIRTUAL_ENV"] = str(venv)
+        extra["PATH"] = os.pathsep.join([str(venv / "bin"), repo_env()["PATH"]])
+    return repo_env(extra)
+
+
+def parse_junit(xml: bytes) -> dict[str, TestStatus]:
+    """Per-test outcomes from pytest's xunit1 JUnit XML, keyed by node id."""
+    # The file comes from our own pytest run; expat (>= 2.4.1, bundled since 3.11)
+    # refuses entity expansion attacks and ElementTree loads no external entities.
+    cases = list(ET.fromstring(xml).iter("testcase"))  # noqa: S314
+    # Learn where each test module lives, for tests whose `file` is elsewhere.
+    modules: dict[str, str] = {}
+    for case in cases:
+        file, classname = case.get("file"), case.get("classname", "")
+        if file and _in_module(classname, _module_of(file)):
+            modules[_module_of(file)] = file
+    outcomes: dict[str, TestStatus] = {}
+    for case in cases:
+        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"), modules)
+        status = _status(case)
+        if node not in outcomes or _RANK[status] < _RANK[outcomes[node]]:
+            outcomes[node] = status
+    return outcomes
+
+
+def _module_of(file: str) -> str:
+    # pytest's mangling of a node id's path into the classname, in reverse.
+    return re.sub(r"\.py$", "", file.replace("/", "."))
+
+
+def _in_module(classname: str, module: str) -> bool:
+    return classname == module or classname.startswith(module + ".")
+
+
+def _node_id(classname: str, name: str, file: str | None, modules: dict[str, str]) -> str:
+    if file:
+        module = _module_of(file)
+        if not classname and name == module:
+            return file  # a collection error: the module itself
+        if _in_module(classname, module):
+            classes = classname[len(module) + 1 :].split(".") if classname != module else []
+            return "::".join([file, *classes, name])
+    # `file` names where the function is defined: another module for an inherited
+    # test, so the test's own module comes from the classname.
+    if not classname:
+        return modules.get(name, name)
+    parts = classname.split(".")
+    for cut in range(len(parts), 0, -1):
+        known = modules.get(".".join(parts[:cut]))
+        if known:
+            return "::".join([known, *parts[cut:], name])
+    # Unknown module: test classes are capitalised (python_classes = Test*), modules rarely.
+    cut = next((i for i, part in enumerate(parts) if part[:1].isupper()), len(parts))
+    path = "/".join(parts[:cut]) + ".py" if cut else ""
+    return "::".join([p for p in (path, *parts[cut:]) if p] + [name])
+
+
+def _status(case: ET.Element) -> TestStatus:
+    found: list[TestStatus] = []
+    for child in case:
+        if child.tag == "failure":
+            found.append("failed")
+        elif child.tag == "error":
+            found.append("error")
+        elif child.tag == "skipped":
+            found.append("xfailed" if child.get("type") == "pytest.xfail" else "skipped")
+    # A non-strict XPASS has no child at all: JUnit cannot tell it from a pass.
+    return min(found, key=_RANK.__getitem__) if found else "passed"

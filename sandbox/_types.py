@@ -1,0 +1,138 @@
+"""The plain values that leave the sandbox: violations, patches and verdicts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Applicability = Literal["safe", "unsafe", "displayonly"]
+TestStatus = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Location(_Frozen):
+    """1-based row and column; columns count Unicode code points, not bytes."""
+
+    row: int
+    column: int
+
+
+class Edit(_Frozen):
+    """Replace the text from `location` up to (not including) `end_location`."""
+
+    content: str
+    location: Location
+    end_location: Location
+
+
+class Fix(_Frozen):
+    """A fix ruff offers for one violation."""
+
+    applicability: Applicability
+    message: str | None = None
+    edits: tuple[Edit, ...] = ()
+
+
+class Violation(_Frozen):
+    """One ruff diagnostic, with a fingerprint that survives line shifts."""
+
+    code: str | None
+    name: str
+    message: str
+    path: str = Field(description="repo-relative POSIX path")
+    location: Location
+    end_location: Location
+    fix: Fix | None = None
+    cell: int | None = None
+    noqa_row: int | None = None
+    fingerprint: str
+
+    @property
+    def rule(self) -> str:
+        """ruff's code, or the rule's name where ruff has no code for it."""
+        return self.code or self.name
+
+    @property
+    def applicability(self) -> Applicability | None:
+        """How sure ruff is of its fix, or None where it offers none."""
+        return self.fix.applicability if self.fix else None
+
+
+def fingerprint(rule: str, path: str, message: str, source_lines: list[str]) -> str:
+    """Identify a violation by what it is about, never by where the lines are.
+
+    The range's lines are stripped so that re-indenting or shifting code keeps
+    the fingerprint; the message tells apart two findings on one line.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    for part in (rule, path, message, *(line.strip() for line in source_lines)):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def fingerprints(violations: list[Violation] | tuple[Violation, ...]) -> Counter[str]:
+    """The multiset of fingerprints: two identical findings count twice."""
+    return Counter(v.fingerprint for v in violations)
+
+
+class FileChange(_Frozen):
+    """A file's whole new content, and the content it must replace."""
+
+    path: str
+    old_sha: str = Field(description="sha256 of the bytes this change expects to replace")
+    new: bytes
+
+
+class Patch(_Frozen):
+    """A proposed change to one task's files, fixing `targets`.
+
+    `parent` names the accepted patch whose content this one builds on (the
+    previous step on the same files), or None when it builds on the base.
+    """
+
+    id: str
+    agent: str
+    kind: str = Field(description="how the agent made it, e.g. 'safe' or 'unsafe'")
+    rules: tuple[str, ...]
+    files: tuple[str, ...]
+    targets: tuple[Violation, ...]
+    changes: tuple[FileChange, ...]
+    parent: str | None = None
+    attempt: int = 1
+
+
+class Verdict(_Frozen):
+    """The outcome of proving one patch; `reason` is one word a person can filter on."""
+
+    patch_id: str
+    accepted: bool
+    reason: str
+    detail: str = ""
+    failing_tests: tuple[str, ...] = ()
+    new_violations: tuple[str, ...] = ()
+
+
+class TestResults(_Frozen):
+    """Per-test outcomes of one run of the repo's tests, keyed by pytest node id."""
+
+    __test__ = False
+
+    outcomes: dict[str, TestStatus]
+    returncode: int
+    output: str = ""
+    seconds: float = 0.0
+    per_test: bool = Field(
+        default=True, description="False when the command gave no JUnit XML (exit code only)"
+    )
+
+
+def sha256(data: bytes) -> str:
+    """The hash fixbot uses to say which content a change expects."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,163 @@
+"""A pool of git worktrees at the base commit, created once and reset between uses.
+
+Creating a worktree costs seconds on a large repo and resetting the few files a
+patch touched costs milliseconds (notes/performance.md, A3), so worktrees are
+reused. They live under one folder per run; whatever a killed run left there is
+removed by the next run (`sweep`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import asynccontextmanager
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._errors import RepoError
+from ._git import git
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+MARKER = "fixbot-wt-"
+
+
+class UnsafePathError(RepoError):
+    """A patch names a path fixbot will not write."""
+
+
+def check_path(root: Path, rel: str) -> Path:
+    """Resolve a repo-relative path, refusing anything that leaves the tree.
+
+    No absolute paths, no '..', nothing in .git, and nothing through a symlink
+    (git's own rule since 2015: never touch a file beyond a symbolic link).
+    """
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts or ".git" in pure.parts:
+        raise UnsafePathError(f"path outside the repository: {rel!r}")
+    target = root.joinpath(*pure.parts)
+    probe = root
+    for part in pure.parts:
+        probe = probe / part
+        if probe.is_symlink():
+            raise UnsafePathError(f"path goes through a symlink: {rel!r}")
+    if not target.is_file():
+        raise UnsafePathError(f"not an existing regular file: {rel!r}")
+    return target
+
+
+class Worktree:
+    """One checkout of the base commit that patches are written into."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._touched: set[str] = set()
+
+    def write(self, files: Mapping[str, bytes]) -> None:
+        """Write whole files; only existing regular files inside the tree."""
+        for rel, data in files.items():
+            target = check_path(self.path, rel)
+            self._touched.add(rel)
+            target.write_bytes(data)
+
+    def read(self, rel: str) -> bytes:
+        """The current content of a file of the worktree."""
+        return check_path(self.path, rel).read_bytes()
+
+    async def reset(self) -> None:
+        """Back to the base commit: the touched files, then whatever tests left."""
+        if self._touched:
+            await git(
+                "checkout", "-q", "--force", "HEAD", "--", *sorted(self._touched), cwd=self.path
+            )
+            self._touched.clear()
+        # Tests may create or change files too; ignored files (caches) may stay.
+        status = await git("status", "--porcelain", "-z", cwd=self.path)
+        if status.stdout:
+            await git("reset", "-q", "--hard", "HEAD", cwd=self.path)
+            await git("clean", "-q", "-f", "-d", cwd=self.path)
+
+
+class WorktreePool:
+    """Up to `size` worktrees of `repo` at `base`, handed out one user at a time."""
+
+    def __init__(self, repo: Path, base: str, root: Path, size: int) -> None:
+        self.repo = repo
+        self.base = base
+        self.root = root
+        self.size = max(1, size)
+        self._free: list[Worktree] = []
+        self._all: list[Worktree] = []
+        self._slots = anyio.Semaphore(self.size)
+        self._create_lock = anyio.Lock()
+
+    async def __aenter__(self) -> WorktreePool:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.close()
+
+    async def close(self) -> None:
+        """Remove every worktree of the pool; safe to call twice."""
+        for tree in self._all:
+            await git("worktree", "remove", "--force", tree.path, cwd=self.repo, check=False)
+            shutil.rmtree(tree.path, ignore_errors=True)
+        self._all.clear()
+        self._free.clear()
+        await git("worktree", "prune", cwd=self.repo, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[Worktree]:
+        """A clean worktree at base, reset when the caller is done."""
+        async with self._slots:
+            tree = self._free.pop() if self._free else await self._create()
+            try:
+                yield tree
+            finally:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await tree.reset()
+                    except RepoError:
+                        # A worktree we cannot reset is not reused.
+                        self._all.remove(tree)
+                        await git(
+                            "worktree", "remove", "--force", tree.path, cwd=self.repo, check=False
+                        )
+                    else:
+                        self._free.append(tree)
+
+    async def _create(self) -> Worktree:
+        async with self._create_lock:
+            path = self.root / f"{MARKER}{len(self._all) + 1}-{os.getpid()}"
+            await git(
+                "-c", "checkout.workers=0", "worktree", "add", "--detach", "--force",
+                path, self.base, cwd=self.repo,
+            )  # fmt: skip
+            tree = Worktree(path)
+            self._all.append(tree)
+            return tree
+
+
+async def sweep(repo: Path, root: Path) -> int:
+    """Remove worktrees that an earlier, killed run left under `root`; return how many."""
+    done = await git("worktree", "list", "--porcelain", cwd=repo)
+    removed = 0
+    for line in done.stdout.decode().splitlines():
+        if not line.startswith("worktree "):
+            continue
+        path = Path(line.removeprefix("worktree "))
+        if path.name.startswith(MARKER) and root in path.parents:
+            await git("worktree", "remove", "--force", path, cwd=repo, check=False)
+            removed += 1
+    if root.exists():
+        for child in root.iterdir():
+            shutil.rmtree(child, ignore_errors=True)
+            removed += child.name.startswith(MARKER) and not child.exists()
+    await git("worktree", "prune", cwd=repo, check=False)
+    return removed
