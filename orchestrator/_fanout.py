@@ -18,7 +18,7 @@ import anyio
 import structlog
 
 from agents import Request
-from sandbox import Candidate, Patch, Verdict
+from sandbox import Candidate, FileChange, Patch, Ruff, Verdict, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,6 +52,7 @@ class Job:
     blocked: set[str] = field(default_factory=set)
     records: list[PatchRecord] = field(default_factory=list)
     pending: list[Patch] = field(default_factory=list)
+    format_clean: bool | None = None  # whether the file was ruff-format clean at base
 
     @property
     def path(self) -> str:
@@ -106,6 +107,7 @@ class FanOut:
 
     prover: Prover
     root: Path
+    ruff: Ruff
     jobs: list[Job]
     concurrency: int = 4
     max_patches: int | None = None
@@ -188,7 +190,7 @@ class FanOut:
                         blocked=frozenset(job.blocked),
                         round=self.rounds,
                     )
-                    job.pending = await stage.agent.propose(request)
+                    job.pending = await self._tidy(job, await stage.agent.propose(request))
                     if not job.pending:
                         job.queue.pop(0)
                         if not job.queue:
@@ -197,3 +199,19 @@ class FanOut:
         async with anyio.create_task_group() as tg:
             for job in active:
                 tg.start_soon(propose, job)
+
+    async def _tidy(self, job: Job, chain: list[Patch]) -> list[Patch]:
+        """Format what a fix disturbed in a file that was format-clean (and only there)."""
+        if not chain:
+            return chain
+        if job.format_clean is None:
+            job.format_clean = await self.ruff.format_source(job.path, job.content) == job.content
+        if not job.format_clean:
+            return chain
+        tidy, previous = [], job.content
+        for patch in chain:
+            new = await self.ruff.format_source(job.path, patch.changes[0].new)
+            change = FileChange(path=job.path, old_sha=sha256(previous), new=new)
+            tidy.append(patch.model_copy(update={"changes": (change,)}))
+            previous = new
+        return tidy

@@ -88,8 +88,6 @@ def _check_baseline(command: TestCommand, results: TestResults) -> None:
     """A test command that cannot run at base makes every later verdict meaningless."""
     collection_errors = [t for t, s in results.outcomes.items() if s == "error" and "::" not in t]
     tail = "\n" + results.output[-3000:] if results.output else ""
-    if results.timed_out if hasattr(results, "timed_out") else False:
-        raise TestCommandError(f"test command timed out at base: {command.display}{tail}")
     if not results.per_test:
         if results.returncode != 0:
             raise TestCommandError(
@@ -183,7 +181,7 @@ async def _run_in(
         lint = await ruff.lint(paths)
     with timer.stage("baseline"):
         test_source = "flag" if config.source("test_cmd") in {"flag", "env"} else "config"
-        command = resolve_test_command(reference.path, config.test_cmd, test_source)
+        command = resolve_test_command(repo, config.test_cmd, test_source)
         python = command.python if command else find_python(repo)
         isolation = await probe_isolation(python)
         prover = Prover(
@@ -211,6 +209,7 @@ async def _run_in(
         fan = FanOut(
             prover=prover,
             root=reference.path,
+            ruff=ruff,
             jobs=[
                 Job(task=t, stages=router.stages_for(t), content=reference.read(t.files[0]))
                 for t in plan.tasks

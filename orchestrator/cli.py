@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,7 +47,7 @@ def _terminate(*_: object) -> None:
 
 
 @app.command()
-def run(  # noqa: PLR0913 - every flag of the contract
+def run(
     repo: Annotated[Path, typer.Argument(help="The repository (default: here).")] = Path(),
     paths: Annotated[list[str] | None, typer.Argument(help="Only these files or folders.")] = None,
     select: Annotated[
@@ -167,4 +166,4 @@ def _summary(outcome: Outcome) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(app())
+    app()

@@ -4,7 +4,7 @@ from ._errors import ConfigError, FixbotError, RepoError, ServiceError, TestComm
 from ._git import GitError, git
 from ._isolation import Isolation, probe_isolation
 from ._process import Completed, no_git_env, repo_env, run
-from ._prove import Baseline, Candidate, Prover, ProofStats
+from ._prove import Baseline, Candidate, ProofStats, Prover
 from ._ruff import FixDidNotConverge, LintResult, Ruff, default_ruff
 from ._testrun import TestCommand, find_python, resolve_test_command, run_tests
 from ._types import (

@@ -159,7 +159,7 @@ async def run_tests(
     worktree: Path,
     *,
     node_ids: Sequence[str] | None = None,
-    timeout: float = 900,  # noqa: ASYNC109 - a timeout still yields results, unlike a cancel scope
+    timeout: float = 900,
     wrapper: Sequence[str] = (),
 ) -> TestResults:
     """Run the tests in `worktree` and report each test's outcome.

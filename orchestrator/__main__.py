@@ -1,0 +1,5 @@
+"""`python -m orchestrator` is `fixbot`."""
+
+from .cli import main
+
+main()

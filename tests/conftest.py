@@ -1,0 +1,99 @@
+"""Shared fixtures: real git repos, real venvs, and fixbot run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_REPO = ROOT / "examples" / "sample-repo"
+# The folder that holds pytest, so a throwaway venv can run it without installing.
+PYTEST_SITE = Path(pytest.__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy, git or fixbot settings of the machine leak into a test."""
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "FIXBOT_")) or key.lower().endswith("_proxy"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("FIXBOT_LOG_FORMAT", "json")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed identity; return stdout."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=Test User", "-c", "user.email=test@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write dedented files under root."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+def make_venv(where: Path) -> Path:
+    """A real venv at `where` that can import pytest (through a .pth file)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", where], check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (where / "lib" / version / "site-packages" / "zz_pytest.pth").write_text(f"{PYTEST_SITE}\n")
+    return where
+
+
+def commit_all(repo: Path, message: str = "init") -> str:
+    """Commit everything; return the sha."""
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def init_repo(root: Path, files: dict[str, str], *, venv: bool = True) -> Path:
+    """A git repo with `files` committed on branch main, and an untracked .venv."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    write_files(root, {".gitignore": ".venv/\n", **files})
+    if venv:
+        make_venv(root / ".venv")
+    commit_all(root)
+    return root
+
+
+@pytest.fixture
+def sample_repo(tmp_path: Path) -> Path:
+    """The bundled example repo, as a fresh git repo with its own venv."""
+    repo = tmp_path / "sample"
+    shutil.copytree(SAMPLE_REPO, repo, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
+    return init_repo(repo, {})
+
+
+def fixbot(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """`fixbot ARGS` as a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
