@@ -57,7 +57,8 @@ async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bo
     where = (await checked_out_branches(repo)).get(ref)
     if where is not None:
         raise RepoError(
-            f"branch {branch!r} is checked out at {where}; fixbot never rewrites a checked-out branch"
+            f"branch {branch!r} is checked out at {where}; "
+            "fixbot never rewrites a checked-out branch"
         )
     done = await git("rev-parse", "--verify", "--quiet", ref, cwd=repo, check=False)
     if done.returncode != 0:
@@ -85,7 +86,7 @@ async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bo
 def commit_groups(
     records: list[PatchRecord],
 ) -> list[tuple[tuple[int, int, str], list[PatchRecord]]]:
-    """Accepted patches grouped by (round, pass, rule), in an order every file's chain agrees with."""
+    """Accepted patches grouped by (round, pass, rule): an order every file's chain agrees with."""
     groups: dict[tuple[int, int, str], list[PatchRecord]] = defaultdict(list)
     by_file: dict[str, list[PatchRecord]] = defaultdict(list)
     for rec in records:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import platform
 import re
 from collections import Counter
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -13,9 +15,10 @@ from pydantic import BaseModel, Field
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sandbox import Violation
+    from sandbox import Baseline, TestCommand, Violation
 
     from ._fanout import PatchRecord
+    from ._plan import Plan
 
 
 class RuleCounts(BaseModel):
@@ -112,6 +115,64 @@ def count_by_rule(
     return dict(sorted(out.items()))
 
 
+def build_report(
+    *,
+    base: str,
+    branch: str | None,
+    versions: dict[str, str],
+    select: tuple[str, ...] | None,
+    select_source: str,
+    plan: Plan,
+    after: list[Violation],
+    records: list[PatchRecord],
+    command: TestCommand | None,
+    baseline: Baseline,
+    timings: dict[str, float],
+    isolation: dict[str, str],
+    dry_run: bool,
+    proof: dict[str, Any],
+) -> Report:
+    """Assemble report.json from what the stages produced."""
+    results = baseline.results
+    passed = {t for t, s in (results.outcomes.items() if results else ()) if s == "passed"}
+    return Report(
+        base=base,
+        branch=branch,
+        versions={
+            "fixbot": metadata.version("fixbot"),
+            "python": platform.python_version(),
+            **versions,
+        },
+        selection={
+            "rules": list(select) if select else None,
+            "source": select_source if select else "the repo's ruff configuration",
+            "description": ", ".join(select) if select else "the repo's own ruff configuration",
+        },
+        violations_before=len(plan.violations),
+        violations_after=len(after),
+        accepted=sum(1 for r in records if r.status == "accepted"),
+        rejected=sum(1 for r in records if r.status == "rejected"),
+        dropped=sum(1 for r in records if r.status == "dropped"),
+        unfixed=len(after),
+        by_rule=count_by_rule(plan.violations, after, records),
+        patches=patch_entries(records),
+        tests=TestsBlock(
+            command=command.display if command else None,
+            mode="tests" if command else "lint-only",
+            passed_before=len(passed),
+            passed_after=len(passed - baseline.flaky),
+            already_failing=len(baseline.already_failing),
+            flaky=len(baseline.flaky),
+            flaky_tests=sorted(baseline.flaky),
+            already_failing_tests=sorted(baseline.already_failing),
+        ),
+        timings=timings,
+        isolation=isolation,
+        dry_run=dry_run,
+        proof=proof,
+    )
+
+
 def patch_entries(records: list[PatchRecord]) -> list[PatchEntry]:
     """One entry per patch, in the order they were decided."""
     return [
@@ -171,18 +232,26 @@ def render_markdown(report: Report) -> str:
         + (f"; {t.already_failing} already failing at base" if t.already_failing else "")
         + (f"; {t.flaky} flaky at base (not held against any patch)" if t.flaky else "")
         if t.mode == "tests"
-        else "**lint only**: no test command was configured or detected, so behaviour was not checked by tests"
+        else "**lint only**: no test command was configured or detected, "
+        "so behaviour was not checked by tests"
     )
     lines = [
         "## fixbot: proven lint fixes",
         "",
-        f"Base `{report.base[:12]}`; ruff {report.versions.get('ruff')}; "
-        f"rules: {report.selection.get('description')}.",
+        (
+            f"Base `{report.base[:12]}`; ruff {report.versions.get('ruff')}; "
+            f"rules: {report.selection.get('description')}."
+        ),
         "",
         f"- violations: {report.violations_before} before, {report.violations_after} after",
-        f"- patches: {report.accepted} accepted, {report.rejected} rejected, {report.dropped} dropped by the final gate",
-        f"- proof: ruff (noqa ignored) finds the targeted violations gone and nothing new; every touched "
-        f"file compiles; {proof}.",
+        (
+            f"- patches: {report.accepted} accepted, {report.rejected} rejected, "
+            f"{report.dropped} dropped by the final gate"
+        ),
+        (
+            "- proof: ruff (noqa ignored) finds the targeted violations gone and nothing new; "
+            f"every touched file compiles; {proof}."
+        ),
         f"- isolation of test runs: {', '.join(f'{k}: {v}' for k, v in report.isolation.items())}",
         "",
         "| rule | found | fixed | rejected | unfixed |",

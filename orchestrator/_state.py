@@ -13,6 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from sandbox import RepoError
 
@@ -28,7 +29,7 @@ class RunState:
 
 def _fast_tmp() -> Path | None:
     # Worktrees on tmpfs are created in a tenth of the time (notes/ruff-0.17.md, section 6).
-    shm = Path("/dev/shm")
+    shm = Path("/dev/shm")  # noqa: S108 - a per-user folder is made below it, never a fixed file
     if shm.is_dir() and os.access(shm, os.W_OK):
         usage = shutil.disk_usage(shm)
         if usage.free > 2 * 1024**3:
@@ -52,7 +53,7 @@ class RunLock:
         self.path = home / "run.lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

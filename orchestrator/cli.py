@@ -151,8 +151,9 @@ def _summary(outcome: Outcome) -> None:
         else "LINT ONLY (no test command found)"
     )
     out.print(
-        f"violations {r.violations_before} -> {r.violations_after}; patches: {r.accepted} accepted, "
-        f"{r.rejected} rejected, {r.dropped} dropped; proof: {proof}",
+        f"violations {r.violations_before} -> {r.violations_after}; "
+        f"patches: {r.accepted} accepted, {r.rejected} rejected, {r.dropped} dropped; "
+        f"proof: {proof}",
         highlight=False,
     )
     if r.branch:

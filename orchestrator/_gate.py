@@ -1,0 +1,60 @@
+"""The final gate: lint and the whole suite on the merged tree, culprits dropped.
+
+Every patch was proven already, but patches proven in different batches can
+still fail together. The gate proves each changed file's whole chain against
+the base, as one batch; a failure is bisected to the culprit files, whose
+patches are dropped, and the rest is proven again. The branch is never worse
+than the base.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from sandbox import Candidate
+
+if TYPE_CHECKING:
+    from sandbox import Prover, Worktree
+
+    from ._fanout import Job
+
+log = structlog.get_logger("fixbot")
+ROUNDS = 3
+
+
+def _drop(job: Job, reference: Worktree, reason: str, detail: str) -> None:
+    for rec in job.records:
+        if rec.status == "accepted":
+            rec.status = "dropped"
+            rec.verdict = rec.verdict.model_copy(update={"reason": reason, "detail": detail})
+    job.content = reference.read(job.path)
+
+
+async def final_gate(prover: Prover, jobs: list[Job], reference: Worktree) -> None:
+    """Prove the merged tree; drop culprits until it passes, or drop everything."""
+    for _ in range(ROUNDS):
+        changed = [j for j in jobs if any(r.status == "accepted" for r in j.records)]
+        if not changed:
+            return
+        candidates = [
+            Candidate(
+                key=job.path,
+                agent=job.records[0].patch.agent,
+                before={job.path: reference.read(job.path)},
+                after={job.path: job.content},
+            )
+            for job in changed
+        ]
+        verdicts = await prover.prove(candidates, {})
+        culprits = [j for j in changed if not verdicts[j.path].accepted]
+        if not culprits:
+            return
+        for job in culprits:
+            verdict = verdicts[job.path]
+            log.warning("gate.dropped", path=job.path, reason=verdict.reason)
+            _drop(job, reference, f"gate: {verdict.reason}", verdict.detail)
+    # Still failing: land nothing rather than anything unproven.
+    for job in jobs:
+        _drop(job, reference, "gate: did not settle", f"the merged tree failed {ROUNDS} gates")
