@@ -1,4 +1,4 @@
-"""Agents propose patches: ruff's own fixes now; codemods and models plug in here."""
+"""Agents propose patches: ruff's own fixes and a model over an OpenAI-compatible API."""
 
 from ._protocol import Agent, Request, Task
 from ._router import Router, Stage

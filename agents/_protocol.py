@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ class Request:
     wanted: frozenset[str] | None = None
     blocked: frozenset[str] = frozenset()
     round: int = 1
+    feedback: Mapping[str, str] = field(default_factory=dict)  # fingerprint -> last verdict
+    attempts: Mapping[str, int] = field(default_factory=dict)  # fingerprint -> attempts so far
 
 
 @runtime_checkable

@@ -74,6 +74,11 @@ class Config(BaseModel):
     llm_token_budget: _Count | None = None
     llm_attempts: _Count = 3
     llm_timeout: _Seconds = 120.0
+    llm_select: list[_Text] | None = None
+    llm_ignore: list[_Text] = Field(default_factory=list)
+    llm_max_tokens: _Count = 2048
+    llm_stream: bool = False
+    llm_api_version: _Text | None = None
     log_format: LogFormat = "auto"
     worktree_dir: _Text | None = None
     ruff_path: _Text | None = None

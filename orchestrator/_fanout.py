@@ -53,6 +53,9 @@ class Job:
     records: list[PatchRecord] = field(default_factory=list)
     pending: list[Patch] = field(default_factory=list)
     format_clean: bool | None = None  # whether the file was ruff-format clean at base
+    attempts: dict[str, int] = field(default_factory=dict)  # fingerprint -> rejected attempts
+    feedback: dict[str, str] = field(default_factory=dict)  # fingerprint -> the last verdict
+    max_attempts: int = 1
 
     @property
     def path(self) -> str:
@@ -69,10 +72,15 @@ class Job:
         self.stage += 1
         self.queue = [None]
 
+    @property
+    def learns(self) -> bool:
+        """Whether the current stage's agent can use a verdict to try again."""
+        return self.active and getattr(self.stages[self.stage].agent, "learns", False)
+
     def settle(self, verdict: Verdict) -> None:
         """Record the verdict on the pending chain and decide what to try next."""
         chain, self.pending = self.pending, []
-        group = self.queue.pop(0)
+        self.queue.pop(0)
         before = self.content
         if verdict.accepted:
             for patch in chain:
@@ -82,13 +90,12 @@ class Job:
         else:
             targets = sorted({v.fingerprint for p in chain for v in p.targets})
             if len(targets) > 1:
+                # Narrow down: one bad fix must not sink the good ones next to it.
                 half = len(targets) // 2
                 self.queue[:0] = [frozenset(targets[:half]), frozenset(targets[half:])]
             else:
-                self.blocked.update(targets)
                 # One record for the whole chain of a single fix: what a person would take over.
-                last = chain[-1]
-                merged = last.model_copy(
+                merged = chain[-1].model_copy(
                     update={
                         "id": chain[0].id,
                         "rules": tuple(sorted({r for p in chain for r in p.rules})),
@@ -96,7 +103,13 @@ class Job:
                     }
                 )
                 self.records.append(PatchRecord(merged, "rejected", verdict, before))
-            del group
+                (target,) = targets
+                self.attempts[target] = self.attempts.get(target, 0) + 1
+                if self.learns and self.attempts[target] < self.max_attempts:
+                    self.feedback[target] = f"{verdict.reason}\n{verdict.detail}"
+                    self.queue.insert(0, frozenset(targets))
+                else:
+                    self.blocked.add(target)
         if not self.queue:
             self.advance()
 
@@ -189,6 +202,8 @@ class FanOut:
                         wanted=job.queue[0],
                         blocked=frozenset(job.blocked),
                         round=self.rounds,
+                        feedback=dict(job.feedback),
+                        attempts=dict(job.attempts),
                     )
                     job.pending = await self._tidy(job, await stage.agent.propose(request))
                     if not job.pending:

@@ -69,7 +69,9 @@ async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bo
     # Commits on the branch that no other ref has: each must be one of fixbot's own.
     others = await git(
         "log", "--format=%H%x00%ae%x00%B%x01", current, "--not",
-        f"--exclude={branch}", "--branches", "--tags", "--remotes", cwd=repo,
+        f"--exclude={branch}", "--branches", "--tags",
+        # A reviewer's commit pushed to the PR branch and fetched is still not fixbot's.
+        f"--exclude=*/{branch}", "--remotes", cwd=repo,
     )  # fmt: skip
     for entry in others.stdout.decode(errors="replace").split("\x01"):
         if not entry.strip():

@@ -69,6 +69,8 @@ class LlmBlock(BaseModel):
     failures: int = 0
     cache_hits: int = 0
     budget_exhausted: bool = False
+    estimated_requests: int = 0
+    estimated_tokens: int = 0
 
 
 class Report(BaseModel):
@@ -128,6 +130,7 @@ def build_report(
     command: TestCommand | None,
     baseline: Baseline,
     timings: dict[str, float],
+    llm: LlmBlock,
     isolation: dict[str, str],
     dry_run: bool,
     proof: dict[str, Any],
@@ -167,6 +170,7 @@ def build_report(
             already_failing_tests=sorted(baseline.already_failing),
         ),
         timings=timings,
+        llm=llm,
         isolation=isolation,
         dry_run=dry_run,
         proof=proof,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from agents import Router, RuffAgent
+from agents import Router
 from sandbox import (
     Baseline,
     ConfigError,
@@ -29,6 +29,7 @@ from sandbox import (
 from sandbox._git import common_dir, rev_parse, toplevel
 
 from ._fanout import FanOut, Job
+from ._agents import estimate_llm, llm_block, make_agents
 from ._gate import final_gate
 from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
 from ._plan import Plan, make_plan
@@ -81,6 +82,7 @@ class Context:
     config: Config
     repo: Path
     base: str
+    home: Path
     run_dir: Path
     branch: str | None
     identity: Identity
@@ -146,7 +148,17 @@ async def run_fixbot(
         jobs = config.jobs or 2
         async with WorktreePool(repo, base, roots, size=jobs + 1) as pool, pool.use() as reference:
             ctx = Context(
-                config, repo, base, run_dir, branch, identity, rel_paths, timer, pool, reference
+                config,
+                repo,
+                base,
+                home,
+                run_dir,
+                branch,
+                identity,
+                rel_paths,
+                timer,
+                pool,
+                reference,
             )
             if config.ruff_path:
                 ctx.ruff_exe = config.ruff_path
@@ -168,24 +180,35 @@ async def _stages(
         ruff_version, violations = await _lint(ctx)
     with ctx.timer.stage("baseline"):
         command, isolation, prover = await _baseline(ctx)
-    with ctx.timer.stage("plan"):
-        router = Router(
-            [RuffAgent(ctx.ruff_exe, ctx.select, ctx.config.max_fix_iterations)],
-            ctx.config.unsafe_fixes,
-        )
-        plan = make_plan(violations, router, paths=ctx.paths, exclude=ctx.config.exclude)
-        fan = FanOut(
-            prover=prover,
-            root=ctx.reference.path,
-            ruff=ctx.ruff(),
-            jobs=[Job(t, router.stages_for(t), ctx.reference.read(t.files[0])) for t in plan.tasks],
-            concurrency=max(2, jobs * 2),
-            max_patches=ctx.config.max_patches,
-            on_round=on_round,
-        )
-        log.info("plan.ready", violations=len(plan.violations), tasks=len(plan.tasks))
-    with ctx.timer.stage("prove"):
-        await fan.run()
+    async with make_agents(ctx.config, ctx.ruff(), ctx.home / "cache") as (agents, client):
+        with ctx.timer.stage("plan"):
+            router = Router(agents, ctx.config.unsafe_fixes)
+            plan = make_plan(violations, router, paths=ctx.paths, exclude=ctx.config.exclude)
+            estimate = estimate_llm(plan, router, ctx.config)
+            content = ctx.reference.read
+            fan = FanOut(
+                prover=prover,
+                root=ctx.reference.path,
+                ruff=ctx.ruff(),
+                jobs=[
+                    Job(
+                        t,
+                        router.stages_for(t),
+                        content(t.key),
+                        max_attempts=ctx.config.llm_attempts,
+                    )
+                    for t in plan.tasks
+                ],
+                concurrency=max(ctx.config.llm_concurrency, jobs * 2) if client else jobs * 2,
+                max_patches=ctx.config.max_patches,
+                on_round=on_round,
+            )
+            log.info(
+                "plan.ready", violations=len(plan.violations), tasks=len(plan.tasks), **estimate
+            )
+        with ctx.timer.stage("prove"):
+            await fan.run()
+    llm_usage = llm_block(client, estimate)
     with ctx.timer.stage("gate"):
         await final_gate(prover, fan.jobs, ctx.reference)
     with ctx.timer.stage("lint_after"):
@@ -206,6 +229,7 @@ async def _stages(
             command=command,
             baseline=prover.baseline,
             timings=ctx.timer.timings,
+            llm=llm_usage,
             isolation=isolation.facts,
             dry_run=ctx.config.dry_run,
             proof={
