@@ -8,6 +8,7 @@ timeout, on cancellation and on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.abc import Process
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from anyio.abc import Process
 
 # What a process that runs the repo's code may see of fixbot's environment. Tokens,
 # API keys and anything else not listed here never reach it (DESIGN: secrets).
@@ -86,10 +88,8 @@ class Completed:
 
 
 def _kill_group(process: Process) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def _drain(stream: object, sink: bytearray) -> None:
@@ -128,7 +128,10 @@ async def run(
                 tg.start_soon(_drain, process.stdout, out)
                 tg.start_soon(_drain, process.stderr, err)
                 if stdin is not None and process.stdin is not None:
-                    await process.stdin.send(stdin)
+                    # A command may exit without reading all its input (ruff does on a
+                    # bad config); its exit code tells, not a broken pipe.
+                    with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                        await process.stdin.send(stdin)
                     await process.stdin.aclose()
                 await process.wait()
                 # Background children may hold the pipes open; they go with the group.

@@ -25,7 +25,6 @@ from ._types import TestResults, Verdict, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
 
     from ._isolation import Isolation
     from ._testrun import TestCommand
@@ -80,9 +79,9 @@ class Baseline:
             after = results.outcomes.get(test)
             if after is None:
                 out[test] = "no longer collected"
-            elif before == "passed" and after != "passed":
-                out[test] = after
-            elif before in {"skipped", "xfailed"} and after in {"failed", "error"}:
+            elif (before == "passed" and after != "passed") or (
+                before in {"skipped", "xfailed"} and after in {"failed", "error"}
+            ):
                 out[test] = after
         return out
 

@@ -113,7 +113,9 @@ class Ruff:
         rules = select if select is not None else self.select
         return ["--select", ",".join(rules)] if rules else []
 
-    async def _run(self, args: Sequence[str], stdin: bytes | None = None) -> Completed:
+    async def _run(
+        self, args: Sequence[str], stdin: bytes | None = None, *, parse_errors_ok: bool = False
+    ) -> Completed:
         done = await run(
             [self.executable, *args],
             cwd=self.root,
@@ -121,11 +123,23 @@ class Ruff:
             stdin=stdin,
             timeout=self.timeout,
         )
-        if done.returncode == 2 or done.timed_out:
+        # `ruff format` exits 2 on a file it cannot parse too; that is the file's problem.
+        parse_error = (
+            parse_errors_ok
+            and b"ruff failed" not in done.stderr
+            and (bool(done.stdout.strip()) or b"Failed to parse" in done.stderr)
+        )
+        if (done.returncode == 2 and not parse_error) or done.timed_out:
             # ruff's own failure, not a finding: a bad config, a required-version mismatch...
-            lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.strip()]
-            cause = next((ln.strip() for ln in lines if "Cause:" in ln), None)
-            first = cause or (lines[0] if lines else f"exit {done.returncode}")
+            lines = [ln.strip() for ln in done.stderr.decode(errors="replace").splitlines()]
+            lines = [ln for ln in lines if ln]
+            # "Cause:" lines nest outside-in; a TOML error's reason ends the output.
+            causes = [ln.removeprefix("Cause:").strip() for ln in lines if ln.startswith("Cause:")]
+            if causes and "|" not in lines[-1] and not lines[-1].startswith("Cause:"):
+                causes.append(lines[-1])
+            first = ": ".join(causes) or (lines[0] if lines else f"exit {done.returncode}")
+            if done.timed_out:
+                first = f"timed out after {self.timeout:g} s"
             raise ToolError(f"ruff failed in {self.root}: {first}")
         return done
 
@@ -194,23 +208,33 @@ class Ruff:
         """`ruff format` of content in memory; the BOM, which ruff drops, is kept."""
         text, bom = decode(source)
         args = ["format", "--no-cache", "--force-exclude", "--stdin-filename", path, "-"]
-        done = await self._run(args, stdin=text.encode("utf-8", "surrogateescape"))
+        done = await self._run(
+            args, stdin=text.encode("utf-8", "surrogateescape"), parse_errors_ok=True
+        )
         if done.returncode != 0:
             return source
         return (BOM.encode() if bom else b"") + done.stdout
 
     async def unformatted(self, paths: Sequence[str]) -> set[str]:
-        """Which of `paths` `ruff format --check` would change (a BOM alone does not count)."""
+        """Which of `paths` `ruff format --check` would change (a BOM alone does not count).
+
+        A file ruff cannot parse or read counts too: it is not format-clean.
+        """
         if not paths:
             return set()
-        args = ["format", "--check", "--no-cache", "--force-exclude", "--", *paths]
-        done = await self._run(args)
-        out = set()
-        for line in done.stdout.decode(errors="replace").splitlines():
-            if line.startswith("Would reformat: "):
-                out.add(self._relative(line.removeprefix("Would reformat: ").strip()))
+        args = ["format", "--check", "--no-cache", "--force-exclude"]
+        args += ["--output-format", "json-lines", "--", *paths]
+        done = await self._run(args, parse_errors_ok=True)
+        out, reformat = set(), set()
+        for raw in done.stdout.splitlines():
+            if raw.strip():
+                item = json.loads(raw)
+                rel = self._relative(item["filename"])
+                out.add(rel)
+                if item.get("code") == "unformatted":
+                    reformat.add(rel)
         # ruff calls a BOM-only difference unformatted; look again without the BOM.
-        for rel in list(out):
+        for rel in reformat:
             data = (self.root / rel).read_bytes()
             if data.startswith(BOM.encode()) and await self.format_source(rel, data) == data:
                 out.discard(rel)

@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import anyio
 
@@ -52,8 +52,9 @@ def check_path(root: Path, rel: str) -> Path:
 class Worktree:
     """One checkout of the base commit that patches are written into."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, base: str = "HEAD") -> None:
         self.path = path
+        self.base = base
         self._touched: set[str] = set()
 
     def write(self, files: Mapping[str, bytes]) -> None:
@@ -71,13 +72,17 @@ class Worktree:
         """Back to the base commit: the touched files, then whatever tests left."""
         if self._touched:
             await git(
-                "checkout", "-q", "--force", "HEAD", "--", *sorted(self._touched), cwd=self.path
+                "checkout", "-q", "--force", self.base, "--", *sorted(self._touched), cwd=self.path
             )
             self._touched.clear()
-        # Tests may create or change files too; ignored files (caches) may stay.
-        status = await git("status", "--porcelain", "-z", cwd=self.path)
-        if status.stdout:
-            await git("reset", "-q", "--hard", "HEAD", cwd=self.path)
+        # Tests may create or change files too, or even commit or switch branches
+        # (which leaves the status clean); ignored files (caches) may stay.
+        status = await git("status", "--porcelain=v2", "--branch", "-z", cwd=self.path)
+        entries = [e for e in status.stdout.split(b"\0") if e]
+        head = next((e.split()[-1] for e in entries if e.startswith(b"# branch.oid ")), b"")
+        moved = b"# branch.head (detached)" not in entries or head.decode() != self.base
+        if moved or any(not e.startswith(b"#") for e in entries):
+            await git("checkout", "-q", "--force", "--detach", self.base, cwd=self.path)
             await git("clean", "-q", "-f", "-d", cwd=self.path)
 
 
@@ -93,8 +98,9 @@ class WorktreePool:
         self._all: list[Worktree] = []
         self._slots = anyio.Semaphore(self.size)
         self._create_lock = anyio.Lock()
+        self._created = 0
 
-    async def __aenter__(self) -> WorktreePool:
+    async def __aenter__(self) -> Self:
         self.root.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -134,12 +140,15 @@ class WorktreePool:
 
     async def _create(self) -> Worktree:
         async with self._create_lock:
-            path = self.root / f"{MARKER}{len(self._all) + 1}-{os.getpid()}"
+            # A counter, not len(self._all): a dropped worktree's folder may still be there.
+            self._created += 1
+            path = self.root / f"{MARKER}{self._created}-{os.getpid()}"
             await git(
                 "-c", "checkout.workers=0", "worktree", "add", "--detach", "--force",
                 path, self.base, cwd=self.repo,
             )  # fmt: skip
-            tree = Worktree(path)
+            head = await git("rev-parse", "HEAD", cwd=path)
+            tree = Worktree(path, head.stdout.decode().strip())
             self._all.append(tree)
             return tree
 

@@ -26,8 +26,9 @@ NO_FIX = {"B904", "E722", "E741", "PERF401", "SIM115", "UP031"}
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     """One run of `fixbot run` on a fresh copy of the sample repo."""
-    from tests.conftest import SAMPLE_REPO, init_repo  # noqa: PLC0415
     import shutil  # noqa: PLC0415
+
+    from tests.conftest import SAMPLE_REPO, init_repo  # noqa: PLC0415
 
     repo = tmp_path_factory.mktemp("sample") / "repo"
     shutil.copytree(SAMPLE_REPO, repo, ignore=shutil.ignore_patterns("__pycache__", ".venv"))

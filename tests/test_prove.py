@@ -1,0 +1,381 @@
+"""sandbox._prove: what "proven" means, against a real repo, real ruff and real pytest.
+
+One small repo (a package of six modules, each with an unused import, and a
+test per module, plus one test that already fails at base) is shared by the
+module; its base test results are taken once. Each test builds its own pool
+and Prover on top.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from sandbox._isolation import Isolation, probe_isolation
+from sandbox._prove import Baseline, Candidate, Prover
+from sandbox._ruff import Ruff, default_ruff
+from sandbox._testrun import TestCommand, resolve_test_command
+from sandbox._worktree import WorktreePool
+from tests.conftest import git, init_repo
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from sandbox._types import TestResults
+
+pytestmark = pytest.mark.anyio
+
+PYPROJECT = """
+[tool.ruff]
+line-length = 100
+
+[tool.ruff.lint]
+select = ["F", "E", "W", "I"]
+
+[tool.pytest.ini_options]
+# The throwaway venv sees fixbot's site-packages; anyio's plugin would double startup.
+addopts = "-p no:anyio"
+"""
+MODULES = range(1, 7)
+KNOWN_BUG = "tests/test_pkg.py::test_known_bug"
+
+
+def module_source(n: int) -> str:
+    """pkg/mN.py at base: format-clean, one unused import (F401)."""
+    return f"import os\n\n\ndef f{n}(a, b):\n    return a + b\n"
+
+
+def fixed_source(n: int) -> str:
+    """pkg/mN.py with its F401 fixed and nothing else changed."""
+    return f"def f{n}(a, b):\n    return a + b\n"
+
+
+def broken_source(n: int) -> str:
+    """pkg/mN.py with F401 fixed but its function now wrong."""
+    return f"def f{n}(a, b):\n    return a - b\n"
+
+
+def repo_files() -> dict[str, str]:
+    """The shared repo's files."""
+    tests = ["from pkg import " + ", ".join(f"m{n}" for n in MODULES), ""]
+    for n in MODULES:
+        tests += ["", f"def test_m{n}():", f"    assert m{n}.f{n}(2, 3) == 5", ""]
+    tests += ["", "def test_known_bug():", "    assert m6.f6(1, 1) == 3", ""]
+    return {
+        "pyproject.toml": PYPROJECT,
+        "pkg/__init__.py": "",
+        **{f"pkg/m{n}.py": module_source(n) for n in MODULES},
+        "tests/__init__.py": "",
+        "tests/test_pkg.py": "\n".join(tests),
+    }
+
+
+@asynccontextmanager
+async def make_prover(
+    repo: Path,
+    root: Path,
+    *,
+    results: TestResults | None = None,
+    isolation: Isolation | None = None,
+    command: TestCommand | None = None,
+    size: int = 2,
+) -> AsyncIterator[Prover]:
+    """A pool and a Prover at the repo's HEAD; the baseline is run unless given."""
+    base = git(repo, "rev-parse", "HEAD").strip()
+    command = command or resolve_test_command(repo, None)
+    assert command is not None
+    async with WorktreePool(repo, base, root, size=size) as pool:
+        prover = Prover(
+            pool=pool,
+            select=None,
+            ruff_executable=default_ruff(),
+            python=command.python,
+            isolation=isolation or Isolation(),
+            test_command=command,
+            baseline=Baseline(None),
+            test_timeout=120,
+        )
+        prover.baseline = Baseline(results or await prover.run_suite({}))
+        prover.stats.test_runs = 0
+        yield prover
+
+
+async def fingerprints(repo: Path, path: str, source: bytes, rule: str) -> Counter[str]:
+    """Real fingerprints of `rule`'s violations in `source`, noqa ignored as the prover does."""
+    lint = await Ruff(repo).lint_source(path, source, ignore_noqa=True)
+    return Counter(v.fingerprint for v in lint.violations if v.rule == rule)
+
+
+async def candidate(repo: Path, n: int, after: str, *, key: str | None = None) -> Candidate:
+    """A candidate for pkg/mN.py that targets its F401."""
+    path = f"pkg/m{n}.py"
+    before = module_source(n).encode()
+    return Candidate(
+        key=key or path,
+        agent="ruff",
+        before={path: before},
+        after={path: after.encode()},
+        targets=await fingerprints(repo, path, before, "F401"),
+    )
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TestResults]:
+    """The shared repo and its test results at base (run once, through a Prover)."""
+    repo = init_repo(tmp_path_factory.mktemp("prove") / "repo", repo_files())
+
+    async def baseline() -> TestResults:
+        async with make_prover(repo, repo.parent / "wt-base") as prover:
+            assert prover.baseline.results is not None
+            return prover.baseline.results
+
+    return repo, anyio.run(baseline)
+
+
+@pytest.fixture
+def repo(shared: tuple[Path, TestResults]) -> Path:
+    """The shared repo."""
+    return shared[0]
+
+
+@pytest.fixture
+async def prover(shared: tuple[Path, TestResults], tmp_path: Path) -> AsyncIterator[Prover]:
+    """A fresh pool and Prover on the shared repo, with its base results."""
+    async with make_prover(shared[0], tmp_path / "wt", results=shared[1]) as made:
+        yield made
+
+
+class TestBaseline:
+    def test_base_results(self, shared: tuple[Path, TestResults]) -> None:
+        """At base every module test passes and the known bug fails."""
+        results = shared[1]
+        assert results.per_test
+        assert results.outcomes == {
+            **{f"tests/test_pkg.py::test_m{n}": "passed" for n in MODULES},
+            KNOWN_BUG: "failed",
+        }
+        assert Baseline(results).already_failing == {KNOWN_BUG}
+
+    def test_targets_are_real(self, repo: Path) -> None:
+        """The fingerprints used below are ruff's: one F401 per module."""
+        found = anyio.run(fingerprints, repo, "pkg/m1.py", module_source(1).encode(), "F401")
+        assert sum(found.values()) == 1
+
+
+class TestStaticChecks:
+    async def test_good_candidate_accepted(self, repo: Path, prover: Prover) -> None:
+        """Removing the unused import, nothing else: proven."""
+        verdicts = await prover.prove([await candidate(repo, 1, fixed_source(1))], {})
+        verdict = verdicts["pkg/m1.py"]
+        assert verdict.accepted, verdict
+        assert verdict.reason == "proven"
+        assert prover.stats.test_runs == 1
+
+    async def test_noqa_is_policy(self, repo: Path, prover: Prover) -> None:
+        """Hiding the finding with a noqa comment is refused before anything runs."""
+        hidden = module_source(1).replace("import os", "import os  # noqa: F401")
+        verdict = (await prover.prove([await candidate(repo, 1, hidden)], {}))["pkg/m1.py"]
+        assert not verdict.accepted
+        assert verdict.reason == "policy"
+        assert "noqa" in verdict.detail
+        assert prover.stats.test_runs == 0
+        assert prover.stats.lint_runs == 0
+
+    async def test_syntax_error_is_compile(self, repo: Path, prover: Prover) -> None:
+        """A candidate that does not compile is rejected as 'compile'."""
+        broken = "def f1(a, b:\n    return a + b\n"
+        verdict = (await prover.prove([await candidate(repo, 1, broken)], {}))["pkg/m1.py"]
+        assert not verdict.accepted
+        assert verdict.reason == "compile"
+        assert "SyntaxError" in verdict.detail
+        assert prover.stats.test_runs == 0
+
+    async def test_new_violation_is_lint(self, repo: Path, prover: Prover) -> None:
+        """Fixing F401 but adding an unused variable (F841): 'lint', the F841 listed."""
+        worse = "def f1(a, b):\n    unused = 1\n    return a + b\n"
+        verdict = (await prover.prove([await candidate(repo, 1, worse)], {}))["pkg/m1.py"]
+        assert not verdict.accepted
+        assert verdict.reason == "lint"
+        assert len(verdict.new_violations) == 1
+        assert verdict.new_violations[0].startswith("F841 pkg/m1.py:2:")
+        assert "new violations" in verdict.detail
+
+    async def test_target_not_gone_is_lint(self, repo: Path, prover: Prover) -> None:
+        """A change that leaves the targeted F401 in place is 'lint', not proven."""
+        elsewhere = module_source(1).replace("return a + b", "return b + a")
+        verdict = (await prover.prove([await candidate(repo, 1, elsewhere)], {}))["pkg/m1.py"]
+        assert not verdict.accepted
+        assert verdict.reason == "lint"
+        assert "1 targeted violation(s) remain" in verdict.detail
+        assert verdict.new_violations == ()
+
+    async def test_unformatting_a_clean_file_is_format(self, repo: Path, prover: Prover) -> None:
+        """A format-clean file the candidate leaves unformatted is rejected as 'format'."""
+        ugly = "def f1(a,b):\n    return a+b\n"
+        verdict = (await prover.prove([await candidate(repo, 1, ugly)], {}))["pkg/m1.py"]
+        assert not verdict.accepted
+        assert verdict.reason == "format"
+        assert "pkg/m1.py" in verdict.detail
+
+    async def test_each_candidate_judged_alone(self, repo: Path, prover: Prover) -> None:
+        """In one batch, each static failure stays with its own candidate."""
+        cands = [
+            await candidate(repo, 1, fixed_source(1)),
+            await candidate(repo, 2, "def f2(a, b:\n"),
+            await candidate(repo, 3, "def f3(a,b):\n    return a+b\n"),
+            await candidate(repo, 4, module_source(4).replace("os", "os  # noqa")),
+        ]
+        verdicts = await prover.prove(cands, {})
+        reasons = {key: v.reason for key, v in verdicts.items()}
+        assert reasons == {
+            "pkg/m1.py": "proven",
+            "pkg/m2.py": "compile",
+            "pkg/m3.py": "format",
+            "pkg/m4.py": "policy",
+        }
+
+    async def test_builds_on_accepted_ground(self, repo: Path, prover: Prover) -> None:
+        """A second step is judged against the accepted content (`ground`), not base."""
+        first = await candidate(repo, 1, fixed_source(1))
+        assert (await prover.prove([first], {}))["pkg/m1.py"].accepted
+        ground = {"pkg/m1.py": fixed_source(1).encode()}
+        # The next step adds a finding that was not there before: caught against ground.
+        second = Candidate(
+            key="pkg/m1.py",
+            agent="ruff",
+            before=ground,
+            after={"pkg/m1.py": b"def f1(a, b):\n    x = 1\n    return a + b\n"},
+        )
+        verdict = (await prover.prove([second], ground))["pkg/m1.py"]
+        assert verdict.reason == "lint"
+        assert verdict.new_violations[0].startswith("F841")
+
+
+class TestTests:
+    async def test_breaking_a_test_is_rejected(self, repo: Path, prover: Prover) -> None:
+        """A candidate that breaks test_m3 is rejected as 'tests' naming that test."""
+        verdict = (await prover.prove([await candidate(repo, 3, broken_source(3))], {}))[
+            "pkg/m3.py"
+        ]
+        assert not verdict.accepted
+        assert verdict.reason == "tests"
+        assert verdict.failing_tests == ("tests/test_pkg.py::test_m3",)
+        # It passed at base on rerun: a real failure, never excused as flaky.
+        assert prover.baseline.flaky == set()
+        assert prover.stats.reruns_at_base >= 1
+
+    async def test_batch_bisects_to_the_culprits(self, repo: Path, prover: Prover) -> None:
+        """Six candidates, two of which break tests: exactly those two are rejected."""
+        culprits = {2, 5}
+        cands = [
+            await candidate(repo, n, broken_source(n) if n in culprits else fixed_source(n))
+            for n in MODULES
+        ]
+        status = git(repo, "status", "--porcelain", "--untracked-files=all")
+        verdicts = await prover.prove(cands, {})
+        for n in MODULES:
+            verdict = verdicts[f"pkg/m{n}.py"]
+            if n in culprits:
+                assert verdict.reason == "tests", verdict
+                assert verdict.failing_tests == (f"tests/test_pkg.py::test_m{n}",)
+            else:
+                assert verdict.accepted, verdict
+        # Reported, not asserted: how many suite runs the bisection took for 6 candidates.
+        stats = prover.stats
+        print(f"batch of 6, 2 culprits: {stats.test_runs} runs, {stats.reruns_at_base} at base")  # noqa: T201
+        assert prover.stats.test_runs >= 3
+        # Proving writes only into worktrees: the user's checkout is as it was.
+        assert git(repo, "status", "--porcelain", "--untracked-files=all") == status
+        assert (repo / "pkg" / "m2.py").read_text() == module_source(2)
+
+    async def test_already_failing_never_blocks(self, repo: Path, prover: Prover) -> None:
+        """A test failing at base may fail differently under a patch; the patch is proven."""
+        source = (
+            "def f6(a, b):\n    if a == b == 1:\n        raise ValueError(a)\n    return a + b\n"
+        )
+        verdict = (await prover.prove([await candidate(repo, 6, source)], {}))["pkg/m6.py"]
+        assert verdict.accepted, verdict
+        assert prover.baseline.already_failing == {KNOWN_BUG}
+        assert prover.stats.reruns_at_base == 0
+
+    async def test_flaky_at_base_is_excused(self, tmp_path: Path) -> None:
+        """A test that flips at base is excused, recorded as flaky, and the patch proven."""
+        counter = tmp_path / "counter"
+        flaky = f"""
+            from pathlib import Path
+
+            from pkg import m1
+
+            COUNTER = Path({str(counter)!r})
+
+
+            def test_flaky():
+                runs = int(COUNTER.read_text()) + 1 if COUNTER.exists() else 1
+                COUNTER.write_text(str(runs))
+                assert runs % 2 == 1
+
+
+            def test_m1():
+                assert m1.f1(2, 3) == 5
+        """
+        repo = init_repo(
+            tmp_path / "repo",
+            {
+                "pyproject.toml": PYPROJECT,
+                "pkg/__init__.py": "",
+                "pkg/m1.py": module_source(1),
+                "tests/test_flaky.py": flaky,
+            },
+        )
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            assert prover.baseline.results is not None
+            assert prover.baseline.results.outcomes["tests/test_flaky.py::test_flaky"] == "passed"
+            verdict = (await prover.prove([await candidate(repo, 1, fixed_source(1))], {}))[
+                "pkg/m1.py"
+            ]
+            assert verdict.accepted, verdict
+            assert prover.baseline.flaky == {"tests/test_flaky.py::test_flaky"}
+            assert prover.stats.reruns_at_base >= 1
+            # Flaky at base does not excuse a real break of another test.
+            broken = await candidate(repo, 1, broken_source(1))
+            verdict = (await prover.prove([broken], {}))["pkg/m1.py"]
+            assert verdict.reason == "tests"
+            assert verdict.failing_tests == ("tests/test_flaky.py::test_m1",)
+
+    async def test_probed_isolation(self, shared: tuple[Path, TestResults], tmp_path: Path) -> None:
+        """Under the strongest isolation this machine allows, the tests really run."""
+        repo, results = shared
+        command = resolve_test_command(repo, None)
+        assert command is not None
+        isolation = await probe_isolation(command.python)
+        assert set(isolation.facts) == {"environment", "network", "processes"}
+        async with make_prover(
+            repo, tmp_path / "wt", results=results, isolation=isolation
+        ) as prover:
+            bad = await candidate(repo, 4, broken_source(4))
+            verdict = (await prover.prove([bad], {}))["pkg/m4.py"]
+        # Only the one broken test: the others ran and passed under the wrapper.
+        assert verdict.reason == "tests"
+        assert verdict.failing_tests == ("tests/test_pkg.py::test_m4",)
+
+    async def test_lint_only_runs_no_tests(self, repo: Path, tmp_path: Path) -> None:
+        """Without a test command, a behaviour change passes on lint alone (and says so)."""
+        base = git(repo, "rev-parse", "HEAD").strip()
+        async with WorktreePool(repo, base, tmp_path / "wt", size=1) as pool:
+            prover = Prover(
+                pool=pool,
+                select=None,
+                ruff_executable=default_ruff(),
+                python=str(repo / ".venv" / "bin" / "python"),
+                isolation=Isolation(),
+                test_command=None,
+                baseline=Baseline(None),
+            )
+            verdicts = await prover.prove([await candidate(repo, 3, broken_source(3))], {})
+        assert verdicts["pkg/m3.py"].accepted
+        assert prover.stats.test_runs == 0

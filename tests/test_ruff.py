@@ -1,0 +1,570 @@
+"""sandbox._ruff and fingerprints: the real pinned ruff on small repos in tmp dirs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import textwrap
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from sandbox._errors import ToolError
+from sandbox._ruff import (
+    BOM,
+    LintResult,
+    Ruff,
+    apply_edits,
+    decode,
+    default_ruff,
+    encode,
+    split_lines,
+    violation_from_json,
+)
+from sandbox._types import Edit, Location, Violation, fingerprint, fingerprints
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ROOT_CONFIG = """
+[tool.ruff]
+line-length = 100
+extend-exclude = ["gen_*.py"]
+
+[tool.ruff.lint]
+select = ["F", "E"]
+"""
+
+BOM_BYTES = BOM.encode()
+
+
+def make_repo(root: Path, files: dict[str, str | bytes], config: str = ROOT_CONFIG) -> Path:
+    """A folder with a ruff config and `files` (str is dedented, bytes written as is)."""
+    files = {"pyproject.toml": config, **files}
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content).lstrip("\n"))
+    return root
+
+
+def rules(violations: list[Violation]) -> list[str]:
+    """The rules of `violations`, in ruff's order."""
+    return [v.rule for v in violations]
+
+
+def only(result: LintResult, rule: str) -> Violation:
+    """The single violation of `rule` in `result`."""
+    found = [v for v in result.violations if v.rule == rule]
+    assert len(found) == 1, result.violations
+    return found[0]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """An empty repo folder with the standard config (select F and E)."""
+    return make_repo(tmp_path / "repo", {})
+
+
+class TestSplitLines:
+    def test_all_three_line_breaks(self):
+        """\\r\\n, \\r and \\n each end a line, \\r\\n counting once."""
+        assert split_lines("a\r\nb\rc\nd") == ["a", "b", "c", "d"]
+
+    def test_trailing_break_gives_empty_last_line(self):
+        """A final line break leaves an empty last line, as ruff numbers rows."""
+        assert split_lines("a\n") == ["a", ""]
+
+    def test_other_unicode_breaks_are_not_line_breaks(self):
+        """Form feed, vertical tab and U+2028 do not split (str.splitlines would)."""
+        text = "a\fb\vc\x1cd\u2028e\x85f"
+        assert split_lines(text) == [text]
+
+
+class TestDecodeEncode:
+    def test_bom_is_stripped_and_reported(self):
+        """decode drops the BOM and says it was there."""
+        assert decode(BOM_BYTES + b"x = 1\n") == ("x = 1\n", True)
+        assert decode(b"x = 1\n") == ("x = 1\n", False)
+
+    def test_round_trip_of_bom_crlf_and_bad_bytes(self):
+        """encode(decode(b)) gives back the same bytes, invalid UTF-8 included."""
+        for data in (BOM_BYTES + b"a = 1\r\nb = 2\r\n", b"s = '\xff\xfe'\n", b"\r\r\n"):
+            text, bom = decode(data)
+            assert encode(text, bom) == data
+
+
+class TestApplyEdits:
+    @pytest.mark.anyio
+    async def test_unicode_columns_remove_exactly_the_import(self, repo):
+        """Columns count code points: the F401 fix after 'é😀' removes 'import os' only."""
+        source = 's = "é😀"; import os\n'
+        result = await Ruff(repo).lint_source("u.py", source.encode(), select=["F401"])
+        violation = only(result, "F401")
+        assert violation.location == Location(row=1, column=18)
+        assert violation.fix is not None
+        assert violation.fix.edits[0].location == Location(row=1, column=11)
+        assert apply_edits(source, violation.fix.edits) == 's = "é😀"; \n'
+
+    @pytest.mark.anyio
+    async def test_bom_and_crlf_round_trip(self, repo):
+        """A BOM+CRLF file fixed through decode/apply_edits/encode keeps both."""
+        data = BOM_BYTES + b"import os\r\nimport sys\r\nprint(sys)\r\n"
+        result = await Ruff(repo).lint_source("b.py", data, select=["F401"])
+        violation = only(result, "F401")
+        assert violation.location == Location(row=1, column=8)  # the BOM is not counted
+        text, bom = decode(data)
+        assert violation.fix is not None
+        fixed = encode(apply_edits(text, violation.fix.edits), bom)
+        assert fixed == BOM_BYTES + b"import sys\r\nprint(sys)\r\n"
+
+    def test_edits_apply_in_position_order(self):
+        """Edits given out of order are applied by position."""
+        edits = [
+            Edit(
+                content="B",
+                location=Location(row=2, column=1),
+                end_location=Location(row=2, column=2),
+            ),
+            Edit(
+                content="A",
+                location=Location(row=1, column=1),
+                end_location=Location(row=1, column=2),
+            ),
+        ]
+        assert apply_edits("a\r\nb\n", edits) == "A\r\nB\n"
+
+    def test_overlapping_edits_are_refused(self):
+        """Two edits of one fix that overlap raise rather than corrupt the text."""
+        edits = [
+            Edit(
+                content="",
+                location=Location(row=1, column=1),
+                end_location=Location(row=1, column=4),
+            ),
+            Edit(
+                content="",
+                location=Location(row=1, column=2),
+                end_location=Location(row=1, column=5),
+            ),
+        ]
+        with pytest.raises(ValueError, match="overlapping"):
+            apply_edits("abcdef\n", edits)
+
+    def test_insertion_at_end_of_file(self):
+        """An edit starting past the last line appends."""
+        edit = Edit(
+            content="x\n",
+            location=Location(row=3, column=1),
+            end_location=Location(row=3, column=1),
+        )
+        assert apply_edits("a\nb\n", [edit]) == "a\nb\nx\n"
+
+
+class TestViolationFromJson:
+    ITEM = {  # noqa: RUF012 - a read-only sample of ruff's JSON schema
+        "cell": None,
+        "code": "F401",
+        "end_location": {"column": 10, "row": 1},
+        "filename": "/abs/a.py",
+        "fix": {
+            "applicability": "safe",
+            "edits": [
+                {
+                    "content": "",
+                    "end_location": {"column": 1, "row": 2},
+                    "location": {"column": 1, "row": 1},
+                }
+            ],
+            "message": "Remove unused import: `os`",
+        },
+        "location": {"column": 8, "row": 1},
+        "message": "`os` imported but unused",
+        "name": "unused-import",
+        "noqa_row": 1,
+        "severity": "error",
+        "url": "https://docs.astral.sh/ruff/rules/unused-import",
+    }
+
+    def test_fields_are_kept(self):
+        """Code, name, locations, the fix and noqa_row are carried over."""
+        v = violation_from_json(self.ITEM, "a.py", ["import os", ""])
+        assert (v.code, v.name, v.rule, v.path) == ("F401", "unused-import", "F401", "a.py")
+        assert v.location == Location(row=1, column=8)
+        assert v.end_location == Location(row=1, column=10)
+        assert v.noqa_row == 1
+        assert v.applicability == "safe"
+        assert v.fix is not None
+        assert v.fix.edits[0].end_location == Location(row=2, column=1)
+        assert v.fingerprint == fingerprint(
+            "F401", "a.py", "`os` imported but unused", ["import os"]
+        )
+
+    def test_null_code_falls_back_to_name(self):
+        """A rule without a code is known by its name, in `rule` and the fingerprint."""
+        item = {**self.ITEM, "code": None, "fix": None}
+        v = violation_from_json(item, "a.py", ["import os"])
+        assert v.code is None
+        assert v.rule == "unused-import"
+        assert v.applicability is None
+        assert v.fingerprint == fingerprint("unused-import", "a.py", v.message, ["import os"])
+
+    def test_notebook_cell_does_not_read_file_lines(self):
+        """Cell-relative rows do not index the file's lines; the fingerprint ignores them."""
+        item = {**self.ITEM, "cell": 2}
+        a = violation_from_json(item, "n.ipynb", ["{", '"cells": []'])
+        b = violation_from_json(item, "n.ipynb", ["something else"])
+        assert a.cell == 2
+        assert a.fingerprint == b.fingerprint
+
+
+class TestFingerprint:
+    def test_strips_indentation(self):
+        """Leading and trailing whitespace of the range's lines does not count."""
+        assert fingerprint("F401", "a.py", "m", ["    import os  "]) == fingerprint(
+            "F401", "a.py", "m", ["import os"]
+        )
+
+    def test_every_part_counts(self):
+        """Rule, path, message and line content each change the fingerprint."""
+        base = fingerprint("F401", "a.py", "m", ["x"])
+        assert (
+            len(
+                {
+                    base,
+                    fingerprint("F811", "a.py", "m", ["x"]),
+                    fingerprint("F401", "b.py", "m", ["x"]),
+                    fingerprint("F401", "a.py", "n", ["x"]),
+                    fingerprint("F401", "a.py", "m", ["y"]),
+                }
+            )
+            == 5
+        )
+
+    def test_parts_do_not_run_together(self):
+        """Moving text between parts gives a different fingerprint."""
+        assert fingerprint("F4", "01a.py", "m", []) != fingerprint("F401", "a.py", "m", [])
+
+    @pytest.mark.anyio
+    async def test_stable_when_lines_shift_down(self, repo):
+        """Lines inserted above a finding leave its fingerprint unchanged."""
+        ruff = Ruff(repo)
+        before = only(await ruff.lint_source("a.py", b"import os\n"), "F401")
+        after = only(await ruff.lint_source("a.py", b'"""Doc."""\n\nx = 1\nimport os\n'), "F401")
+        assert after.location.row == 4
+        assert after.fingerprint == before.fingerprint
+
+    @pytest.mark.anyio
+    async def test_stable_when_reindented(self, repo):
+        """Moving a finding into a deeper block keeps its fingerprint."""
+        ruff = Ruff(repo)
+        before = only(await ruff.lint_source("a.py", b"def f():\n    import os\n"), "F401")
+        source = b"class C:\n    def f(self):\n        if True:\n            import os\n"
+        after = only(await ruff.lint_source("a.py", source), "F401")
+        assert after.fingerprint == before.fingerprint
+
+    @pytest.mark.anyio
+    async def test_two_findings_on_one_line_differ(self, repo):
+        """Two findings on the same line have different fingerprints."""
+        result = await Ruff(repo).lint_source("a.py", b"import os, sys\n", select=["F401"])
+        assert len(result.violations) == 2
+        assert len({v.fingerprint for v in result.violations}) == 2
+
+    @pytest.mark.anyio
+    async def test_identical_findings_count_twice(self, repo):
+        """Two findings alike in every way count twice in the multiset."""
+        result = await Ruff(repo).lint_source("a.py", b"x = 1; y = 2; z = 3\n", select=["E702"])
+        assert list(fingerprints(result.violations).values()) == [2]
+        assert result.counters() == {"a.py": fingerprints(result.violations)}
+
+    @pytest.mark.anyio
+    async def test_file_and_stdin_agree(self, repo):
+        """Linting the file on disk and the same bytes in memory give the same fingerprints."""
+        data = BOM_BYTES + b"import os\r\n\r\nx = 1; y = 2\r\n"
+        (repo / "pkg").mkdir()
+        (repo / "pkg" / "m.py").write_bytes(data)
+        ruff = Ruff(repo)
+        on_disk = await ruff.lint(["pkg/m.py"])
+        in_memory = await ruff.lint_source("pkg/m.py", data)
+        assert on_disk.counters() == in_memory.counters()
+        assert sum(on_disk.counters()["pkg/m.py"].values()) == 2
+
+
+@pytest.mark.anyio
+class TestLint:
+    async def test_code_and_name(self, repo):
+        """A violation has ruff's code and name; `rule` is the code."""
+        (repo / "a.py").write_text("import os\n")
+        v = only(await Ruff(repo).lint(), "F401")
+        assert v.code == "F401"
+        assert v.name == "unused-import"
+        assert v.message == "`os` imported but unused"
+
+    async def test_name_only_rule_in_preview(self, tmp_path):
+        """In preview a syntax error has no code: `rule` is its name."""
+        config = ROOT_CONFIG.replace("[tool.ruff]", "[tool.ruff]\npreview = true")
+        repo = make_repo(tmp_path, {"bad.py": "x = (\n"}, config)
+        v = only(await Ruff(repo).lint(["bad.py"]), "invalid-syntax")
+        assert v.code is None
+        assert v.name == "invalid-syntax"
+
+    async def test_paths_are_repo_relative_posix(self, repo):
+        """Paths are relative to the checkout with forward slashes, whole-repo or by path."""
+        make_repo(repo, {"pkg/sub/m.py": "import os\n", "top.py": "import sys\n"})
+        ruff = Ruff(repo)
+        everything = await ruff.lint()
+        assert sorted(v.path for v in everything.violations) == ["pkg/sub/m.py", "top.py"]
+        named = await ruff.lint(["pkg/sub/m.py"])
+        assert [v.path for v in named.violations] == ["pkg/sub/m.py"]
+
+    async def test_paths_relative_through_a_symlinked_root(self, repo, tmp_path):
+        """A checkout reached through a symlink still yields repo-relative paths."""
+        make_repo(repo, {"pkg/m.py": "import os\n"})
+        link = tmp_path / "link"
+        link.symlink_to(repo)
+        result = await Ruff(link).lint(["pkg/m.py"])
+        assert [v.path for v in result.violations] == ["pkg/m.py"]
+
+    async def test_nested_config_closest_wins(self, repo):
+        """A nested pyproject replaces the root's config for files under it."""
+        long_line = "x = " + "1 + " * 20 + "1\n"
+        nested = '[tool.ruff]\nline-length = 40\n\n[tool.ruff.lint]\nselect = ["E501"]\n'
+        make_repo(repo, {"sub/pyproject.toml": nested, "sub/m.py": "import os\n" + long_line})
+        (repo / "top.py").write_text("import os\n" + long_line)
+        result = (await Ruff(repo).lint()).by_path()
+        assert rules(result["sub/m.py"]) == ["E501"]  # no F401: the root's select is gone
+        assert rules(result["top.py"]) == ["F401"]  # 85 columns fit the root's 100
+
+    async def test_select_overrides_config(self, repo):
+        """The run's selection replaces the config's, and a call's replaces the run's."""
+        (repo / "a.py").write_text("import os\nx = 1; y = 2\n")
+        assert rules((await Ruff(repo).lint()).violations) == ["F401", "E702"]
+        ruff = Ruff(repo, select=("E702",))
+        assert rules((await ruff.lint()).violations) == ["E702"]
+        assert rules((await ruff.lint(select=["F401"])).violations) == ["F401"]
+        assert rules((await ruff.lint_source("a.py", b"import os\n")).violations) == []
+
+    async def test_ignore_noqa_reveals_hidden_findings(self, repo):
+        """A finding hidden by `# noqa` or `# ruff: ignore` shows with ignore_noqa."""
+        (repo / "a.py").write_text("import os  # noqa: F401\nimport sys  # ruff: ignore[F401]\n")
+        ruff = Ruff(repo)
+        assert (await ruff.lint(["a.py"])).violations == []
+        revealed = await ruff.lint(["a.py"], ignore_noqa=True)
+        assert rules(revealed.violations) == ["F401", "F401"]
+        data = (repo / "a.py").read_bytes()
+        assert (await ruff.lint_source("a.py", data)).violations == []
+        assert len((await ruff.lint_source("a.py", data, ignore_noqa=True)).violations) == 2
+
+    async def test_excluded_file_is_skipped_even_when_named(self, repo):
+        """An excluded file named explicitly is not linted (--force-exclude)."""
+        make_repo(repo, {"gen_models.py": "import os\n", "a.py": "import sys\n"})
+        ruff = Ruff(repo)
+        result = await ruff.lint(["gen_models.py", "a.py"])
+        assert [v.path for v in result.violations] == ["a.py"]
+        assert [v.path for v in (await ruff.lint()).violations] == ["a.py"]
+        assert (await ruff.lint_source("gen_models.py", b"import os\n")).violations == []
+
+    async def test_missing_path_is_reported_as_failed(self, repo):
+        """A path ruff cannot read shows in `failed` when E902 is not selected."""
+        (repo / "a.py").write_text("import os\n")
+        result = await Ruff(repo).lint(["nope.py", "a.py"], select=["F"])
+        assert rules(result.violations) == ["F401"]
+        assert len(result.failed) == 1
+        assert "Failed to lint nope.py" in result.failed[0]
+
+    async def test_missing_path_with_e902_selected_is_a_violation(self, repo):
+        """With E902 selected, a missing file is a finding instead of a warning."""
+        result = await Ruff(repo).lint(["nope.py"], select=["E902"])
+        assert result.failed == []
+        assert [(v.rule, v.path) for v in result.violations] == [("E902", "nope.py")]
+
+    async def test_clean_file_has_nothing(self, repo):
+        """A clean file gives no violations and no failures."""
+        (repo / "a.py").write_text("x = 1\n")
+        assert await Ruff(repo).lint(["a.py"]) == LintResult([], [])
+
+    async def test_stdin_uses_the_config_of_its_path(self, repo):
+        """In-memory content is linted under the nested config of the path it claims."""
+        nested = '[lint]\nselect = ["E702"]\n'
+        make_repo(repo, {"sub/ruff.toml": nested})
+        ruff = Ruff(repo)
+        source = b"import os\nx = 1; y = 2\n"
+        assert rules((await ruff.lint_source("sub/m.py", source)).violations) == ["E702"]
+        assert rules((await ruff.lint_source("m.py", source)).violations) == ["F401", "E702"]
+
+
+@pytest.mark.anyio
+class TestFixSource:
+    async def test_keeps_bom_and_crlf(self, repo):
+        """ruff's fixes on content in memory keep a BOM and CRLF line endings."""
+        data = BOM_BYTES + b"import os\r\nimport sys\r\n\r\nprint(sys)\r\n"
+        fixed = await Ruff(repo).fix_source("a.py", data, select=["F401"])
+        assert fixed == BOM_BYTES + b"import sys\r\n\r\nprint(sys)\r\n"
+
+    async def test_unsafe_fixes_only_when_asked(self, repo):
+        """An unsafe fix (F841) is applied only with unsafe=True."""
+        data = b"def f():\n    x = 1\n    return 2\n"
+        ruff = Ruff(repo)
+        assert await ruff.fix_source("a.py", data, select=["F841"]) == data
+        assert await ruff.fix_source("a.py", data, select=["F841"], unsafe=True) == (
+            b"def f():\n    return 2\n"
+        )
+
+    async def test_only_selected_rules_are_fixed(self, repo):
+        """Fixes outside the selection are left alone."""
+        data = b"import os\nx = f'a'\n"
+        assert await Ruff(repo).fix_source("a.py", data, select=["F541"]) == b"import os\nx = 'a'\n"
+
+    async def test_excluded_path_is_returned_unchanged(self, repo):
+        """Content claiming an excluded path comes back as it was."""
+        data = b"import os\n"
+        assert await Ruff(repo).fix_source("gen_x.py", data, select=["F401"]) == data
+
+
+@pytest.mark.anyio
+class TestFormatSource:
+    async def test_keeps_bom(self, repo):
+        """The BOM ruff format drops is put back; CRLF is kept."""
+        data = BOM_BYTES + b"x=1\r\ny = [1,2]\r\n"
+        formatted = await Ruff(repo).format_source("a.py", data)
+        assert formatted == BOM_BYTES + b"x = 1\r\ny = [1, 2]\r\n"
+
+    async def test_without_bom_adds_none(self, repo):
+        """A file without a BOM does not gain one."""
+        assert await Ruff(repo).format_source("a.py", b"x=1\n") == b"x = 1\n"
+
+    async def test_unparsable_source_is_returned_unchanged(self, repo):
+        """Source ruff cannot parse comes back untouched instead of failing the run."""
+        data = b"def f(:\n    pass\n"
+        assert await Ruff(repo).format_source("a.py", data) == data
+
+
+@pytest.mark.anyio
+class TestUnformatted:
+    async def test_bom_only_difference_does_not_count(self, repo):
+        """A formatted file whose only 'difference' is its BOM is clean."""
+        (repo / "bom.py").write_bytes(BOM_BYTES + b"x = 1\n")
+        assert await Ruff(repo).unformatted(["bom.py"]) == set()
+
+    async def test_badly_formatted_files_count(self, repo):
+        """Badly formatted files are reported by repo-relative path, clean ones not."""
+        make_repo(
+            repo,
+            {
+                "clean.py": b"x = 1\n",
+                "pkg/ugly.py": b"x=1\n",
+                "bom_ugly.py": BOM_BYTES + b"x=1\n",
+                "with space.py": b"y  =  2\n",
+            },
+        )
+        found = await Ruff(repo).unformatted(
+            ["clean.py", "pkg/ugly.py", "bom_ugly.py", "with space.py"]
+        )
+        assert found == {"pkg/ugly.py", "bom_ugly.py", "with space.py"}
+
+    async def test_unparsable_file_counts_without_failing(self, repo):
+        """A file ruff cannot parse is not format-clean, and the others are still judged."""
+        make_repo(repo, {"broken.py": b"x = (\n", "ugly.py": b"x=1\n", "clean.py": b"x = 1\n"})
+        found = await Ruff(repo).unformatted(["broken.py", "ugly.py", "clean.py"])
+        assert found == {"broken.py", "ugly.py"}
+
+    async def test_excluded_file_is_skipped(self, repo):
+        """An excluded file is not judged (--force-exclude)."""
+        (repo / "gen_x.py").write_bytes(b"x=1\n")
+        assert await Ruff(repo).unformatted(["gen_x.py"]) == set()
+
+    async def test_no_paths_no_work(self, repo):
+        """No paths means an empty answer."""
+        assert await Ruff(repo).unformatted([]) == set()
+
+
+@pytest.mark.anyio
+class TestToolError:
+    @pytest.fixture
+    def pinned(self, tmp_path: Path) -> Path:
+        """A repo whose ruff config requires a ruff version nobody has."""
+        config = ROOT_CONFIG.replace("[tool.ruff]", '[tool.ruff]\nrequired-version = "==0.1.0"')
+        return make_repo(tmp_path, {"a.py": "import os\n"}, config)
+
+    async def test_required_version_mismatch_on_lint(self, pinned):
+        """A required-version mismatch is a ToolError with one readable line."""
+        with pytest.raises(ToolError) as caught:
+            await Ruff(pinned).lint()
+        message = str(caught.value)
+        assert "\n" not in message
+        assert "Required version `==0.1.0` does not match" in message
+
+    async def test_required_version_mismatch_everywhere(self, pinned):
+        """Every ruff call fails the same way, not with findings or empty output."""
+        ruff = Ruff(pinned)
+        calls = [
+            ruff.lint_source("a.py", b"import os\n"),
+            ruff.fix_source("a.py", b"import os\n"),
+            ruff.format_source("a.py", b"x=1\n"),
+            ruff.unformatted(["a.py"]),
+        ]
+        for call in calls:
+            with pytest.raises(ToolError, match="Required version"):
+                await call
+
+    async def test_large_stdin_still_gives_tool_error(self, pinned):
+        """ruff quitting before reading a big input is still a ToolError, not a pipe error."""
+        with pytest.raises(ToolError, match="Required version"):
+            await Ruff(pinned).lint_source("a.py", b"x = 1\n" * 200_000)
+
+    async def test_bad_config_file(self, tmp_path):
+        """A config ruff cannot parse is a one-line ToolError that says why."""
+        repo = make_repo(tmp_path, {"a.py": "x = 1\n"}, "[tool.ruff\n")
+        with pytest.raises(ToolError, match="Failed to parse") as caught:
+            await Ruff(repo).lint()
+        message = str(caught.value)
+        assert "\n" not in message
+        assert "line 1, column 11" in message
+        assert "unclosed table" in message
+
+    async def test_bad_config_is_not_taken_for_a_parse_error(self, tmp_path):
+        """format calls, which tolerate unparsable source, still fail on a broken config."""
+        repo = make_repo(tmp_path, {"a.py": "x=1\n"}, "[tool.ruff\n")
+        ruff = Ruff(repo)
+        with pytest.raises(ToolError, match="unclosed table"):
+            await ruff.format_source("a.py", b"x=1\n")
+        with pytest.raises(ToolError, match="unclosed table"):
+            await ruff.unformatted(["a.py"])
+
+    async def test_bad_nested_config_names_file_and_reason(self, repo):
+        """A broken nested config names that file and ruff's reason on one line."""
+        make_repo(repo, {"sub/ruff.toml": '[tool.ruff.lint]\nselect = ["E"]\n'})
+        with pytest.raises(ToolError) as caught:
+            await Ruff(repo).lint_source("sub/m.py", b"x = 1\n")
+        message = str(caught.value)
+        assert "\n" not in message
+        assert "sub/ruff.toml" in message
+        assert "unknown field `tool`" in message
+
+    async def test_hung_ruff_times_out(self, repo, tmp_path):
+        """A ruff that never answers (here a real script that sleeps) is a ToolError."""
+        hung = tmp_path / "hung-ruff"
+        hung.write_text("#!/bin/sh\nsleep 20\n")
+        hung.chmod(0o755)
+        with pytest.raises(ToolError, match=r"timed out after 0\.5 s"):
+            await Ruff(repo, executable=str(hung), timeout=0.5).lint()
+
+    async def test_unknown_selector(self, repo):
+        """An unknown rule in the selection is a ToolError naming it."""
+        with pytest.raises(ToolError, match="XYZ999"):
+            await Ruff(repo, select=("XYZ999",)).lint()
+
+
+class TestVersion:
+    def test_version_is_the_pinned_ruff(self, repo):
+        """version() is the bare version of the bundled ruff, in the 0.17 series."""
+        version = anyio.run(Ruff(repo).version)
+        assert re.fullmatch(r"0\.17\.\d+", version)
+        cli = subprocess.run(
+            [default_ruff(), "--version"], capture_output=True, text=True, check=True
+        )
+        assert cli.stdout.split() == ["ruff", version]
