@@ -21,7 +21,7 @@ from ._policy import policy_problem
 from ._process import repo_env, run
 from ._ruff import Ruff
 from ._testrun import run_tests
-from ._types import TestResults, Verdict, sha256
+from ._types import TestResults, Verdict, Violation, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -60,6 +60,7 @@ class Baseline:
 
     results: TestResults | None
     flaky: set[str] = field(default_factory=set)
+    stable: set[str] = field(default_factory=set)  # failed under a patch, passed twice at base
 
     @property
     def already_failing(self) -> set[str]:
@@ -120,7 +121,7 @@ class Prover:
         self.baseline = baseline
         self.test_timeout = test_timeout
         self.stats = ProofStats()
-        self._lint: dict[tuple[str, str], Counter[str]] = {}
+        self._lint: dict[tuple[str, str], tuple[Violation, ...]] = {}
         self._clean: dict[tuple[str, str], bool] = {}
 
     def _ruff(self, tree: Worktree) -> Ruff:
@@ -160,6 +161,12 @@ class Prover:
     ) -> dict[str, Verdict]:
         ruff = self._ruff(tree)
         tree.write(ground)
+        out: dict[str, Verdict] = {}
+        for cand in cands:
+            moved = [p for p, d in cand.before.items() if sha256(tree.read(p)) != sha256(d)]
+            if moved:
+                out[cand.key] = _rejected(cand, "conflict", "changed under it: " + ", ".join(moved))
+        cands = [c for c in cands if c.key not in out]
         await self._learn_before(tree, ruff, cands)
         for cand in cands:
             tree.write(cand.after)
@@ -167,63 +174,39 @@ class Prover:
         broken = await self._compile(tree, paths)
         lint = await ruff.lint(paths, ignore_noqa=True)
         self.stats.lint_runs += 1
-        after = lint.counters()
+        after = lint.by_path()
         unformatted = await ruff.unformatted(paths)
-        by_path = lint.by_path()
-        out: dict[str, Verdict] = {}
         for cand in cands:
-            fail = _first(
+            lint_detail, fresh = lint_problem(
+                [v for p, d in cand.before.items() for v in self._lint[(p, sha256(d))]],
+                [v for p in cand.after for v in after.get(p, [])],
+                cand.targets,
+            )
+            problem = _first(
                 [
                     ("compile", "; ".join(broken[p] for p in cand.after if p in broken)),
                     ("lint", "; ".join(f for f in lint.failed if any(p in f for p in cand.after))),
+                    ("lint", lint_detail),
+                    (
+                        "format",
+                        ", ".join(
+                            p
+                            for p, d in cand.before.items()
+                            if self._clean.get((p, sha256(d))) and p in unformatted
+                        ),
+                    ),
                 ]
             )
-            new_found: list[str] = []
-            if not fail:
-                before_total: Counter[str] = Counter()
-                after_total: Counter[str] = Counter()
-                for path, data in cand.before.items():
-                    before_total += self._lint[(path, sha256(data))]
-                    after_total += after.get(path, Counter())
-                new = after_total - before_total
-                remaining = Counter(
-                    {
-                        fp: n
-                        for fp, n in cand.targets.items()
-                        if after_total[fp] > before_total[fp] - n
-                    }
-                )
-                new_found = [
-                    f"{v.rule} {v.path}:{v.location.row}: {v.message}"
-                    for p in cand.after
-                    for v in by_path.get(p, [])
-                    if new[v.fingerprint] > 0
-                ]
-                if new:
-                    fail = ("lint", "new violations: " + "; ".join(new_found))
-                elif remaining:
-                    fail = ("lint", f"{sum(remaining.values())} targeted violation(s) remain")
-            if not fail:
-                dirty = [
-                    p
-                    for p, data in cand.before.items()
-                    if self._clean.get((p, sha256(data))) and p in unformatted
-                ]
-                if dirty:
-                    fail = ("format", "no longer ruff-format clean: " + ", ".join(dirty))
-            if fail:
-                out[cand.key] = Verdict(
-                    patch_id=cand.key,
-                    accepted=False,
-                    reason=fail[0],
-                    detail=fail[1],
-                    new_violations=tuple(new_found),
-                )
-            else:
-                for path, data in cand.after.items():
-                    key = (path, sha256(data))
-                    self._lint[key] = after.get(path, Counter())
-                    self._clean[key] = path not in unformatted
+            if problem:
+                reason, detail = problem
+                if reason == "format":
+                    detail = f"no longer ruff-format clean: {detail}"
+                out[cand.key] = _rejected(cand, reason, detail, fresh if reason == "lint" else ())
+                continue
+            for path, data in cand.after.items():
+                key = (path, sha256(data))
+                self._lint[key] = tuple(after.get(path, []))
+                self._clean[key] = path not in unformatted
         return out
 
     async def _learn_before(self, tree: Worktree, ruff: Ruff, cands: Sequence[Candidate]) -> None:
@@ -235,11 +218,11 @@ class Prover:
             return
         lint = await ruff.lint(missing, ignore_noqa=True)
         self.stats.lint_runs += 1
-        counters = lint.counters()
+        found = lint.by_path()
         unformatted = await ruff.unformatted(missing)
         for path in missing:
             key = (path, sha256(tree.read(path)))
-            self._lint[key] = counters.get(path, Counter())
+            self._lint[key] = tuple(found.get(path, []))
             self._clean[key] = path not in unformatted
 
     async def _compile(self, tree: Worktree, paths: Sequence[str]) -> dict[str, str]:
@@ -284,13 +267,23 @@ class Prover:
         return problems
 
     async def _find_flaky(self, tests: Sequence[str]) -> None:
-        """Rerun failing tests at base: one that fails there too is flaky, not a patch's fault."""
+        """Rerun failing tests at base: one that fails there too is flaky, not a patch's fault.
+
+        Flakiness is decided at base only, and once per test: a test that passed
+        both reruns is known to be stable and is not rerun for the next batch.
+        """
+        unknown = [
+            t for t in tests if t not in self.baseline.stable and t not in self.baseline.flaky
+        ]
+        if not unknown:
+            return
         for _ in range(2):
-            results = await self.run_suite({}, node_ids=tests)
+            results = await self.run_suite({}, node_ids=unknown)
             self.stats.reruns_at_base += 1
-            for test in tests:
+            for test in unknown:
                 if results.outcomes.get(test) != "passed":
                     self.baseline.flaky.add(test)
+        self.baseline.stable.update(t for t in unknown if t not in self.baseline.flaky)
 
     async def _tested(
         self, cands: Sequence[Candidate], ground: Mapping[str, bytes]
@@ -340,6 +333,50 @@ def _merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str
     for cand in cands:
         files.update(cand.after)
     return files
+
+
+def lint_problem(
+    before: Sequence[Violation], after: Sequence[Violation], targets: Counter[str]
+) -> tuple[str, tuple[str, ...]]:
+    """What lint says against a change ("" when the targets are gone and nothing is new),
+    and the new findings.
+
+    Targets are matched by fingerprint. New findings are counted per rule: a fix
+    that rewrites a line can change the fingerprint of an untouched neighbour (an
+    import block's I001 after an import goes), which is a rewording, not a new
+    finding, so per rule the count must fall by at least the targets it fixed.
+    """
+    have_before = Counter(v.fingerprint for v in before)
+    have_after = Counter(v.fingerprint for v in after)
+    remaining = sum(
+        n - max(0, have_before[fp] - have_after[fp]) for fp, n in targets.items() if n > 0
+    )
+    if remaining > 0:
+        return f"{remaining} targeted violation(s) remain", ()
+    rule_of = {v.fingerprint: v.rule for v in (*before, *after)}
+    allowed = Counter(v.rule for v in before)
+    allowed.subtract(Counter({rule_of.get(fp, fp): n for fp, n in targets.items()}))
+    grew = {r for r, n in Counter(v.rule for v in after).items() if n > allowed[r]}
+    if not grew:
+        return "", ()
+    fresh = tuple(
+        f"{v.rule} {v.path}:{v.location.row}: {v.message}"
+        for v in after
+        if v.rule in grew and have_after[v.fingerprint] > have_before[v.fingerprint]
+    )
+    return "new violations: " + "; ".join(fresh or sorted(grew)), fresh
+
+
+def _rejected(
+    cand: Candidate, reason: str, detail: str, new_violations: tuple[str, ...] = ()
+) -> Verdict:
+    return Verdict(
+        patch_id=cand.key,
+        accepted=False,
+        reason=reason,
+        detail=detail,
+        new_violations=new_violations,
+    )
 
 
 def _proven(cand: Candidate) -> Verdict:

@@ -17,6 +17,37 @@ SAMPLE_REPO = ROOT / "examples" / "sample-repo"
 PYTEST_SITE = Path(pytest.__file__).resolve().parent.parent
 
 
+def _pytest_only_site() -> Path:
+    """A folder with pytest and what it imports, and nothing else of fixbot's venv.
+
+    Pointing a test repo's venv at all of fixbot's site-packages would load every
+    pytest plugin installed there (anyio's doubles pytest's start-up).
+    """
+    import importlib  # noqa: PLC0415
+    import importlib.metadata  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    folder = Path(tempfile.gettempdir()) / f"fixbot-tests-pytest-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py"):
+        module = importlib.import_module(name)
+        source = Path(module.__file__).resolve()
+        source = source.parent if source.name == "__init__.py" else source
+        link = folder / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    # pytest reads its own version (and its plugins') from the installed metadata.
+    for dist in ("pytest", "pluggy", "iniconfig", "packaging", "pygments"):
+        info = Path(str(importlib.metadata.distribution(dist)._path))  # noqa: SLF001
+        link = folder / info.name
+        if not link.exists():
+            link.symlink_to(info)
+    return folder
+
+
+PYTEST_ONLY = _pytest_only_site()
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No proxy, git or fixbot settings of the machine leak into a test."""
@@ -55,7 +86,7 @@ def make_venv(where: Path) -> Path:
     """A real venv at `where` that can import pytest (through a .pth file)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", where], check=True)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    (where / "lib" / version / "site-packages" / "zz_pytest.pth").write_text(f"{PYTEST_SITE}\n")
+    (where / "lib" / version / "site-packages" / "zz_pytest.pth").write_text(f"{PYTEST_ONLY}\n")
     return where
 
 

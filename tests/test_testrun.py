@@ -26,13 +26,11 @@ from sandbox._testrun import (
     resolve_test_command,
     run_tests,
 )
+from tests.conftest import PYTEST_ONLY
 
 if TYPE_CHECKING:
     from sandbox._types import TestResults
 
-# The folder that holds pytest and its dependencies, so a throwaway venv can run
-# pytest without installing anything.
-PYTEST_SITE = Path(pytest.__file__).resolve().parent.parent
 
 SAMPLE_TESTS = """
 import pytest
@@ -101,7 +99,7 @@ def make_venv(where: Path, *paths: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", where], check=True)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     site = where / "lib" / version / "site-packages"
-    (site / "zz_pytest.pth").write_text(f"{PYTEST_SITE}\n")
+    (site / "zz_pytest.pth").write_text(f"{PYTEST_ONLY}\n")
     for number, path in enumerate(paths):
         # What an editable install from another checkout leaves behind.
         (site / f"editable_{number}.pth").write_text(f"{path}\n")
