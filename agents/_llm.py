@@ -17,7 +17,7 @@ import structlog
 
 from sandbox import FileChange, Patch, Ruff, sha256
 
-from ._llm_client import BudgetExhausted, LlmFailed
+from ._llm_client import BudgetExhausted, LlmAuthError, LlmFailed
 from ._region import Region, extract_code, find_region, splice
 
 if TYPE_CHECKING:
@@ -203,6 +203,8 @@ class LlmAgent:
         docs = await self.docs.get(v.rule)
         try:
             reply = await self.client.complete(build_messages(v, region, docs, feedback))
+        except LlmAuthError:
+            raise  # a refused key ends the run (exit 3): every other request would fail too
         except BudgetExhausted:
             self.dropped[v.fingerprint] = "budget exhausted"
             return None

@@ -61,6 +61,8 @@ class Config(BaseModel):
     agents: list[AgentName] | None = None
     test_cmd: str | None = None  # "" asks for lint-only proof
     test_timeout: _Seconds = 900.0
+    test_impact: bool = True
+    always_run: list[_Text] = Field(default_factory=list)
     report_dir: _Text | None = None
     dry_run: bool = False
     push: bool = False

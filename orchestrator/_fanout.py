@@ -157,6 +157,7 @@ class FanOut:
                 Candidate(
                     key=j.path,
                     agent=j.pending[0].agent,
+                    kind=j.stages[j.stage].label,
                     before={j.path: j.content},
                     after={j.path: j.pending[-1].changes[0].new},
                     targets=Counter(v.fingerprint for p in j.pending for v in p.targets),

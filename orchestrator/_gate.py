@@ -47,7 +47,7 @@ async def final_gate(prover: Prover, jobs: list[Job], reference: Worktree) -> No
             )
             for job in changed
         ]
-        verdicts = await prover.prove(candidates, {})
+        verdicts = await prover.prove(candidates, {}, whole=True)
         culprits = [j for j in changed if not verdicts[j.path].accepted]
         if not culprits:
             return

@@ -27,9 +27,11 @@ from sandbox import (
     sweep,
 )
 from sandbox._git import common_dir, rev_parse, toplevel
+from sandbox._impact import build_impact_map
+from sandbox._judge import entropy_bound
 
-from ._fanout import FanOut, Job
 from ._agents import estimate_llm, llm_block, make_agents
+from ._fanout import FanOut, Job
 from ._gate import final_gate
 from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
 from ._plan import Plan, make_plan
@@ -232,12 +234,7 @@ async def _stages(
             llm=llm_usage,
             isolation=isolation.facts,
             dry_run=ctx.config.dry_run,
-            proof={
-                "rounds": fan.rounds,
-                "test_runs": prover.stats.test_runs,
-                "test_seconds": round(prover.stats.test_seconds, 3),
-                "reruns_at_base": prover.stats.reruns_at_base,
-            },
+            proof=proof_block(fan.rounds, prover),
         )
         save_rejected(ctx.run_dir, records)
         report_dir = _report_dir(ctx.config, ctx.run_dir)
@@ -262,6 +259,11 @@ async def _baseline(ctx: Context) -> tuple[TestCommand | None, Isolation, Prover
     command = resolve_test_command(ctx.repo, ctx.config.test_cmd, source)
     python = command.python if command else find_python(ctx.repo)
     isolation = await probe_isolation(python)
+    impact = None
+    if command is not None and ctx.config.test_impact:
+        impact = await build_impact_map(
+            ctx.reference.path, ctx.ruff_exe, always_full=ctx.config.always_run
+        )
     prover = Prover(
         pool=ctx.pool,
         select=ctx.select,
@@ -271,6 +273,7 @@ async def _baseline(ctx: Context) -> tuple[TestCommand | None, Isolation, Prover
         test_command=command,
         baseline=Baseline(None),
         test_timeout=ctx.config.test_timeout,
+        impact=impact,
     )
     if command is not None:
         results = await prover.run_suite({})
@@ -311,6 +314,23 @@ async def _merge(ctx: Context, fan: FanOut, old_tip: str | None, proof: str) -> 
 
 async def _git_version(repo: Path) -> str:
     return (await git("--version", cwd=repo)).stdout.decode().split()[-1]
+
+
+def proof_block(rounds: int, prover: Prover) -> dict[str, object]:
+    """What proving cost, against the information bound N·H(p) (notes A6)."""
+    stats = prover.stats
+    return {
+        "rounds": rounds,
+        "batches": stats.batches,
+        "test_runs": stats.test_runs,
+        "test_seconds": round(stats.test_seconds, 3),
+        "selected_runs": stats.selected_runs,
+        "reruns_at_base": stats.reruns_at_base,
+        "tested": stats.tested,
+        "failed_tests": stats.failed_tests,
+        "entropy_bound": round(entropy_bound(stats.tested, stats.failed_tests), 2),
+        "one_by_one": stats.tested,
+    }
 
 
 def _report_dir(config: Config, run_dir: Path) -> Path:

@@ -112,12 +112,24 @@ def run(
         outcome = _run_with_progress(
             repo, paths or [], config, show=not json_logs and err.is_terminal
         )
-    except FixbotError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("fixbot: interrupted; worktrees removed, nothing of yours was changed")
-        raise typer.Exit(130) from None
+    except (FixbotError, KeyboardInterrupt, BaseExceptionGroup) as exc:
+        raise _exit_for(exc) from None
     _summary(outcome)
+
+
+def _exit_for(exc: BaseException) -> typer.Exit:
+    """One line and an exit code for an error a user caused; a bug keeps its traceback."""
+    # Errors raised inside task groups arrive wrapped in exception groups.
+    while isinstance(exc, BaseExceptionGroup):
+        expected = exc.subgroup((FixbotError, KeyboardInterrupt))
+        if expected is None:
+            raise exc
+        exc = expected.exceptions[0]
+    if isinstance(exc, KeyboardInterrupt):
+        err.print("fixbot: interrupted; worktrees removed, nothing of yours was changed")
+        return typer.Exit(130)
+    assert isinstance(exc, FixbotError)  # noqa: S101 - the only other kind caught
+    return _fail(str(exc), exc.exit_code)
 
 
 def _run_with_progress(repo: Path, paths: list[str], config: Any, *, show: bool) -> Outcome:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ._batch import Batcher
+from ._judge import Baseline, lint_problem, test_file
 from ._policy import policy_problem
 from ._process import repo_env, run
 from ._ruff import Ruff
@@ -24,8 +26,9 @@ from ._testrun import run_tests
 from ._types import TestResults, Verdict, Violation, sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
+    from ._impact import ImpactMap
     from ._isolation import Isolation
     from ._testrun import TestCommand
     from ._worktree import Worktree, WorktreePool
@@ -52,39 +55,11 @@ class Candidate:
     before: Mapping[str, bytes]
     after: Mapping[str, bytes]
     targets: Counter[str] = field(default_factory=Counter)
+    kind: str = ""  # e.g. "ruff:unsafe": candidates of a kind share a failure rate
 
-
-@dataclass(slots=True)
-class Baseline:
-    """The repo's tests at base; tests failing or flaky there never count against a patch."""
-
-    results: TestResults | None
-    flaky: set[str] = field(default_factory=set)
-    stable: set[str] = field(default_factory=set)  # failed under a patch, passed twice at base
-
-    @property
-    def already_failing(self) -> set[str]:
-        """Tests that did not pass at base."""
-        if self.results is None:
-            return set()
-        return {t for t, s in self.results.outcomes.items() if s in {"failed", "error"}}
-
-    def problems(self, results: TestResults) -> dict[str, str]:
-        """Test id -> what got worse than at base."""
-        if self.results is None:
-            return {}
-        out = {}
-        for test, before in self.results.outcomes.items():
-            if test in self.flaky or before in {"failed", "error"}:
-                continue
-            after = results.outcomes.get(test)
-            if after is None:
-                out[test] = "no longer collected"
-            elif (before == "passed" and after != "passed") or (
-                before in {"skipped", "xfailed"} and after in {"failed", "error"}
-            ):
-                out[test] = after
-        return out
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.agent)
 
 
 @dataclass(slots=True)
@@ -95,6 +70,10 @@ class ProofStats:
     test_seconds: float = 0.0
     reruns_at_base: int = 0
     lint_runs: int = 0
+    batches: int = 0
+    tested: int = 0  # candidates that reached the tests
+    failed_tests: int = 0  # of those, rejected for the tests
+    selected_runs: int = 0  # test runs narrowed by test impact selection
 
 
 class Prover:
@@ -111,6 +90,7 @@ class Prover:
         test_command: TestCommand | None,
         baseline: Baseline,
         test_timeout: float = 900,
+        impact: ImpactMap | None = None,
     ) -> None:
         self.pool = pool
         self.select = tuple(select) if select else None
@@ -121,6 +101,8 @@ class Prover:
         self.baseline = baseline
         self.test_timeout = test_timeout
         self.stats = ProofStats()
+        self.impact = impact
+        self.batcher = Batcher()
         self._lint: dict[tuple[str, str], tuple[Violation, ...]] = {}
         self._clean: dict[tuple[str, str], bool] = {}
 
@@ -128,9 +110,17 @@ class Prover:
         return Ruff(tree.path, self.select, self.ruff_executable)
 
     async def prove(
-        self, candidates: Sequence[Candidate], ground: Mapping[str, bytes]
+        self,
+        candidates: Sequence[Candidate],
+        ground: Mapping[str, bytes],
+        *,
+        whole: bool = False,
     ) -> dict[str, Verdict]:
-        """A verdict for every candidate; accepted ones passed every check."""
+        """A verdict for every candidate; accepted ones passed every check.
+
+        `whole` proves them as one batch against the whole test suite: the final
+        gate on the merged tree, where no selection may leave a test out.
+        """
         verdicts: dict[str, Verdict] = {}
         standing = []
         for cand in candidates:
@@ -148,12 +138,24 @@ class Prover:
                 )
             else:
                 standing.append(cand)
-        if standing:
+
+        async def prove_batch(batch: list[Candidate]) -> None:
             async with self.pool.use() as tree:
-                verdicts |= await self._static(tree, standing, ground)
-        survivors = [c for c in standing if c.key not in verdicts]
-        if survivors:
-            verdicts |= await self._tested(survivors, ground)
+                verdicts.update(await self._static(tree, batch, ground))
+            survivors = [c for c in batch if c.key not in verdicts]
+            if survivors:
+                tested = await self._tested(survivors, ground, whole=whole)
+                verdicts.update(tested)
+                for cand in survivors:
+                    failed = tested[cand.key].reason == "tests"
+                    self.batcher.record(cand.kind, failed=failed)
+                    self.stats.tested += 1
+                    self.stats.failed_tests += failed
+
+        async with anyio.create_task_group() as tg:
+            for batch in [list(standing)] if whole else self.batcher.split(standing):
+                self.stats.batches += 1
+                tg.start_soon(prove_batch, batch)
         return verdicts
 
     async def _static(
@@ -256,11 +258,44 @@ class Prover:
             self.stats.test_seconds += time.perf_counter() - start
             return results
 
-    async def test_problems(self, files: Mapping[str, bytes]) -> dict[str, str]:
-        """Tests worse than at base with `files` written; flaky ones found and excused."""
+    def select_tests(self, changed: Collection[str] | None) -> list[str] | None:
+        """The test files that can reach `changed`, or None for the whole suite."""
+        if changed is None or self.impact is None or self.baseline.results is None:
+            return None
+        if self.test_command is None or not self.test_command.is_pytest:
+            return None
+        if not self.baseline.results.per_test:
+            return None
+        reach = self.impact.tests_for(changed)
+        if reach is None:
+            return None
+        known = self.baseline.test_files
+        # Test files the map does not know (custom python_files) always run.
+        return sorted((reach & known) | (known - self.impact.tests))
+
+    async def test_problems(
+        self,
+        files: Mapping[str, bytes],
+        changed: Collection[str] | None = None,
+        also: Collection[str] = (),
+    ) -> dict[str, str]:
+        """Tests worse than at base with `files` written; flaky ones found and excused.
+
+        With `changed`, only the tests that can reach those files run (test impact
+        selection); without it, or where the import graph cannot say, all of them.
+        """
         if self.test_command is None or self.baseline.results is None:
             return {}
-        problems = self.baseline.problems(await self.run_suite(files))
+        selection = self.select_tests(changed)
+        if selection is not None and also:
+            # Bisecting a failure: the tests that failed always run, whatever the graph says.
+            selection = sorted(set(selection) | {test_file(t) for t in also})
+        if selection is not None:
+            if not selection:
+                return {}
+            self.stats.selected_runs += 1
+        results = await self.run_suite(files, node_ids=selection)
+        problems = self.baseline.problems(results, within=selection)
         if problems and self.test_command.is_pytest and self.baseline.results.per_test:
             await self._find_flaky(sorted(problems))
             problems = {t: s for t, s in problems.items() if t not in self.baseline.flaky}
@@ -286,9 +321,10 @@ class Prover:
         self.baseline.stable.update(t for t in unknown if t not in self.baseline.flaky)
 
     async def _tested(
-        self, cands: Sequence[Candidate], ground: Mapping[str, bytes]
+        self, cands: Sequence[Candidate], ground: Mapping[str, bytes], *, whole: bool = False
     ) -> dict[str, Verdict]:
-        problems = await self.test_problems(_merged(ground, cands))
+        changed = None if whole else _changed(cands)
+        problems = await self.test_problems(_merged(ground, cands), changed)
         if not problems:
             return {c.key: _proven(c) for c in cands}
         return await self._bisect(list(cands), ground, problems)
@@ -312,7 +348,9 @@ class Prover:
         found: list[dict[str, str]] = [{}, {}]
 
         async def probe(i: int) -> None:
-            found[i] = await self.test_problems(_merged(ground, parts[i]))
+            found[i] = await self.test_problems(
+                _merged(ground, parts[i]), _changed(parts[i]), also=problems
+            )
 
         async with anyio.create_task_group() as tg:
             for i in range(2):
@@ -328,43 +366,15 @@ class Prover:
         return out
 
 
+def _changed(cands: Sequence[Candidate]) -> set[str]:
+    return {path for cand in cands for path in cand.after}
+
+
 def _merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str, bytes]:
     files = dict(ground)
     for cand in cands:
         files.update(cand.after)
     return files
-
-
-def lint_problem(
-    before: Sequence[Violation], after: Sequence[Violation], targets: Counter[str]
-) -> tuple[str, tuple[str, ...]]:
-    """What lint says against a change ("" when the targets are gone and nothing is new),
-    and the new findings.
-
-    Targets are matched by fingerprint. New findings are counted per rule: a fix
-    that rewrites a line can change the fingerprint of an untouched neighbour (an
-    import block's I001 after an import goes), which is a rewording, not a new
-    finding, so per rule the count must fall by at least the targets it fixed.
-    """
-    have_before = Counter(v.fingerprint for v in before)
-    have_after = Counter(v.fingerprint for v in after)
-    remaining = sum(
-        n - max(0, have_before[fp] - have_after[fp]) for fp, n in targets.items() if n > 0
-    )
-    if remaining > 0:
-        return f"{remaining} targeted violation(s) remain", ()
-    rule_of = {v.fingerprint: v.rule for v in (*before, *after)}
-    allowed = Counter(v.rule for v in before)
-    allowed.subtract(Counter({rule_of.get(fp, fp): n for fp, n in targets.items()}))
-    grew = {r for r, n in Counter(v.rule for v in after).items() if n > allowed[r]}
-    if not grew:
-        return "", ()
-    fresh = tuple(
-        f"{v.rule} {v.path}:{v.location.row}: {v.message}"
-        for v in after
-        if v.rule in grew and have_after[v.fingerprint] > have_before[v.fingerprint]
-    )
-    return "new violations: " + "; ".join(fresh or sorted(grew)), fresh
 
 
 def _rejected(

@@ -8,10 +8,13 @@ status with Retry-After, a dropped connection, a reply cut off at its length lim
 
 In a test:
 
-    from tests.fake_openai import Scripted, fake_openai
+    from tests.fake_openai import FakeOpenAI, Scripted
+    from tests.fake_openai import fake_openai as _fixture
 
-    def test_x(fake_openai):
-        fake_openai.script(Scripted.error(500), Scripted.reply("hi"))
+    fake_openai = _fixture  # a plain import of the fixture trips ruff's F401/F811
+
+    def test_x(fake_openai: FakeOpenAI):
+        fake_openai.script(Scripted.failure(500), Scripted.reply("hi"))
         ...  # point a client at fake_openai.url
         assert len(fake_openai.requests) == 2
 

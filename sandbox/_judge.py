@@ -1,0 +1,104 @@
+"""Judging outcomes against the base: which tests got worse, what lint says.
+
+Pure functions and plain values, so each rule of "proven" (DESIGN.md,
+Verification) can be read and tested on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+
+    from ._types import TestResults, Violation
+
+
+def test_file(node_id: str) -> str:
+    """The file part of a pytest node id."""
+    return node_id.split("::", 1)[0]
+
+
+@dataclass(slots=True)
+class Baseline:
+    """The repo's tests at base; tests failing or flaky there never count against a patch."""
+
+    results: TestResults | None
+    flaky: set[str] = field(default_factory=set)
+    stable: set[str] = field(default_factory=set)  # failed under a patch, passed twice at base
+
+    @property
+    def already_failing(self) -> set[str]:
+        """Tests that did not pass at base."""
+        if self.results is None:
+            return set()
+        return {t for t, s in self.results.outcomes.items() if s in {"failed", "error"}}
+
+    @property
+    def test_files(self) -> set[str]:
+        """The files the tests collected at base live in."""
+        return {test_file(t) for t in (self.results.outcomes if self.results else ())}
+
+    def problems(
+        self, results: TestResults, within: Collection[str] | None = None
+    ) -> dict[str, str]:
+        """Test id -> what got worse than at base (only tests in `within` files, if given)."""
+        if self.results is None:
+            return {}
+        out = {}
+        for test, before in self.results.outcomes.items():
+            if test in self.flaky or before in {"failed", "error"}:
+                continue
+            if within is not None and test_file(test) not in within:
+                continue
+            after = results.outcomes.get(test)
+            if after is None:
+                out[test] = "no longer collected"
+            elif (before == "passed" and after != "passed") or (
+                before in {"skipped", "xfailed"} and after in {"failed", "error"}
+            ):
+                out[test] = after
+        return out
+
+
+def lint_problem(
+    before: Sequence[Violation], after: Sequence[Violation], targets: Counter[str]
+) -> tuple[str, tuple[str, ...]]:
+    """What lint says against a change ("" when the targets are gone and nothing is new),
+    and the new findings.
+
+    Targets are matched by fingerprint. New findings are counted per rule: a fix
+    that rewrites a line can change the fingerprint of an untouched neighbour (an
+    import block's I001 after an import goes), which is a rewording, not a new
+    finding, so per rule the count must fall by at least the targets it fixed.
+    """
+    have_before = Counter(v.fingerprint for v in before)
+    have_after = Counter(v.fingerprint for v in after)
+    remaining = sum(
+        n - max(0, have_before[fp] - have_after[fp]) for fp, n in targets.items() if n > 0
+    )
+    if remaining > 0:
+        return f"{remaining} targeted violation(s) remain", ()
+    rule_of = {v.fingerprint: v.rule for v in (*before, *after)}
+    allowed = Counter(v.rule for v in before)
+    allowed.subtract(Counter({rule_of.get(fp, fp): n for fp, n in targets.items()}))
+    grew = {r for r, n in Counter(v.rule for v in after).items() if n > allowed[r]}
+    if not grew:
+        return "", ()
+    fresh = tuple(
+        f"{v.rule} {v.path}:{v.location.row}: {v.message}"
+        for v in after
+        if v.rule in grew and have_after[v.fingerprint] > have_before[v.fingerprint]
+    )
+    return "new violations: " + "; ".join(fresh or sorted(grew)), fresh
+
+
+def entropy_bound(n: int, failures: int) -> float:
+    """N·H(p): the fewest test runs any scheme needs on average to sort N patches (notes A6)."""
+    if n == 0 or failures in {0, n}:
+        return 0.0
+    p = failures / n
+    return n * -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
