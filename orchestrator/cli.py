@@ -80,6 +80,22 @@ def run(
         bool | None,
         typer.Option("--force/--no-force", help="Replace a branch that has others' commits."),
     ] = None,
+    test_timeout: Annotated[
+        float | None, typer.Option(help="Seconds one test run may take.")
+    ] = None,
+    llm_base_url: Annotated[
+        str | None, typer.Option(help="The model's OpenAI-compatible base URL.")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(help="The model's name.")] = None,
+    llm_concurrency: Annotated[
+        int | None, typer.Option(help="Model requests in flight (default 16).")
+    ] = None,
+    llm_max_requests: Annotated[
+        int | None, typer.Option(help="Hard cap on model requests, retries included.")
+    ] = None,
+    llm_token_budget: Annotated[
+        int | None, typer.Option(help="Hard cap on model tokens, prompt and completion.")
+    ] = None,
     log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show progress events on a terminal.")
@@ -98,6 +114,12 @@ def run(
         "report_dir": report_dir,
         "dry_run": dry_run,
         "force": force,
+        "test_timeout": test_timeout,
+        "llm_base_url": llm_base_url,
+        "llm_model": llm_model,
+        "llm_concurrency": llm_concurrency,
+        "llm_max_requests": llm_max_requests,
+        "llm_token_budget": llm_token_budget,
         "log_format": log_format,
     }
     signal.signal(signal.SIGTERM, _terminate)

@@ -280,6 +280,33 @@ def _failed_to_lint(stderr: bytes) -> list[str]:
     ]
 
 
+_SCOPE = re.compile(r"\s*(?:async\s+def|def|class)\s")
+
+
+def scope_of(lines: list[str], row: int) -> str:
+    """The header of the function or class around `row` ('' at module level).
+
+    Two identical lines in one file (a bare `except:` in two functions) must not
+    share a fingerprint; the enclosing def tells them apart and, like the lines
+    themselves, does not move when code above is added or removed.
+    """
+    if not 0 < row <= len(lines):
+        return ""
+    line = lines[row - 1]
+    indent = len(line) - len(line.lstrip())
+    for above in reversed(lines[: row - 1]):
+        stripped = above.lstrip()
+        depth = len(above) - len(stripped)
+        if not stripped or depth >= indent:
+            continue
+        indent = depth
+        if _SCOPE.match(above):
+            return stripped
+        if depth == 0:
+            break
+    return ""
+
+
 def violation_from_json(item: dict[str, Any], path: str, lines: list[str]) -> Violation:
     """Build a `Violation` from one object of ruff's JSON output."""
     loc = Location(**item["location"])
@@ -310,5 +337,7 @@ def violation_from_json(item: dict[str, Any], path: str, lines: list[str]) -> Vi
         else None,
         cell=item.get("cell"),
         noqa_row=item.get("noqa_row"),
-        fingerprint=fingerprint(rule, path, item["message"], region),
+        fingerprint=fingerprint(
+            rule, path, item["message"], region, scope_of(lines, loc.row) if region else ""
+        ),
     )

@@ -64,14 +64,18 @@ class Violation(_Frozen):
         return self.fix.applicability if self.fix else None
 
 
-def fingerprint(rule: str, path: str, message: str, source_lines: list[str]) -> str:
+def fingerprint(
+    rule: str, path: str, message: str, source_lines: list[str], scope: str = ""
+) -> str:
     """Identify a violation by what it is about, never by where the lines are.
 
     The range's lines are stripped so that re-indenting or shifting code keeps
-    the fingerprint; the message tells apart two findings on one line.
+    the fingerprint; the message tells apart two findings on one line, and the
+    enclosing def or class (`scope`) two identical lines in different functions.
     """
     digest = hashlib.sha1(usedforsecurity=False)
-    for part in (rule, path, message, *(line.strip() for line in source_lines)):
+    scoped = (f"scope:{scope.strip()}",) if scope.strip() else ()
+    for part in (rule, path, message, *(line.strip() for line in source_lines), *scoped):
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()[:20]

@@ -19,6 +19,7 @@ from sandbox._ruff import (
     decode,
     default_ruff,
     encode,
+    scope_of,
     split_lines,
     violation_from_json,
 )
@@ -222,6 +223,29 @@ class TestViolationFromJson:
         assert a.fingerprint == b.fingerprint
 
 
+class TestScope:
+    """Identical lines in different functions get different fingerprints."""
+
+    @pytest.mark.anyio
+    async def test_two_bare_excepts(self, tmp_path):
+        """A bare except in two functions: two fingerprints, each stable when code moves."""
+        body = "def a():\n    try:\n        pass\n    except:\n        pass\n\n\n"
+        body += body.replace("def a", "def b")
+        ruff = Ruff(tmp_path, ("E722",))
+        first = await ruff.lint_source("m.py", body.encode())
+        moved = await ruff.lint_source("m.py", ("x = 1\n\n\n" + body).encode())
+        fps = [v.fingerprint for v in first.violations]
+        assert len(set(fps)) == 2
+        assert [v.fingerprint for v in moved.violations] == fps
+
+    def test_scope_of(self):
+        """The nearest enclosing def or class header, '' at module level."""
+        lines = ["class A:", "    def f(self):", "        if x:", "            y = 1", "z = 2"]
+        assert scope_of(lines, 4) == "def f(self):"
+        assert scope_of(lines, 2) == "class A:"
+        assert scope_of(lines, 5) == ""
+
+
 class TestFingerprint:
     def test_strips_indentation(self):
         """Leading and trailing whitespace of the range's lines does not count."""
@@ -260,10 +284,10 @@ class TestFingerprint:
 
     @pytest.mark.anyio
     async def test_stable_when_reindented(self, repo):
-        """Moving a finding into a deeper block keeps its fingerprint."""
+        """Moving a finding into a deeper block of the same function keeps its fingerprint."""
         ruff = Ruff(repo)
         before = only(await ruff.lint_source("a.py", b"def f():\n    import os\n"), "F401")
-        source = b"class C:\n    def f(self):\n        if True:\n            import os\n"
+        source = b"def f():\n    if True:\n        import os\n"
         after = only(await ruff.lint_source("a.py", source), "F401")
         assert after.fingerprint == before.fingerprint
 
