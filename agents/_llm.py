@@ -18,7 +18,7 @@ import structlog
 from sandbox import FileChange, Patch, Ruff, sha256
 
 from ._llm_client import BudgetExhausted, LlmAuthError, LlmFailed
-from ._region import Region, extract_code, find_region, splice
+from ._region import Region, extract_code, find_regions, splice
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -151,14 +151,15 @@ class LlmAgent:
             path, content
         )
         chosen: list[tuple[Violation, Region]] = []
-        for v in lint.violations:
-            if (
-                not self.can_fix(v, "llm")
-                or v.fingerprint in request.blocked
-                or (request.wanted is not None and v.fingerprint not in request.wanted)
-            ):
-                continue
-            region = find_region(content, v.location.row, v.end_location.row)
+        mine = [
+            v
+            for v in lint.violations
+            if self.can_fix(v, "llm")
+            and v.fingerprint not in request.blocked
+            and (request.wanted is None or v.fingerprint in request.wanted)
+        ]
+        regions = find_regions(content, [(v.location.row, v.end_location.row) for v in mine])
+        for v, region in zip(mine, regions, strict=True):
             if region is None or any(
                 r.start <= region.end and region.start <= r.end for _, r in chosen
             ):

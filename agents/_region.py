@@ -49,26 +49,42 @@ def _span(node: ast.AST) -> tuple[int, int]:
 
 def find_region(content: bytes, row: int, end_row: int) -> Region | None:
     """The smallest function, class or statement holding rows `row`..`end_row`."""
+    return find_regions(content, [(row, end_row)])[0]
+
+
+def find_regions(content: bytes, spans: list[tuple[int, int]]) -> list[Region | None]:
+    """`find_region` for many violations of one file, parsing it once."""
     text, _ = decode(content)
     lines = _lines(text)
     try:
         tree = ast.parse(text)
     except SyntaxError:
-        return None
+        return [None] * len(spans)
+    statements = [_span(node) for node in ast.walk(tree) if isinstance(node, ast.stmt)]
+    scopes = {
+        _span(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    return [_region(lines, statements, scopes, row, end_row) for row, end_row in spans]
+
+
+def _region(
+    lines: list[str],
+    statements: list[tuple[int, int]],
+    scopes: set[tuple[int, int]],
+    row: int,
+    end_row: int,
+) -> Region:
     best: tuple[int, int] | None = None
     best_scope: tuple[int, int] | None = None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.stmt):
-            continue
-        start, end = _span(node)
+    for start, end in statements:
         if not (start <= row and end_row <= end):
             continue
         size = end - start
         if best is None or size < best[1] - best[0]:
             best = (start, end)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and (
-            best_scope is None or size < best_scope[1] - best_scope[0]
-        ):
+        if (start, end) in scopes and (best_scope is None or size < best_scope[1] - best_scope[0]):
             best_scope = (start, end)
     # The enclosing function or class gives the model context, unless it is huge.
     chosen = best_scope if best_scope and best_scope[1] - best_scope[0] < MAX_REGION_LINES else best

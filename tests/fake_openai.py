@@ -195,6 +195,10 @@ class FakeOpenAI:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: with hundreds of clients connecting at
+    # once the kernel drops SYNs and each retry costs a second.
+    request_queue_size = 1024
+
     fake: FakeOpenAI
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -205,6 +209,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # an idle keep-alive connection is closed after this long
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each reply on
+    # a kept-alive connection waits for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
