@@ -42,11 +42,10 @@ async def make_agents(
         from agents._llm import LlmAgent  # noqa: PLC0415 - httpx only when a model is used
         from agents._llm_client import LlmClient, LlmSettings  # noqa: PLC0415
 
-        assert config.llm_base_url and config.llm_model  # noqa: S101 - llm_enabled says so
         client = LlmClient(
             LlmSettings(
-                base_url=config.llm_base_url,
-                model=config.llm_model,
+                base_url=config.llm_base_url or "",
+                model=config.llm_model or "",
                 api_key=config.llm_api_key,
                 concurrency=config.llm_concurrency,
                 max_requests=config.llm_max_requests,

@@ -5,7 +5,6 @@ gitpython reads; these write (worktrees, commits, refs) and can be cancelled.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from ._errors import RepoError
 from ._process import Completed, no_git_env, run
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping, Sequence
 
 

@@ -53,17 +53,26 @@ def _comments(source: str) -> list[str]:
         return re.findall(r"#[^\n\r]*", source)
 
 
+# The codes after a marker: listing one more code after a noqa that had one adds one.
+_CODES = re.compile(
+    r"\s*[:=\[]?\s*((?:[A-Z]+[0-9]+|[a-z][a-z-]+)(?:\s*,\s*(?:[A-Z]+[0-9]+|[a-z][a-z-]+))*)"
+)
+
+
 def suppressions(source: str) -> Counter[str]:
-    """Suppression markers in the comments of `source`, counted by kind."""
+    """Suppression markers in the comments of `source`, counted by kind and code."""
     found: Counter[str] = Counter()
     for comment in _comments(source):
         for match in _SUPPRESSION.finditer(comment):
-            found[re.sub(r"\s+", "", match.group(0).lower())] += 1
+            kind = re.sub(r"\s+", "", match.group(0).lower())
+            found[kind] += 1
+            codes = _CODES.match(comment, match.end())
+            for code in re.split(r"\s*,\s*", codes.group(1)) if codes else ():
+                found[f"{kind} {code}"] += 1
     return found
 
 
-def policy_problem(agent: str, path: str, old: bytes, new: bytes) -> str | None:
-    """Why this change to one file is refused outright, or None."""
+def _file_problem(agent: str, path: str, new: bytes) -> str | None:
     name = PurePosixPath(path).name
     if name in CONFIG_FILES:
         return f"edits lint or test configuration: {path}"
@@ -73,6 +82,13 @@ def policy_problem(agent: str, path: str, old: bytes, new: bytes) -> str | None:
         return f"binary content in {path}"
     if not path.endswith((".py", ".pyi")):
         return f"not a Python file: {path}"
+    return None
+
+
+def policy_problem(agent: str, path: str, old: bytes, new: bytes) -> str | None:
+    """Why this change to one file is refused outright, or None."""
+    if problem := _file_problem(agent, path, new):
+        return problem
     old_text = old.decode("utf-8", "replace")
     new_text = new.decode("utf-8", "replace")
     added = suppressions(new_text) - suppressions(old_text)

@@ -38,7 +38,7 @@ def _pytest_only_site() -> Path:
             link.symlink_to(source)
     # pytest reads its own version (and its plugins') from the installed metadata.
     for dist in ("pytest", "pluggy", "iniconfig", "packaging", "pygments"):
-        info = Path(str(importlib.metadata.distribution(dist)._path))  # noqa: SLF001
+        info = Path(str(importlib.metadata.distribution(dist)._path))
         link = folder / info.name
         if not link.exists():
             link.symlink_to(info)

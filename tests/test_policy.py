@@ -40,12 +40,14 @@ class TestSuppressions:
     def test_counts_markers_by_kind(self):
         """Each marker is counted under a normalised kind."""
         source = "import os  # noqa: F401\nimport sys  # NOQA\nx = 1  # type:  ignore\n"
-        assert suppressions(source) == Counter({"noqa": 2, "type:ignore": 1})
+        assert suppressions(source) == Counter({"noqa": 2, "noqa F401": 1, "type:ignore": 1})
 
     def test_ruff_file_level_forms(self):
         """`ruff: noqa` and `ruff: ignore` are their own kinds."""
         source = "# ruff: noqa: F401\nimport os  # ruff : ignore[F401]\n"
-        assert suppressions(source) == Counter({"ruff:noqa": 1, "ruff:ignore": 1})
+        assert suppressions(source) == Counter(
+            {"ruff:noqa": 1, "ruff:noqa F401": 1, "ruff:ignore": 1, "ruff:ignore F401": 1}
+        )
 
     def test_string_literals_are_not_comments(self):
         """The word noqa inside strings, docstrings and f-strings is not a marker."""
@@ -172,3 +174,25 @@ class TestContent:
     def test_stub_files_are_python(self):
         """A .pyi stub is Python source."""
         assert policy_problem("llm", "pkg/a.pyi", b"x: int\n", b"x: str\n") is None
+
+
+class TestWidenedSuppression:
+    """Adding a code to an existing suppression is a new suppression."""
+
+    def test_widening_noqa_is_refused(self):
+        """`# noqa: E501` -> `# noqa: E501, F401` is refused."""
+        old = b"import os  # noqa: E501\n"
+        new = b"import os  # noqa: E501, F401\n"
+        assert "F401" in (policy_problem("llm", "a.py", old, new) or "")
+
+    def test_same_codes_kept_is_fine(self):
+        """An unchanged suppression on a changed line passes."""
+        old = b"x = 1  # noqa: E501\n"
+        new = b"x = 2  # noqa: E501\n"
+        assert policy_problem("llm", "a.py", old, new) is None
+
+    def test_ruff_ignore_codes_counted(self):
+        """`# ruff: ignore[E501]` -> `# ruff: ignore[E501, F401]` is refused."""
+        old = b"x = 1  # ruff: ignore[E501]\n"
+        new = b"x = 1  # ruff: ignore[E501, F401]\n"
+        assert policy_problem("llm", "a.py", old, new) is not None
