@@ -4,6 +4,10 @@ One rule per step keeps commits reviewable by rule. A step runs ruff's fix loop
 for its rule (ruff knows which fixes may not be applied together); when only
 some of a rule's violations are wanted, their edits are applied one by one
 from ruff's JSON instead, re-linting in between, since edits shift positions.
+
+Modes: "safe" fixes safe fixes; "unsafe" fixes unsafe ones (on top of the safe
+stage); "fix" does both in one chain, safe steps first. A fix may uncover a new
+violation (an import left unused); that one is fixed too, in a later step.
 """
 
 from __future__ import annotations
@@ -18,30 +22,48 @@ from sandbox._ruff import apply_edits, decode, encode
 if TYPE_CHECKING:
     from ._protocol import Request
 
-MODES = ("safe", "unsafe")
+# Which fixes a mode offers, and which it may apply along the way (cascades).
+WANTED = {"safe": {"safe"}, "unsafe": {"unsafe"}, "fix": {"safe", "unsafe"}}
+ALLOWED = {"safe": {"safe"}, "unsafe": {"safe", "unsafe"}, "fix": {"safe", "unsafe"}}
+
+
+def step_order(violation: Violation) -> tuple[int, str]:
+    """Safe fixes before unsafe ones, then by rule."""
+    return (violation.applicability != "safe", violation.rule)
+
+
+def step_kind(targets: tuple[Violation, ...] | list[Violation], mode: str) -> str:
+    """'unsafe' if any target's fix is unsafe, else 'safe'."""
+    if not targets:
+        return "safe" if mode == "safe" else mode
+    return "unsafe" if any(v.applicability == "unsafe" for v in targets) else "safe"
 
 
 class RuffAgent:
     """Proposes ruff's fixes for one file, to a fixed point, bounded."""
 
     name = "ruff"
-    modes = MODES
 
     def __init__(
-        self, ruff_executable: str, select: tuple[str, ...] | None, max_iterations: int = 10
+        self,
+        ruff_executable: str,
+        select: tuple[str, ...] | None,
+        max_iterations: int = 10,
+        modes: tuple[str, ...] = ("safe", "unsafe"),
     ) -> None:
         self.ruff_executable = ruff_executable
         self.select = select
         self.max_iterations = max_iterations
+        self.modes = modes
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
-        """Safe mode takes safe fixes; unsafe mode takes unsafe ones."""
-        return violation.cell is None and violation.applicability == mode
+        """Whether `mode` offers a fix for this violation."""
+        return violation.cell is None and violation.applicability in WANTED[mode]
 
-    def _allowed(self, violation: Violation, mode: str) -> bool:
-        if violation.applicability == "safe":
-            return True
-        return mode == "unsafe" and violation.applicability == "unsafe"
+    @staticmethod
+    def allowed(violation: Violation, mode: str) -> bool:
+        """Whether `mode` may apply this violation's fix (asked for, or uncovered)."""
+        return violation.cell is None and violation.applicability in ALLOWED[mode]
 
     async def propose(self, request: Request) -> list[Patch]:
         """Steps of one rule each, until nothing wanted is left to fix."""
@@ -59,21 +81,20 @@ class RuffAgent:
                 v
                 for v in present
                 if v.fingerprint not in blocked
-                and v.cell is None
-                and self._allowed(v, request.mode)
+                and self.allowed(v, request.mode)
                 and (new[v.fingerprint] > 0 or self._wanted(v, request))
             ]
             if not candidates:
                 break
-            rule = min(v.rule for v in candidates)
+            first = min(candidates, key=step_order)
+            rule = first.rule
             chosen = [v for v in candidates if v.rule == rule]
-            of_rule = [v for v in present if v.rule == rule and self._allowed(v, request.mode)]
+            of_rule = [v for v in present if v.rule == rule and self.allowed(v, request.mode)]
             fixed = content
             if len(chosen) == len(of_rule):
+                unsafe = any(v.applicability == "unsafe" for v in chosen)
                 with contextlib.suppress(FixDidNotConverge):
-                    fixed = await ruff.fix_source(
-                        path, content, select=[rule], unsafe=request.mode == "unsafe"
-                    )
+                    fixed = await ruff.fix_source(path, content, select=[rule], unsafe=unsafe)
             else:
                 fixed = _apply_one(content, chosen[0])
             after = (
@@ -86,25 +107,45 @@ class RuffAgent:
                 blocked |= {v.fingerprint for v in chosen}
                 continue
             steps.append(
-                Patch(
-                    id=f"{path}@{request.mode}.{request.round}.{len(steps) + 1}",
-                    agent=self.name,
-                    kind=request.mode,
-                    rules=(rule,),
-                    files=(path,),
-                    targets=targets,
-                    changes=(FileChange(path=path, old_sha=sha256(content), new=fixed),),
-                    parent=steps[-1].id if steps else None,
-                )
+                self.step(path, request, len(steps) + 1, rule, targets, content, fixed, steps)
             )
             content, present = fixed, after
         return steps
 
+    def step(
+        self,
+        path: str,
+        request: Request,
+        number: int,
+        rule: str,
+        targets: tuple[Violation, ...],
+        before: bytes,
+        after: bytes,
+        chain: list[Patch],
+    ) -> Patch:
+        """One step of a chain: one rule's fixes in one file."""
+        return Patch(
+            id=f"{path}@{request.mode}.{request.round}.{number}",
+            agent=self.name,
+            kind=step_kind(targets, request.mode),
+            rules=(rule,),
+            files=(path,),
+            targets=targets,
+            changes=(FileChange(path=path, old_sha=sha256(before), new=after),),
+            parent=chain[-1].id if chain else None,
+        )
+
     @staticmethod
     def _wanted(violation: Violation, request: Request) -> bool:
-        if violation.applicability != request.mode:
+        if violation.applicability not in WANTED[request.mode]:
             return False
         return request.wanted is None or violation.fingerprint in request.wanted
+
+    async def propose_many(self, requests: list[Request], scratch: object) -> list[list[Patch]]:
+        """`propose` for many files at once: one ruff process per rule, not per file."""
+        from ._ruff_batch import propose_many  # noqa: PLC0415 - keeps this module small
+
+        return await propose_many(self, requests, scratch)
 
 
 def _apply_one(content: bytes, violation: Violation) -> bytes:

@@ -36,7 +36,10 @@ async def make_agents(
     """The enabled agents, cheapest and surest first, and the model client if any."""
     agents: list[Agent] = []
     if wanted(config, "ruff"):
-        agents.append(RuffAgent(ruff.executable, ruff.select, config.max_fix_iterations))
+        # Safe and unsafe fixes in one chain per file: one round of proof instead of two;
+        # a rejection is narrowed down to the fix that broke something.
+        modes = ("fix",) if config.unsafe_fixes else ("safe",)
+        agents.append(RuffAgent(ruff.executable, ruff.select, config.max_fix_iterations, modes))
     client = None
     if wanted(config, "llm") and config.llm_enabled:
         from agents._llm import LlmAgent  # noqa: PLC0415 - httpx only when a model is used

@@ -188,24 +188,50 @@ class FanOut:
             kept.append(job)
         return kept
 
+    async def _propose_batches(self, active: list[Job]) -> None:
+        """Fresh stages of agents that can propose for many files at once do so."""
+        groups: dict[tuple[int, str], tuple[Stage, list[Job]]] = {}
+        for job in active:
+            if job.pending or not job.active or job.queue[0] is not None or job.blocked:
+                continue
+            stage = job.stages[job.stage]
+            if hasattr(stage.agent, "propose_many"):
+                groups.setdefault((id(stage.agent), stage.mode), (stage, []))[1].append(job)
+        for stage, jobs in groups.values():
+            if len(jobs) < 2:
+                continue
+            requests = [self._request(job) for job in jobs]
+            chains = await stage.agent.propose_many(requests, self.prover.pool.use)  # type: ignore[attr-defined]
+            for job, chain in zip(jobs, chains, strict=True):
+                job.pending = chain
+                if not chain:
+                    job.queue.pop(0)
+                    if not job.queue:
+                        job.advance()
+
+    def _request(self, job: Job) -> Request:
+        stage = job.stages[job.stage]
+        return Request(
+            task=job.task,
+            mode=stage.mode,
+            content={job.path: job.content},
+            root=self.root,
+            wanted=job.queue[0],
+            blocked=frozenset(job.blocked),
+            round=self.rounds,
+            feedback=dict(job.feedback),
+            attempts=dict(job.attempts),
+        )
+
     async def _propose_all(self, active: list[Job]) -> None:
+        await self._propose_batches(active)
         limiter = anyio.CapacityLimiter(self.concurrency)
 
         async def propose(job: Job) -> None:
             async with limiter:
                 while job.active and not job.pending:
                     stage = job.stages[job.stage]
-                    request = Request(
-                        task=job.task,
-                        mode=stage.mode,
-                        content={job.path: job.content},
-                        root=self.root,
-                        wanted=job.queue[0],
-                        blocked=frozenset(job.blocked),
-                        round=self.rounds,
-                        feedback=dict(job.feedback),
-                        attempts=dict(job.attempts),
-                    )
+                    request = self._request(job)
                     job.pending = await self._tidy(job, await stage.agent.propose(request))
                     if not job.pending:
                         job.queue.pop(0)

@@ -87,24 +87,28 @@ async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bo
 
 def commit_groups(
     records: list[PatchRecord],
-) -> list[tuple[tuple[int, int, str], list[PatchRecord]]]:
-    """Accepted patches grouped by (round, pass, rule): an order every file's chain agrees with."""
-    groups: dict[tuple[int, int, str], list[PatchRecord]] = defaultdict(list)
+) -> list[tuple[tuple[int, int, int, str], list[PatchRecord]]]:
+    """Accepted patches grouped by (round, pass, kind, rule): an order every chain keeps.
+
+    Within a file's chain, steps go safe before unsafe and by rule; a step that
+    goes back in that order (a fix that uncovered another) starts a new pass.
+    """
+    groups: dict[tuple[int, int, int, str], list[PatchRecord]] = defaultdict(list)
     by_file: dict[str, list[PatchRecord]] = defaultdict(list)
     for rec in records:
         by_file[rec.patch.files[0]].append(rec)
     for chain in by_file.values():
-        passes, last_rule, last_round = 0, "", -1
+        passes, last, last_round = 0, (-1, ""), -1
         for rec in chain:
             match = _STEP.search(rec.patch.id)
             rnd = int(match["round"]) if match else 0
-            rule = rec.patch.rules[0]
+            order = (int(rec.patch.kind != "safe"), rec.patch.rules[0])
             if rnd != last_round:
                 passes, last_round = 0, rnd
-            elif rule <= last_rule:
+            elif order <= last:
                 passes += 1
-            last_rule = rule
-            groups[(rnd, passes, rule)].append(rec)
+            last = order
+            groups[(rnd, passes, *order)].append(rec)
     return sorted(groups.items())
 
 
@@ -139,7 +143,7 @@ async def write_commits(
     paths = sorted({r.patch.files[0] for r in records})
     modes = await ls_tree_modes(repo, base, paths)
     stream = bytearray()
-    for i, ((_, _, rule), recs) in enumerate(groups):
+    for i, ((*_, rule), recs) in enumerate(groups):
         message = _message(rule, recs, proof).encode()
         stream += f"commit {ref}\n".encode()
         stream += f"author {identity.name} <{identity.email}> {identity.when}\n".encode()

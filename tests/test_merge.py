@@ -248,10 +248,10 @@ class TestCommitGroups:
         ]
         groups = commit_groups(recs)
         assert [(key, sorted(r.patch.id for r in rs)) for key, rs in groups] == [
-            ((1, 0, "F401"), ["pkg/a.py@safe.1.1"]),
-            ((1, 0, "F841"), ["pkg/a.py@unsafe.1.2", "pkg/c.py@unsafe.1.1"]),
-            ((1, 1, "F401"), ["pkg/c.py@safe.1.2"]),
-            ((2, 0, "F401"), ["pkg/b.py@safe.2.1"]),
+            ((1, 0, 0, "F401"), ["pkg/a.py@safe.1.1"]),
+            ((1, 0, 1, "F841"), ["pkg/a.py@unsafe.1.2", "pkg/c.py@unsafe.1.1"]),
+            ((1, 1, 0, "F401"), ["pkg/c.py@safe.1.2"]),
+            ((2, 0, 0, "F401"), ["pkg/b.py@safe.2.1"]),
         ]
         # Written out, every commit holds a state each file's chain went through.
         tip = await commits(repo, base, recs)
