@@ -137,9 +137,15 @@ class LlmAgent:
         return self.rules is None or any(rule.startswith(prefix) for prefix in self.rules)
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
-        """Violations no deterministic agent has a fix for (by default), in .py files."""
+        """By default, violations no deterministic agent has a fix for, in .py files.
+
+        Rules routed to the model by name (`llm-select`) go to it even when ruff has
+        a fix; it then sees what is left after ruff's fixes were proven or rejected.
+        """
         if mode != "llm" or violation.cell is not None or not self._routed(violation.rule):
             return False
+        if self.rules is not None:
+            return True
         has_fix = violation.fix is not None and violation.fix.applicability != "displayonly"
         return not (has_fix and self.deterministic_first)
 

@@ -205,9 +205,11 @@ async def _stages(
                 max_patches=ctx.config.max_patches,
                 on_round=on_round,
             )
-            log.info(
-                "plan.ready", violations=len(plan.violations), tasks=len(plan.tasks), **estimate
-            )
+            log.info("plan.ready", violations=len(plan.violations), tasks=len(plan.tasks))
+            if client is not None:
+                # Said before any request goes out, so a run that would cost too much can be
+                # stopped in time.
+                log.warning("llm.estimate", budget=ctx.config.llm_token_budget, **estimate)
         with ctx.timer.stage("prove"):
             await fan.run()
     llm_usage = llm_block(client, estimate)
