@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # Before anything is seen: ruff's safe fixes almost never break tests, unsafe ones
 # sometimes, a model's more often (guesses from notes/performance.md, A6).
-PRIORS = {"safe": 0.005, "unsafe": 0.03, "llm": 0.15}
+PRIORS = {"safe": 0.005, "unsafe": 0.03, "fix": 0.01, "llm": 0.15}
 PRIOR_WEIGHT = 10
 MAX_BATCH = 256
 
@@ -50,9 +50,13 @@ class Batcher:
         self.failed[kind] += failed
 
     def split(self, candidates: Sequence[Candidate]) -> list[list[Candidate]]:
-        """Batches of one kind each, no bigger than that kind's size."""
+        """Batches of one kind each, no bigger than that kind's size, neighbours together.
+
+        Candidates are taken in path order: files of one package share their tests,
+        so with test impact selection a batch of neighbours runs few tests.
+        """
         by_kind: dict[str, list[Candidate]] = {}
-        for cand in candidates:
+        for cand in sorted(candidates, key=lambda c: c.key):
             by_kind.setdefault(cand.kind, []).append(cand)
         batches = []
         for kind, group in by_kind.items():
