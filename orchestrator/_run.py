@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,7 +148,8 @@ async def run_fixbot(
         old_tip = await check_branch(repo, branch, identity, force=config.force) if branch else None
         rel_paths = [_relative(repo, repo_arg, p) for p in paths]
         run_dir = new_run_dir(home, f"{now:%Y%m%dT%H%M%SZ}-{base[:8]}")
-        jobs = config.jobs or 2
+        # One worktree per core the run may use (cgroup- and affinity-aware), plus the reference.
+        jobs = config.jobs or max(1, len(os.sched_getaffinity(0)))
         async with WorktreePool(repo, base, roots, size=jobs + 1) as pool, pool.use() as reference:
             ctx = Context(
                 config,

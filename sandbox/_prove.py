@@ -355,15 +355,27 @@ class Prover:
         async with anyio.create_task_group() as tg:
             for i in range(2):
                 tg.start_soon(probe, i)
+        if not found[0] and not found[1]:
+            # Each half passes alone, the two together do not: an interaction. The left
+            # half stands; the right is narrowed down on top of it, as a merge queue
+            # would, so the fix that breaks with the others is found and only it is refused.
+            left = {c.key: _proven(c) for c in parts[0]}
+            together = await self._bisect(parts[1], _merged(ground, parts[0]), problems)
+            return left | {k: _together(v) for k, v in together.items()}
         out: dict[str, Verdict] = {}
         for part, part_problems in zip(parts, found, strict=True):
             if part_problems:
                 out |= await self._bisect(part, ground, part_problems)
             else:
                 out |= {c.key: _proven(c) for c in part}
-        # Both halves pass alone but not together: an interaction. Both are kept here;
-        # the final gate on the merged tree bisects it to the culprit and drops it.
         return out
+
+
+def _together(verdict: Verdict) -> Verdict:
+    if verdict.accepted:
+        return verdict
+    detail = f"fails only together with other fixes of its batch: {verdict.detail}"
+    return verdict.model_copy(update={"detail": detail})
 
 
 def _changed(cands: Sequence[Candidate]) -> set[str]:

@@ -347,6 +347,43 @@ class TestTests:
             assert verdict.reason == "tests"
             assert verdict.failing_tests == ("tests/test_flaky.py::test_m1",)
 
+    async def test_interaction_is_narrowed_down(self, tmp_path: Path) -> None:
+        """Two fixes good alone but not together: one is refused, the others land."""
+        interplay = """
+            from pkg import m1, m2, m3, m4
+
+
+            def test_not_both():
+                assert not (m1.f1(0, 0) == 1 and m2.f2(0, 0) == 1)
+
+
+            def test_sums():
+                assert m3.f3(2, 3) == 5
+                assert m4.f4(2, 3) == 5
+        """
+        repo = init_repo(
+            tmp_path / "repo",
+            {
+                "pyproject.toml": PYPROJECT,
+                "pkg/__init__.py": "",
+                **{f"pkg/m{n}.py": module_source(n) for n in range(1, 5)},
+                "tests/test_interplay.py": interplay,
+            },
+        )
+        plus_one = "def f{n}(a, b):\n    return a + b + 1 if a == b == 0 else a + b\n"
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            cands = [await candidate(repo, n, fixed_source(n)) for n in (3, 4)]
+            cands += [await candidate(repo, n, plus_one.format(n=n)) for n in (1, 2)]
+            verdicts = await prover.prove(cands, {}, whole=True)
+        accepted = {k for k, v in verdicts.items() if v.accepted}
+        refused = {k: v for k, v in verdicts.items() if not v.accepted}
+        assert len(refused) == 1, verdicts
+        (key, verdict), *_ = refused.items()
+        assert key in {"pkg/m1.py", "pkg/m2.py"}
+        assert verdict.reason == "tests"
+        assert "together" in verdict.detail
+        assert {"pkg/m3.py", "pkg/m4.py"} <= accepted
+
     async def test_probed_isolation(self, shared: tuple[Path, TestResults], tmp_path: Path) -> None:
         """Under the strongest isolation this machine allows, the tests really run."""
         repo, results = shared
