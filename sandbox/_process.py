@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from anyio.abc import Process
 
@@ -99,6 +99,18 @@ async def _drain(stream: object, sink: bytearray) -> None:
         sink.extend(chunk)
 
 
+async def _drain_lines(stream: object, on_line: Callable[[bytes], None]) -> None:
+    if stream is None:
+        return
+    pending = b""
+    async for chunk in stream:  # type: ignore[attr-defined]
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            on_line(line)
+    if pending:
+        on_line(pending)
+
+
 async def run(
     args: Sequence[str | os.PathLike[str]],
     *,
@@ -106,11 +118,14 @@ async def run(
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     timeout: float | None = None,
+    on_line: Callable[[bytes], None] | None = None,
 ) -> Completed:
     """Run a command to the end, or kill its whole process group.
 
     Returns even when the command fails; `timed_out` says whether the deadline
-    ended it. Cancellation kills the group too, then propagates.
+    ended it. Cancellation kills the group too, then propagates. With `on_line`,
+    stdout is handed over line by line as it arrives instead of being kept, so a
+    large output (ruff's findings on a monorepo) is never held whole.
     """
     argv = tuple(os.fspath(a) for a in args)
     out, err = bytearray(), bytearray()
@@ -125,7 +140,10 @@ async def run(
     try:
         with anyio.move_on_after(timeout) as scope:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_drain, process.stdout, out)
+                if on_line is None:
+                    tg.start_soon(_drain, process.stdout, out)
+                else:
+                    tg.start_soon(_drain_lines, process.stdout, on_line)
                 tg.start_soon(_drain, process.stderr, err)
                 if stdin is not None and process.stdin is not None:
                     # A command may exit without reading all its input (ruff does on a

@@ -19,7 +19,7 @@ from ._process import Completed, no_git_env, run
 from ._types import Edit, Fix, Location, Violation, fingerprint
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 BOM = "\ufeff"
 # ruff counts \r\n, \r and \n as line breaks, and nothing else (str.splitlines does).
@@ -114,7 +114,12 @@ class Ruff:
         return ["--select", ",".join(rules)] if rules else []
 
     async def _run(
-        self, args: Sequence[str], stdin: bytes | None = None, *, parse_errors_ok: bool = False
+        self,
+        args: Sequence[str],
+        stdin: bytes | None = None,
+        *,
+        parse_errors_ok: bool = False,
+        on_line: Callable[[bytes], None] | None = None,
     ) -> Completed:
         done = await run(
             [self.executable, *args],
@@ -122,6 +127,7 @@ class Ruff:
             env=no_git_env({"RUFF_NO_CACHE": "true"}),
             stdin=stdin,
             timeout=self.timeout,
+            on_line=on_line,
         )
         # `ruff format` exits 2 on a file it cannot parse too; that is the file's problem.
         parse_error = (
@@ -162,9 +168,13 @@ class Ruff:
             args.append("--ignore-noqa")
         if paths:
             args += ["--force-exclude", "--", *paths]
-        done = await self._run(args)
-        failed = _failed_to_lint(done.stderr)
-        return LintResult(list(self._parse(done.stdout.splitlines(), {})), failed)
+        # json-lines, parsed as it streams: ruff's text for 50,000 findings is never held.
+        violations: list[Violation] = []
+        sources: dict[str, list[str]] = {}
+        done = await self._run(
+            args, on_line=lambda line: violations.extend(self._parse((line,), sources))
+        )
+        return LintResult(violations, _failed_to_lint(done.stderr))
 
     async def lint_source(
         self,

@@ -104,6 +104,19 @@ class TestRunOutput:
 
 
 @pytest.mark.anyio
+class TestRunStreaming:
+    async def test_lines_are_handed_over_as_they_come(self):
+        """With on_line, stdout arrives line by line and is not also kept."""
+        seen: list[bytes] = []
+        script = "import sys\nfor i in range(3000): print(f'line {i}')\nprint('tail', end='')"
+        done = await run([sys.executable, "-c", script], on_line=seen.append)
+        assert seen[:2] == [b"line 0", b"line 1"]
+        assert seen[-1] == b"tail"
+        assert len(seen) == 3001
+        assert done.stdout == b""
+        assert done.returncode == 0
+
+
 class TestRunStdin:
     async def test_stdin_is_delivered(self):
         """Bytes given as stdin reach the command."""
