@@ -117,6 +117,7 @@ class TestRunStreaming:
         assert done.returncode == 0
 
 
+@pytest.mark.anyio
 class TestRunStdin:
     async def test_stdin_is_delivered(self):
         """Bytes given as stdin reach the command."""
