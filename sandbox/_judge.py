@@ -84,7 +84,8 @@ def lint_problem(
         return f"{remaining} targeted violation(s) remain", ()
     rule_of = {v.fingerprint: v.rule for v in (*before, *after)}
     allowed = Counter(v.rule for v in before)
-    allowed.subtract(Counter({rule_of.get(fp, fp): n for fp, n in targets.items()}))
+    for fp, n in targets.items():  # summed per rule: several targets may share one
+        allowed[rule_of.get(fp, fp)] -= max(n, 0)
     grew = {r for r, n in Counter(v.rule for v in after).items() if n > allowed[r]}
     if not grew:
         return "", ()

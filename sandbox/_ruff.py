@@ -251,6 +251,11 @@ class Ruff:
         return out
 
     def _relative(self, filename: str) -> str:
+        # ruff's paths are absolute and under the root it ran in; the general case
+        # (symlinks, paths outside) takes the slow road.
+        root = str(self.root)
+        if filename.startswith(root + os.sep) and ".." not in filename:
+            return filename[len(root) + 1 :].replace(os.sep, "/")
         path = Path(filename)
         if not path.is_absolute():
             path = self.root / path
@@ -317,10 +322,18 @@ def scope_of(lines: list[str], row: int) -> str:
     return ""
 
 
+def _location(data: dict[str, int]) -> Location:
+    return Location(row=int(data["row"]), column=int(data["column"]))
+
+
 def violation_from_json(item: dict[str, Any], path: str, lines: list[str]) -> Violation:
-    """Build a `Violation` from one object of ruff's JSON output."""
-    loc = Location(**item["location"])
-    end = Location(**item["end_location"])
+    """Build a `Violation` from one object of ruff's JSON output.
+
+    ruff's schema is known and fixed (notes/ruff-0.17.md, 1.1): plain dataclasses,
+    built without validation.
+    """
+    loc = _location(item["location"])
+    end = _location(item["end_location"])
     fix = item.get("fix")
     rule = item.get("code") or item["name"]
     region = lines[loc.row - 1 : max(end.row, loc.row)] if item.get("cell") is None else []
@@ -337,8 +350,8 @@ def violation_from_json(item: dict[str, Any], path: str, lines: list[str]) -> Vi
             edits=tuple(
                 Edit(
                     content=e["content"],
-                    location=Location(**e["location"]),
-                    end_location=Location(**e["end_location"]),
+                    location=_location(e["location"]),
+                    end_location=_location(e["end_location"]),
                 )
                 for e in fix["edits"]
             ),

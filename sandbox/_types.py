@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,14 +17,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Location(_Frozen):
+# Violations are plain slotted dataclasses, not pydantic models: a monorepo's lint
+# makes tens of thousands of them, and building models cost seconds (measured in
+# benchmarks/bench_scale.py). pydantic still takes them as fields of the models below.
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
     """1-based row and column; columns count Unicode code points, not bytes."""
 
     row: int
     column: int
 
 
-class Edit(_Frozen):
+@dataclass(frozen=True, slots=True)
+class Edit:
     """Replace the text from `location` up to (not including) `end_location`."""
 
     content: str
@@ -31,7 +39,8 @@ class Edit(_Frozen):
     end_location: Location
 
 
-class Fix(_Frozen):
+@dataclass(frozen=True, slots=True)
+class Fix:
     """A fix ruff offers for one violation."""
 
     applicability: Applicability
@@ -39,19 +48,23 @@ class Fix(_Frozen):
     edits: tuple[Edit, ...] = ()
 
 
-class Violation(_Frozen):
-    """One ruff diagnostic, with a fingerprint that survives line shifts."""
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One ruff diagnostic, with a fingerprint that survives line shifts.
+
+    `path` is repo-relative POSIX.
+    """
 
     code: str | None
     name: str
     message: str
-    path: str = Field(description="repo-relative POSIX path")
+    path: str
     location: Location
     end_location: Location
     fix: Fix | None = None
     cell: int | None = None
     noqa_row: int | None = None
-    fingerprint: str
+    fingerprint: str = ""
 
     @property
     def rule(self) -> str:
