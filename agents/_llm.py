@@ -178,9 +178,13 @@ class LlmAgent:
                 v, region, request.feedback.get(v.fingerprint)
             )
 
-        async with anyio.create_task_group() as tg:
-            for v, region in chosen:
-                tg.start_soon(ask, v, region)
+        try:
+            async with anyio.create_task_group() as tg:
+                for v, region in chosen:
+                    tg.start_soon(ask, v, region)
+        except* LlmAuthError as refused:
+            # The typed error itself, not a task group's wrapper: callers catch it by type.
+            raise refused.exceptions[0] from None
         steps: list[Patch] = []
         # Bottom-up, so the line numbers of the regions above stay true.
         for v, region in sorted(chosen, key=lambda item: -item[1].start):
