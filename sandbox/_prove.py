@@ -329,9 +329,36 @@ class Prover:
             return {c.key: _proven(c) for c in cands}
         return await self._bisect(list(cands), ground, problems)
 
+    def _suspects(self, cands: list[Candidate], problems: dict[str, str]) -> list[Candidate] | None:
+        """The candidates whose files can reach a failing test, or None if the graph cannot say."""
+        if self.impact is None:
+            return None
+        failing = {test_file(t) for t in problems}
+        if not failing <= self.impact.tests:
+            return None  # a test the import graph does not know: anyone may have broken it
+        suspects = []
+        for cand in cands:
+            reach = self.impact.tests_for(cand.after)
+            if reach is None:
+                return None
+            if reach & failing:
+                suspects.append(cand)
+        return suspects
+
     async def _bisect(
         self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
     ) -> dict[str, Verdict]:
+        suspects = self._suspects(cands, problems) if len(cands) > 1 else None
+        if suspects and len(suspects) < len(cands):
+            # Only a change that can reach a failing test can have broken it: the others
+            # passed every test they can reach, in this very run. The suspects are run on
+            # their own (a culprit is blamed only after a run of its own).
+            alone = await self.test_problems(
+                _merged(ground, suspects), _changed(suspects), also=problems
+            )
+            if alone:
+                innocent = {c.key: _proven(c) for c in cands if c not in suspects}
+                return innocent | await self._bisect(suspects, ground, alone)
         if len(cands) == 1:
             detail = "; ".join(f"{t}: {s}" for t, s in sorted(problems.items())[:10])
             return {

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
+from sandbox._impact import build_impact_map
 from sandbox._isolation import Isolation, probe_isolation
 from sandbox._prove import Baseline, Candidate, Prover
 from sandbox._ruff import Ruff, default_ruff
@@ -383,6 +384,32 @@ class TestTests:
         assert verdict.reason == "tests"
         assert "together" in verdict.detail
         assert {"pkg/m3.py", "pkg/m4.py"} <= accepted
+
+    async def test_only_suspects_are_bisected(self, tmp_path: Path) -> None:
+        """With the import graph, a failing batch narrows to the files that reach the failure."""
+        files = {
+            "pyproject.toml": PYPROJECT,
+            "pkg/__init__.py": "",
+            **{f"pkg/m{n}.py": module_source(n) for n in MODULES},
+            **{
+                f"tests/test_m{n}.py": f"from pkg import m{n}\n\n\n"
+                f"def test_m{n}():\n    assert m{n}.f{n}(2, 3) == 5\n"
+                for n in MODULES
+            },
+        }
+        repo = init_repo(tmp_path / "repo", files)
+        impact = await build_impact_map(repo, default_ruff())
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            cands = [await candidate(repo, n, fixed_source(n)) for n in MODULES if n != 4]
+            cands.append(await candidate(repo, 4, broken_source(4)))
+            verdicts = await prover.prove(cands, {})
+            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m4.py"}
+        assert verdicts["pkg/m4.py"].failing_tests == ("tests/test_m4.py::test_m4",)
+        # The batch, then the one suspect alone (besides the flakiness check at base):
+        # no bisection over the innocent five.
+        assert runs == 2, runs
 
     async def test_probed_isolation(self, shared: tuple[Path, TestResults], tmp_path: Path) -> None:
         """Under the strongest isolation this machine allows, the tests really run."""
