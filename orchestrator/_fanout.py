@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from agents import Stage, Task
-    from sandbox import Prover
+    from sandbox import Prover, Violation
 
 log = structlog.get_logger("fixbot")
 
@@ -38,6 +38,24 @@ class PatchRecord:
     status: str  # accepted, rejected, dropped
     verdict: Verdict
     before: bytes  # the content the patch replaced
+
+
+def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
+    """Two groups to try one after the other, the likelier-good one first.
+
+    Safe fixes almost never change behaviour, so a failing mix is split into its
+    safe and its unsafe fixes first; after that, halves in rule order.
+    """
+    unique = sorted(
+        {v.fingerprint: v for v in targets}.values(), key=lambda v: (v.rule, v.fingerprint)
+    )
+    safe = [v.fingerprint for v in unique if v.applicability == "safe"]
+    rest = [v.fingerprint for v in unique if v.applicability != "safe"]
+    if safe and rest:
+        return [frozenset(safe), frozenset(rest)]
+    fps = [v.fingerprint for v in unique]
+    half = len(fps) // 2
+    return [frozenset(fps[:half]), frozenset(fps[half:])]
 
 
 @dataclass(slots=True)
@@ -91,8 +109,7 @@ class Job:
             targets = sorted({v.fingerprint for p in chain for v in p.targets})
             if len(targets) > 1:
                 # Narrow down: one bad fix must not sink the good ones next to it.
-                half = len(targets) // 2
-                self.queue[:0] = [frozenset(targets[:half]), frozenset(targets[half:])]
+                self.queue[:0] = split_targets([v for p in chain for v in p.targets])
             else:
                 # One record for the whole chain of a single fix: what a person would take over.
                 merged = chain[-1].model_copy(
