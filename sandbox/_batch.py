@@ -49,17 +49,18 @@ class Batcher:
         self.tested[kind] += 1
         self.failed[kind] += failed
 
-    def split(self, candidates: Sequence[Candidate]) -> list[list[Candidate]]:
+    def split(self, candidates: Sequence[Candidate], workers: int = 1) -> list[list[Candidate]]:
         """Batches of one kind each, no bigger than that kind's size, neighbours together.
 
         Candidates are taken in path order: files of one package share their tests,
-        so with test impact selection a batch of neighbours runs few tests.
+        so with test impact selection a batch of neighbours runs few tests. There are
+        at least as many batches as `workers`, so every worktree has one to prove.
         """
         by_kind: dict[str, list[Candidate]] = {}
         for cand in sorted(candidates, key=lambda c: c.key):
             by_kind.setdefault(cand.kind, []).append(cand)
         batches = []
         for kind, group in by_kind.items():
-            size = self.size(kind)
+            size = min(self.size(kind), max(1, -(-len(group) // max(1, workers))))
             batches += [group[i : i + size] for i in range(0, len(group), size)]
         return batches

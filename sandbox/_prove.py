@@ -153,7 +153,10 @@ class Prover:
                     self.stats.failed_tests += failed
 
         async with anyio.create_task_group() as tg:
-            for batch in [list(standing)] if whole else self.batcher.split(standing):
+            # One worktree stays with the run as its reference; the rest prove.
+            workers = max(1, self.pool.size - 1)
+            batches = [list(standing)] if whole else self.batcher.split(standing, workers)
+            for batch in batches:
                 self.stats.batches += 1
                 tg.start_soon(prove_batch, batch)
         return verdicts
@@ -312,12 +315,18 @@ class Prover:
         ]
         if not unknown:
             return
-        for _ in range(2):
+
+        async def rerun() -> None:
             results = await self.run_suite({}, node_ids=unknown)
             self.stats.reruns_at_base += 1
             for test in unknown:
                 if results.outcomes.get(test) != "passed":
                     self.baseline.flaky.add(test)
+
+        # The two reruns are independent: side by side, in two worktrees.
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(rerun)
         self.baseline.stable.update(t for t in unknown if t not in self.baseline.flaky)
 
     async def _tested(
