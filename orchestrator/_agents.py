@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -85,14 +86,4 @@ def llm_block(client: LlmClient | None, estimate: dict[str, int]) -> LlmBlock:
     """report.json's `llm` block."""
     if client is None:
         return LlmBlock(**estimate)
-    usage = client.usage
-    return LlmBlock(
-        requests=usage.requests,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        retries=usage.retries,
-        failures=usage.failures,
-        cache_hits=usage.cache_hits,
-        budget_exhausted=usage.budget_exhausted,
-        **estimate,
-    )
+    return LlmBlock(**dataclasses.asdict(client.usage), **estimate)

@@ -149,6 +149,13 @@ class Ruff:
             raise ToolError(f"ruff failed in {self.root}: {first}")
         return done
 
+    def _check_args(self, select: Sequence[str] | None, *, ignore_noqa: bool) -> list[str]:
+        args = ["check", "--no-cache", "--exit-zero", "--output-format", "json-lines"]
+        args += self._selection(select)
+        if ignore_noqa:
+            args.append("--ignore-noqa")
+        return args
+
     async def version(self) -> str:
         """ruff's version, e.g. '0.17.6'."""
         done = await self._run(["--version"])
@@ -162,10 +169,7 @@ class Ruff:
         select: Sequence[str] | None = None,
     ) -> LintResult:
         """Lint files of the checkout (all of them when `paths` is empty)."""
-        args = ["check", "--no-cache", "--exit-zero", "--output-format", "json-lines"]
-        args += self._selection(select)
-        if ignore_noqa:
-            args.append("--ignore-noqa")
+        args = self._check_args(select, ignore_noqa=ignore_noqa)
         if paths:
             args += ["--force-exclude", "--", *paths]
         # json-lines, parsed as it streams: ruff's text for 50,000 findings is never held.
@@ -185,10 +189,7 @@ class Ruff:
         select: Sequence[str] | None = None,
     ) -> LintResult:
         """Lint content held in memory as if it were the file at `path`."""
-        args = ["check", "--no-cache", "--exit-zero", "--output-format", "json-lines"]
-        args += self._selection(select)
-        if ignore_noqa:
-            args.append("--ignore-noqa")
+        args = self._check_args(select, ignore_noqa=ignore_noqa)
         args += ["--force-exclude", "--stdin-filename", path, "-"]
         done = await self._run(args, stdin=source)
         text, _ = decode(source)
