@@ -150,7 +150,8 @@ class Ruff:
         return done
 
     def _check_args(self, select: Sequence[str] | None, *, ignore_noqa: bool) -> list[str]:
-        args = ["check", "--no-cache", "--exit-zero", "--output-format", "json-lines"]
+        # --no-fix: a repo's `fix = true` would otherwise make a lint rewrite the files.
+        args = ["check", "--no-cache", "--no-fix", "--exit-zero", "--output-format", "json-lines"]
         args += self._selection(select)
         if ignore_noqa:
             args.append("--ignore-noqa")

@@ -592,3 +592,22 @@ class TestVersion:
             [default_ruff(), "--version"], capture_output=True, text=True, check=True
         )
         assert cli.stdout.split() == ["ruff", version]
+
+
+class TestRepoConfigCannotWrite:
+    """A repo's ruff config never turns a lint into a rewrite."""
+
+    @pytest.mark.anyio
+    async def test_fix_true_in_config_is_not_applied(self, tmp_path):
+        """`fix = true` (as pallets projects set it) leaves the files untouched by lint."""
+        (tmp_path / "pyproject.toml").write_text(
+            '[tool.ruff]\nfix = true\n[tool.ruff.lint]\nselect = ["F401"]\n'
+        )
+        (tmp_path / "m.py").write_text("import os\n")
+        ruff = Ruff(tmp_path)
+        result = await ruff.lint()
+        assert [v.rule for v in result.violations] == ["F401"]
+        assert (tmp_path / "m.py").read_text() == "import os\n"
+        assert [v.rule for v in (await ruff.lint_source("m.py", b"import os\n")).violations] == [
+            "F401"
+        ]
