@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 from sandbox import Ruff
+from sandbox._ruff import fix_args
 
 from ._ruff_agent import WANTED, step_order
 
@@ -36,9 +37,7 @@ def _chunks(paths: Sequence[str]) -> list[list[str]]:
 
 
 async def _fix(ruff: Ruff, rule: str, unsafe: bool, paths: list[str]) -> None:
-    args = ["check", "--no-cache", "--fix-only", "--exit-zero", "--select", rule]
-    if unsafe:
-        args.append("--unsafe-fixes")
+    args = [*fix_args(unsafe=unsafe), "--select", rule]
     for chunk in _chunks(paths):
         await ruff._run([*args, "--force-exclude", "--", *chunk])  # noqa: SLF001
 

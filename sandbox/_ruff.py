@@ -207,9 +207,7 @@ class Ruff:
         unsafe: bool = False,
     ) -> bytes:
         """ruff's own fixes (its fix loop runs to a fixed point) on content in memory."""
-        args = ["check", "--no-cache", "--fix-only", "--exit-zero", *self._selection(select)]
-        if unsafe:
-            args.append("--unsafe-fixes")
+        args = [*fix_args(unsafe=unsafe), *self._selection(select)]
         args += ["--force-exclude", "--stdin-filename", path, "-"]
         done = await self._run(args, stdin=source)
         if b"Failed to converge" in done.stderr:
@@ -280,6 +278,21 @@ class Ruff:
 
 class FixDidNotConverge(Exception):  # noqa: N818 - it reads as what happened
     """ruff's fix loop gave up on a file."""
+
+
+def fix_args(*, unsafe: bool) -> list[str]:
+    """`ruff check` arguments that apply fixes and nothing else.
+
+    Which fixes is always said outright: a repo's `unsafe-fixes = true` must not
+    slip unsafe fixes into a step meant to be safe.
+    """
+    return [
+        "check",
+        "--no-cache",
+        "--fix-only",
+        "--exit-zero",
+        "--unsafe-fixes" if unsafe else "--no-unsafe-fixes",
+    ]
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -611,3 +611,14 @@ class TestRepoConfigCannotWrite:
         assert [v.rule for v in (await ruff.lint_source("m.py", b"import os\n")).violations] == [
             "F401"
         ]
+
+    @pytest.mark.anyio
+    async def test_unsafe_fixes_true_in_config_stays_out_of_safe_fixes(self, tmp_path):
+        """`unsafe-fixes = true` in the repo does not make a safe fix step apply unsafe fixes."""
+        (tmp_path / "pyproject.toml").write_text(
+            '[tool.ruff]\nunsafe-fixes = true\n[tool.ruff.lint]\nselect = ["E711"]\n'
+        )
+        source = b"def f(x):\n    return x == None\n"
+        ruff = Ruff(tmp_path)
+        assert await ruff.fix_source("m.py", source) == source
+        assert b"is None" in await ruff.fix_source("m.py", source, unsafe=True)
