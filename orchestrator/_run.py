@@ -32,7 +32,7 @@ from sandbox._impact import build_impact_map
 from sandbox._judge import entropy_bound
 
 from ._agents import estimate_llm, llm_block, make_agents
-from ._fanout import FanOut, Job
+from ._fanout import FanOut, Job, PatchRecord
 from ._gate import final_gate
 from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
 from ._plan import Plan, make_plan
@@ -238,7 +238,7 @@ async def _stages(
             llm=llm_usage,
             isolation=isolation.facts,
             dry_run=ctx.config.dry_run,
-            proof=proof_block(fan.rounds, prover),
+            proof=proof_block(fan.rounds, prover, records),
         )
         save_rejected(ctx.run_dir, records)
         report_dir = _report_dir(ctx.config, ctx.run_dir)
@@ -320,9 +320,16 @@ async def _git_version(repo: Path) -> str:
     return (await git("--version", cwd=repo)).stdout.decode().split()[-1]
 
 
-def proof_block(rounds: int, prover: Prover) -> dict[str, object]:
-    """What proving cost, against the information bound N·H(p) (notes A6)."""
+def proof_block(rounds: int, prover: Prover, records: list[PatchRecord]) -> dict[str, object]:
+    """What proving cost, against the information bound N·H(p) (notes A6).
+
+    N counts the patches decided and p the share refused for their tests; the runs
+    it took (`test_runs` less `reruns_at_base`) are for comparison, not a promise:
+    per-test outcomes tell more than one bit a run.
+    """
     stats = prover.stats
+    decided = [r for r in records if r.status in {"accepted", "rejected"}]
+    broke = sum(1 for r in decided if r.status == "rejected" and r.verdict.reason == "tests")
     return {
         "rounds": rounds,
         "batches": stats.batches,
@@ -332,8 +339,10 @@ def proof_block(rounds: int, prover: Prover) -> dict[str, object]:
         "reruns_at_base": stats.reruns_at_base,
         "tested": stats.tested,
         "failed_tests": stats.failed_tests,
-        "entropy_bound": round(entropy_bound(stats.tested, stats.failed_tests), 2),
-        "one_by_one": stats.tested,
+        "patches_decided": len(decided),
+        "patches_broke_tests": broke,
+        "entropy_bound": round(entropy_bound(len(decided), broke), 2),
+        "one_by_one": len(decided),
     }
 
 
