@@ -72,6 +72,9 @@ class Job:
     pending: list[Patch] = field(default_factory=list)
     format_clean: bool | None = None  # whether the file was ruff-format clean at base
     attempts: dict[str, int] = field(default_factory=dict)  # fingerprint -> rejected attempts
+    proposals: int = 0
+    # A bound on proposals for one task, whatever goes wrong in narrowing it down.
+    max_proposals: int = 64
     feedback: dict[str, str] = field(default_factory=dict)  # fingerprint -> the last verdict
     max_attempts: int = 1
 
@@ -98,37 +101,48 @@ class Job:
     def settle(self, verdict: Verdict) -> None:
         """Record the verdict on the pending chain and decide what to try next."""
         chain, self.pending = self.pending, []
-        self.queue.pop(0)
+        group = self.queue.pop(0)
         before = self.content
+        self.proposals += 1
         if verdict.accepted:
             for patch in chain:
                 self.records.append(PatchRecord(patch, "accepted", verdict, before))
                 before = patch.changes[0].new
             self.content = before
         else:
-            targets = sorted({v.fingerprint for p in chain for v in p.targets})
-            if len(targets) > 1:
+            # Only what was asked for is narrowed: a chain also fixes what its own steps
+            # uncovered (an import left unused), and those come back with every retry.
+            asked = [v for p in chain for v in p.targets if group is None or v.fingerprint in group]
+            fingerprints = sorted({v.fingerprint for v in asked} or set(group or ()))
+            if len({v.fingerprint for v in asked}) > 1 and self.proposals < self.max_proposals:
                 # Narrow down: one bad fix must not sink the good ones next to it.
-                self.queue[:0] = split_targets([v for p in chain for v in p.targets])
+                self.queue[:0] = split_targets(asked)
             else:
-                # One record for the whole chain of a single fix: what a person would take over.
-                merged = chain[-1].model_copy(
-                    update={
-                        "id": chain[0].id,
-                        "rules": tuple(sorted({r for p in chain for r in p.rules})),
-                        "targets": tuple(v for p in chain for v in p.targets),
-                    }
-                )
-                self.records.append(PatchRecord(merged, "rejected", verdict, before))
-                (target,) = targets
-                self.attempts[target] = self.attempts.get(target, 0) + 1
-                if self.learns and self.attempts[target] < self.max_attempts:
-                    self.feedback[target] = f"{verdict.reason}\n{verdict.detail}"
-                    self.queue.insert(0, frozenset(targets))
-                else:
-                    self.blocked.add(target)
+                self._refuse(chain, verdict, before, fingerprints)
         if not self.queue:
             self.advance()
+
+    def _refuse(
+        self, chain: list[Patch], verdict: Verdict, before: bytes, fingerprints: list[str]
+    ) -> None:
+        # One record for the whole chain of a single fix: what a person would take over.
+        merged = chain[-1].model_copy(
+            update={
+                "id": chain[0].id,
+                "rules": tuple(sorted({r for p in chain for r in p.rules})),
+                "targets": tuple(v for p in chain for v in p.targets),
+            }
+        )
+        self.records.append(PatchRecord(merged, "rejected", verdict, before))
+        for target in fingerprints:
+            self.attempts[target] = self.attempts.get(target, 0) + 1
+        if len(fingerprints) == 1 and self.learns:
+            (target,) = fingerprints
+            if self.attempts[target] < self.max_attempts:
+                self.feedback[target] = f"{verdict.reason}\n{verdict.detail}"
+                self.queue.insert(0, frozenset(fingerprints))
+                return
+        self.blocked.update(fingerprints)
 
 
 @dataclass(slots=True)
