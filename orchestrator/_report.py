@@ -94,6 +94,9 @@ class Report(BaseModel):
     isolation: dict[str, str]
     dry_run: bool = False
     proof: dict[str, Any] = Field(default_factory=dict)
+    not_attempted: dict[str, int] = Field(
+        default_factory=dict, description="violations no agent was given, by reason (notebook...)"
+    )
 
 
 def count_by_rule(
@@ -174,6 +177,7 @@ def build_report(
         isolation=isolation,
         dry_run=dry_run,
         proof=proof,
+        not_attempted=dict(Counter(plan.skipped.values())),
     )
 
 
@@ -265,6 +269,9 @@ def render_markdown(report: Report) -> str:
         f"| {rule} | {c.found} | {c.fixed} | {c.rejected} | {c.unfixed} |"
         for rule, c in report.by_rule.items()
     ]
+    if report.not_attempted:
+        reasons = ", ".join(f"{n} ({reason})" for reason, n in sorted(report.not_attempted.items()))
+        lines += ["", f"Not attempted: {reasons}."]
     refused = [p for p in report.patches if p.status != "accepted"]
     if refused:
         lines += [

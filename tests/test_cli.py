@@ -236,6 +236,27 @@ class TestRun:
         assert "lint only" in (tmp_path / "out" / "report.md").read_text()
         assert "LINT ONLY" in done.stdout
 
+    def test_notebooks_are_reported_not_attempted(self, tmp_path: Path) -> None:
+        """A notebook's violations are counted unfixed with reason 'notebook'; it is left alone."""
+        cell = {"cell_type": "code", "execution_count": None, "id": "a1", "metadata": {}}
+        notebook = {
+            "cells": [{**cell, "outputs": [], "source": ["import os\n", "print(1)\n"]}],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        repo = init_repo(
+            tmp_path / "r",
+            {"m.py": "import sys\n", "n.ipynb": json.dumps(notebook, indent=1) + "\n"},
+            venv=False,
+        )
+        done = fixbot("run", repo, "--select", "F401", "--branch", "lint")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["not_attempted"] == {"notebook": 1}
+        assert report["by_rule"]["F401"] == {"found": 2, "fixed": 1, "rejected": 0, "unfixed": 1}
+        assert git(repo, "diff", "--stat", "main", "lint", "--", "n.ipynb") == ""
+
     def test_scope_and_max_patches(self, small: Path) -> None:
         """Paths, --exclude and --max-patches narrow the run."""
         write_files(small, {"other.py": "import json\n"})
