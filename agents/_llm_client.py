@@ -11,16 +11,14 @@ no log event, exception, repr or cache file holds it (notes/safety.md, B4-B5).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-import tempfile
 import time
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - pydantic resolves LlmSettings.cache_dir at run time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +31,8 @@ from sandbox import ServiceError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+from ._llm_cache import ReplyCache, cache_key
 
 log = structlog.get_logger("fixbot")
 POOL_SIZE = 16
@@ -163,6 +163,7 @@ class LlmClient:
         )
         self._next_pool = itertools.cycle(self._clients)
         self._limiter = anyio.CapacityLimiter(settings.concurrency)
+        self._cache = ReplyCache(settings.cache_dir)
         self._reserved = 0  # tokens reserved by requests in flight
         self._auth_failed: LlmAuthError | None = None
 
@@ -185,8 +186,8 @@ class LlmClient:
     ) -> Reply:
         """One chat completion; raises BudgetExhausted, LlmAuthError or LlmFailed."""
         body, payload = self._body(messages, max_tokens)
-        key = _cache_key(self.settings.model, body)
-        if (hit := self._cache_get(key)) is not None:
+        key = cache_key(self.settings.model, body)
+        if (hit := self._cache.get(key)) is not None:
             self.usage.cache_hits += 1
             return hit
         if self._auth_failed is not None:
@@ -195,7 +196,7 @@ class LlmClient:
         async with self._limiter:
             reply = await self._with_retries(payload, cost)
         if reply.finish_reason != "length":
-            self._cache_put(key, reply)
+            self._cache.put(key, reply)
         return reply
 
     # -- one request, retried -------------------------------------------------------
@@ -393,44 +394,6 @@ class LlmClient:
         body = {"model": s.model, "messages": messages, "max_tokens": max_tokens or s.max_tokens}
         body |= {"temperature": s.temperature} | ({"stream": True} if s.stream else {})
         return body, json.dumps(body, ensure_ascii=False).encode()
-
-    def _cache_path(self, key: str) -> Path | None:
-        cache = self.settings.cache_dir
-        return None if cache is None else cache / key[:2] / f"{key}.json"
-
-    def _cache_get(self, key: str) -> Reply | None:
-        if (path := self._cache_path(key)) is None or not path.is_file():
-            return None
-        try:
-            return Reply(**{**json.loads(path.read_text(encoding="utf-8")), "cached": True})
-        except (OSError, ValueError, TypeError):
-            log.warning("llm.cache_unreadable", path=str(path))
-            return None
-
-    def _cache_put(self, key: str, reply: Reply) -> None:
-        if (path := self._cache_path(key)) is None:
-            return
-        record = {k: v for k, v in asdict(reply).items() if k != "cached"}
-        tmp: Path | None = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=path.parent, prefix=".tmp-", delete=False
-            ) as out:
-                tmp = Path(out.name)
-                json.dump(record, out, ensure_ascii=False)
-            tmp.replace(path)  # atomic: readers see the old file or the whole new one
-        except OSError as exc:
-            log.warning("llm.cache_write_failed", path=str(path), error=str(exc))
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-
-
-def _cache_key(model: str, body: dict[str, Any]) -> str:
-    """sha256 of the model and the exact request JSON, streamed or not."""
-    unstreamed = {k: v for k, v in body.items() if k != "stream"}
-    raw = json.dumps([model, unstreamed], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _reply(text: str, finish: str | None, usage: Any, payload_len: int) -> Reply:

@@ -116,6 +116,15 @@ def sample_repo(tmp_path: Path) -> Path:
     return init_repo(repo, {})
 
 
+def checkout_tests(repo: Path, branch: str, where: Path) -> subprocess.CompletedProcess[str]:
+    """The repo's tests, with its own venv, on `branch` checked out in a worktree at `where`."""
+    git(repo, "worktree", "add", "-q", str(where), branch)
+    return subprocess.run(
+        [repo / ".venv" / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=where, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
 def fixbot(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """`fixbot ARGS` as a real subprocess."""

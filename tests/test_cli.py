@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from orchestrator._state import worktree_root
-from tests.conftest import ROOT, commit_all, fixbot, git, init_repo, write_files
+from tests.conftest import (
+    ROOT,
+    checkout_tests,
+    commit_all,
+    fixbot,
+    git,
+    init_repo,
+    write_files,
+)
 
 SMALL = {
     "pyproject.toml": """
@@ -179,12 +187,7 @@ class TestRun:
     def test_branch_passes_its_tests(self, small: Path, tmp_path: Path) -> None:
         """The branch, checked out on its own, passes every test."""
         assert fixbot("run", small, "--branch", "lint").returncode == 0
-        where = tmp_path / "check"
-        git(small, "worktree", "add", "-q", str(where), "lint")
-        done = subprocess.run(
-            [small / ".venv" / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-            cwd=where, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        done = checkout_tests(small, "lint", tmp_path / "check")
         assert done.returncode == 0, done.stdout
 
     def test_nothing_left_behind(self, small: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fixbot, git
+from tests.conftest import checkout_tests, fixbot, git
 
 BREAKING = {
     ("E711", "samplepkg/records.py"),
@@ -73,11 +73,7 @@ class TestSampleRepo:
         """The branch passes every test and ruff finds only the 10 expected violations."""
         repo, _, _ = outcome
         where = tmp_path / "check"
-        git(repo, "worktree", "add", "-q", str(where), "fixbot/sample")
-        tests = subprocess.run(
-            [repo / ".venv" / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-            cwd=where, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        tests = checkout_tests(repo, "fixbot/sample", where)
         assert tests.returncode == 0, tests.stdout
         assert "26 passed" in tests.stdout
         from sandbox import default_ruff  # noqa: PLC0415
