@@ -9,7 +9,6 @@ blamed after a run of its own. See DESIGN.md, "Verification".
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,12 +17,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._batch import Batcher
-from ._judge import Baseline, lint_problem, test_file
+from ._judge import Baseline, test_file
 from ._policy import policy_problem
-from ._process import repo_env, run
 from ._ruff import Ruff
+from ._static import StaticChecks
 from ._testrun import run_tests
-from ._types import TestResults, Verdict, Violation, sha256
+from ._types import TestResults, Verdict, Violation
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -32,18 +31,6 @@ if TYPE_CHECKING:
     from ._isolation import Isolation
     from ._testrun import TestCommand
     from ._worktree import Worktree, WorktreePool
-
-_COMPILE = """
-import json, sys
-bad = {}
-for path in sys.argv[1:]:
-    try:
-        with open(path, "rb") as f:
-            compile(f.read(), path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as e:
-        bad[path] = f"{type(e).__name__}: {e}"
-print(json.dumps(bad))
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +63,7 @@ class ProofStats:
     selected_runs: int = 0  # test runs narrowed by test impact selection
 
 
-class Prover:
+class Prover(StaticChecks):
     """Proves batches of candidates on top of the accepted tree (`ground`)."""
 
     def __init__(
@@ -160,87 +147,6 @@ class Prover:
                 self.stats.batches += 1
                 tg.start_soon(prove_batch, batch)
         return verdicts
-
-    async def _static(
-        self, tree: Worktree, cands: Sequence[Candidate], ground: Mapping[str, bytes]
-    ) -> dict[str, Verdict]:
-        ruff = self._ruff(tree)
-        tree.write(ground)
-        out: dict[str, Verdict] = {}
-        for cand in cands:
-            moved = [p for p, d in cand.before.items() if sha256(tree.read(p)) != sha256(d)]
-            if moved:
-                out[cand.key] = _rejected(cand, "conflict", "changed under it: " + ", ".join(moved))
-        cands = [c for c in cands if c.key not in out]
-        await self._learn_before(tree, ruff, cands)
-        for cand in cands:
-            tree.write(cand.after)
-        paths = sorted(p for c in cands for p in c.after)
-        broken = await self._compile(tree, paths)
-        lint = await ruff.lint(paths, ignore_noqa=True)
-        self.stats.lint_runs += 1
-        after = lint.by_path()
-        unformatted = await ruff.unformatted(paths)
-        for cand in cands:
-            lint_detail, fresh = lint_problem(
-                [v for p, d in cand.before.items() for v in self._lint[(p, sha256(d))]],
-                [v for p in cand.after for v in after.get(p, [])],
-                cand.targets,
-            )
-            problem = _first(
-                [
-                    ("compile", "; ".join(broken[p] for p in cand.after if p in broken)),
-                    ("lint", "; ".join(f for f in lint.failed if any(p in f for p in cand.after))),
-                    ("lint", lint_detail),
-                    (
-                        "format",
-                        ", ".join(
-                            p
-                            for p, d in cand.before.items()
-                            if self._clean.get((p, sha256(d))) and p in unformatted
-                        ),
-                    ),
-                ]
-            )
-            if problem:
-                reason, detail = problem
-                if reason == "format":
-                    detail = f"no longer ruff-format clean: {detail}"
-                out[cand.key] = _rejected(cand, reason, detail, fresh if reason == "lint" else ())
-                continue
-            for path, data in cand.after.items():
-                key = (path, sha256(data))
-                self._lint[key] = tuple(after.get(path, []))
-                self._clean[key] = path not in unformatted
-        return out
-
-    async def _learn_before(self, tree: Worktree, ruff: Ruff, cands: Sequence[Candidate]) -> None:
-        """Lint (noqa ignored) and format state of the content each candidate replaces."""
-        missing = sorted(
-            {p for c in cands for p, d in c.before.items() if (p, sha256(d)) not in self._lint}
-        )
-        if not missing:
-            return
-        lint = await ruff.lint(missing, ignore_noqa=True)
-        self.stats.lint_runs += 1
-        found = lint.by_path()
-        unformatted = await ruff.unformatted(missing)
-        for path in missing:
-            key = (path, sha256(tree.read(path)))
-            self._lint[key] = tuple(found.get(path, []))
-            self._clean[key] = path not in unformatted
-
-    async def _compile(self, tree: Worktree, paths: Sequence[str]) -> dict[str, str]:
-        done = await run(
-            [*self.isolation.wrapper, self.python, "-I", "-c", _COMPILE, *paths],
-            cwd=tree.path,
-            env=repo_env(),
-            timeout=300,
-        )
-        try:
-            return json.loads(done.stdout or b"{}")
-        except json.JSONDecodeError:
-            return dict.fromkeys(paths, done.output[-500:] or "the interpreter failed")
 
     async def run_suite(
         self, files: Mapping[str, bytes], node_ids: Sequence[str] | None = None
@@ -425,21 +331,5 @@ def _merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str
     return files
 
 
-def _rejected(
-    cand: Candidate, reason: str, detail: str, new_violations: tuple[str, ...] = ()
-) -> Verdict:
-    return Verdict(
-        patch_id=cand.key,
-        accepted=False,
-        reason=reason,
-        detail=detail,
-        new_violations=new_violations,
-    )
-
-
 def _proven(cand: Candidate) -> Verdict:
     return Verdict(patch_id=cand.key, accepted=True, reason="proven")
-
-
-def _first(checks: list[tuple[str, str]]) -> tuple[str, str] | None:
-    return next(((r, d) for r, d in checks if d), None)
