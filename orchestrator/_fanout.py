@@ -40,6 +40,9 @@ class PatchRecord:
     before: bytes  # the content the patch replaced
 
 
+PROBE_LIMIT = 8
+
+
 def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
     """Two groups to try one after the other, the likelier-good one first.
 
@@ -77,6 +80,10 @@ class Job:
     max_proposals: int = 64
     feedback: dict[str, str] = field(default_factory=dict)  # fingerprint -> the last verdict
     max_attempts: int = 1
+    # Fixes tried one by one, side by side, in the next round (see `settle`).
+    probes: list[frozenset[str]] = field(default_factory=list)
+    probe_pending: list[tuple[frozenset[str], list[Patch]]] = field(default_factory=list)
+    probed: set[str] = field(default_factory=set)
 
     @property
     def path(self) -> str:
@@ -115,11 +122,49 @@ class Job:
             asked = [v for p in chain for v in p.targets if group is None or v.fingerprint in group]
             fingerprints = sorted({v.fingerprint for v in asked} or set(group or ()))
             if len({v.fingerprint for v in asked}) > 1 and self.proposals < self.max_proposals:
-                # Narrow down: one bad fix must not sink the good ones next to it.
-                self.queue[:0] = split_targets(asked)
+                self._narrow(asked)
             else:
                 self._refuse(chain, verdict, before, fingerprints)
-        if not self.queue:
+        if not (self.queue or self.probes or self.probe_pending):
+            self.advance()
+
+    def _narrow(self, asked: list[Violation]) -> None:
+        """Narrow a failing chain down: one bad fix must not sink the good ones next to it.
+
+        The few risky fixes (unsafe ones, a model's) are each tried on their own in
+        the next round, side by side with the safe rest: one round finds the bad ones
+        where halving takes two per level. Many fixes, or ones that passed alone but
+        fail together, are halved instead.
+        """
+        fingerprints = {v.fingerprint for v in asked}
+        risky = sorted({v.fingerprint for v in asked if v.applicability != "safe"})
+        safe = sorted(fingerprints - set(risky))
+        fresh = not fingerprints <= self.probed
+        if fresh and risky and len(risky) <= PROBE_LIMIT:
+            if safe:
+                self.queue.insert(0, frozenset(safe))
+            self.probes = [frozenset({fp}) for fp in risky]
+        elif fresh and len(fingerprints) <= PROBE_LIMIT:
+            self.probes = [frozenset({fp}) for fp in sorted(fingerprints)]
+        else:
+            self.queue[:0] = split_targets(asked)
+        self.probed |= {fp for group in self.probes for fp in group}
+
+    def settle_probes(self, verdicts: list[Verdict], before: bytes) -> None:
+        """Refuse the fixes that failed alone; ask for the ones that passed, together."""
+        good: set[str] = set()
+        for (group, chain), verdict in zip(self.probe_pending, verdicts, strict=True):
+            self.proposals += 1
+            if verdict.accepted:
+                good |= group
+            else:
+                self._refuse(chain, verdict, before, sorted(group))
+        self.probe_pending = []
+        if good:
+            # Proven one by one; together, on top of what landed meanwhile, they are
+            # proven once more before anything of them lands.
+            self.queue.insert(0, frozenset(good))
+        if not (self.queue or self.probes):
             self.advance()
 
     def _refuse(
@@ -143,6 +188,17 @@ class Job:
                 self.queue.insert(0, frozenset(fingerprints))
                 return
         self.blocked.update(fingerprints)
+
+
+def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidate:
+    return Candidate(
+        key=key or job.path,
+        agent=chain[0].agent,
+        kind=job.stages[job.stage].label,
+        before={job.path: job.content},
+        after={job.path: chain[-1].changes[0].new},
+        targets=Counter(v.fingerprint for p in chain for v in p.targets),
+    )
 
 
 @dataclass(slots=True)
@@ -180,22 +236,13 @@ class FanOut:
             proposing = [j for j in active if j.pending]
             if budget is not None:
                 proposing = self._within_budget(proposing, budget)
-            if not proposing:
+            probing = [j for j in active if j.probe_pending]
+            if not proposing and not probing:
                 continue
             if self.on_round:
-                self.on_round(self.rounds, len(proposing))
-            candidates = [
-                Candidate(
-                    key=j.path,
-                    agent=j.pending[0].agent,
-                    kind=j.stages[j.stage].label,
-                    before={j.path: j.content},
-                    after={j.path: j.pending[-1].changes[0].new},
-                    targets=Counter(v.fingerprint for p in j.pending for v in p.targets),
-                )
-                for j in proposing
-            ]
-            verdicts = await self.prover.prove(candidates, self.ground())
+                self.on_round(self.rounds, len(proposing) + len(probing))
+            verdicts, probe_verdicts = await self._prove_round(proposing, probing)
+            before = {j.path: j.content for j in probing}
             for job in proposing:
                 verdict = verdicts[job.path]
                 log.info(
@@ -206,6 +253,36 @@ class FanOut:
                     reason=verdict.reason,
                 )
                 job.settle(verdict)
+            for job in probing:
+                job.settle_probes(probe_verdicts[job.path], before[job.path])
+
+    async def _prove_round(
+        self, proposing: list[Job], probing: list[Job]
+    ) -> tuple[dict[str, Verdict], dict[str, list[Verdict]]]:
+        """The round's chains in batches; each probe on its own, all side by side."""
+        ground = self.ground()
+        verdicts: dict[str, Verdict] = {}
+        probe_verdicts: dict[str, list[Verdict]] = {j.path: [] for j in probing}
+
+        async def main() -> None:
+            verdicts.update(
+                await self.prover.prove([_candidate(j, j.pending) for j in proposing], ground)
+            )
+
+        async def probe(job: Job, index: int, chain: list[Patch]) -> None:
+            cand = _candidate(job, chain, key=f"{job.path}#probe{index}")
+            probe_verdicts[job.path][index] = (await self.prover.prove([cand], ground))[cand.key]
+
+        async with anyio.create_task_group() as tg:
+            if proposing:
+                tg.start_soon(main)
+            for job in probing:
+                probe_verdicts[job.path] = [Verdict(patch_id="", accepted=False, reason="")] * len(
+                    job.probe_pending
+                )
+                for index, (_, chain) in enumerate(job.probe_pending):
+                    tg.start_soon(probe, job, index, chain)
+        return verdicts, probe_verdicts
 
     def _within_budget(self, proposing: list[Job], budget: int) -> list[Job]:
         kept = []
@@ -223,7 +300,9 @@ class FanOut:
         """Fresh stages of agents that can propose for many files at once do so."""
         groups: dict[tuple[int, str], tuple[Stage, list[Job]]] = {}
         for job in active:
-            if job.pending or not job.active or job.queue[0] is not None or job.blocked:
+            if job.pending or not job.active or not job.queue or job.queue[0] is not None:
+                continue
+            if job.blocked:
                 continue
             stage = job.stages[job.stage]
             if hasattr(stage.agent, "propose_many"):
@@ -240,14 +319,14 @@ class FanOut:
                     if not job.queue:
                         job.advance()
 
-    def _request(self, job: Job) -> Request:
+    def _request(self, job: Job, wanted: frozenset[str] | None = None) -> Request:
         stage = job.stages[job.stage]
         return Request(
             task=job.task,
             mode=stage.mode,
             content={job.path: job.content},
             root=self.root,
-            wanted=job.queue[0],
+            wanted=wanted if wanted is not None else job.queue[0],
             blocked=frozenset(job.blocked),
             round=self.rounds,
             feedback=dict(job.feedback),
@@ -257,21 +336,35 @@ class FanOut:
     async def _propose_all(self, active: list[Job]) -> None:
         await self._propose_batches(active)
         limiter = anyio.CapacityLimiter(self.concurrency)
-
-        async def propose(job: Job) -> None:
-            async with limiter:
-                while job.active and not job.pending:
-                    stage = job.stages[job.stage]
-                    request = self._request(job)
-                    job.pending = await self._tidy(job, await stage.agent.propose(request))
-                    if not job.pending:
-                        job.queue.pop(0)
-                        if not job.queue:
-                            job.advance()
-
         async with anyio.create_task_group() as tg:
             for job in active:
-                tg.start_soon(propose, job)
+                tg.start_soon(self._propose, job, limiter)
+                for group in job.probes:
+                    tg.start_soon(self._probe, job, group, limiter)
+        for job in active:
+            job.probes = []
+            if job.active and not (job.queue or job.pending or job.probe_pending):
+                job.advance()
+
+    async def _propose(self, job: Job, limiter: anyio.CapacityLimiter) -> None:
+        async with limiter:
+            while job.active and job.queue and not job.pending:
+                stage = job.stages[job.stage]
+                job.pending = await self._tidy(job, await stage.agent.propose(self._request(job)))
+                if not job.pending:
+                    job.queue.pop(0)
+                    if not job.queue and not job.probes:
+                        job.advance()
+
+    async def _probe(self, job: Job, group: frozenset[str], limiter: anyio.CapacityLimiter) -> None:
+        async with limiter:
+            stage = job.stages[job.stage]
+            request = self._request(job, wanted=group)
+            chain = await self._tidy(job, await stage.agent.propose(request))
+            if chain:
+                job.probe_pending.append((group, chain))
+            else:
+                job.blocked |= group  # nothing left to propose for it
 
     async def _tidy(self, job: Job, chain: list[Patch]) -> list[Patch]:
         """Format what a fix disturbed in a file that was format-clean (and only there)."""
