@@ -1,0 +1,100 @@
+"""How a task narrows a failing chain down (orchestrator/_fanout.py), without running anything."""
+
+from __future__ import annotations
+
+from agents import RuffAgent, Stage, Task
+from orchestrator._fanout import Job
+from sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
+
+PATH = "pkg/m.py"
+
+
+def violation(name: str, applicability: str) -> Violation:
+    return Violation(
+        code=name,
+        name=name.lower(),
+        message=name,
+        path=PATH,
+        location=Location(1, 1),
+        end_location=Location(1, 2),
+        fix=Fix(applicability),  # type: ignore[arg-type]
+        fingerprint=f"fp-{name}",
+    )
+
+
+def chain(*targets: Violation) -> list[Patch]:
+    return [
+        Patch(
+            id=f"{PATH}@fix.1.{i}",
+            agent="ruff",
+            kind=v.applicability or "llm",
+            rules=(v.rule,),
+            files=(PATH,),
+            targets=(v,),
+            changes=(FileChange(path=PATH, old_sha=sha256(b""), new=f"x = {i}\n".encode()),),
+        )
+        for i, v in enumerate(targets, 1)
+    ]
+
+
+def job() -> Job:
+    agent = RuffAgent("ruff", None, modes=("fix",))
+    return Job(Task(PATH, (PATH,), ()), [Stage(agent, "fix")], b"x = 0\n")
+
+
+REJECTED = Verdict(patch_id=PATH, accepted=False, reason="tests", detail="t::x failed")
+PROVEN = Verdict(patch_id=PATH, accepted=True, reason="proven")
+SAFE = [violation(f"S{i}", "safe") for i in range(5)]
+RISKY = [violation(f"U{i}", "unsafe") for i in range(3)]
+
+
+class TestNarrowing:
+    """A rejected chain is narrowed down, never thrown away whole."""
+
+    def test_risky_fixes_are_probed_one_by_one(self):
+        """The safe rest goes on as a group; each unsafe fix is tried alone, all at once."""
+        j = job()
+        j.pending = chain(*SAFE, *RISKY)
+        j.settle(REJECTED)
+        assert j.queue == [frozenset(v.fingerprint for v in SAFE)]
+        assert sorted(j.probes) == sorted(frozenset({v.fingerprint}) for v in RISKY)
+        assert j.active
+
+    def test_probes_that_pass_are_asked_for_together(self):
+        """Passing probes come back as one group; a failing one is refused and blocked."""
+        j = job()
+        j.pending = chain(*RISKY)
+        j.settle(REJECTED)
+        j.probe_pending = [(group, chain(*RISKY)) for group in j.probes]
+        j.probes = []
+        verdicts = [PROVEN, REJECTED, PROVEN]
+        j.settle_probes(verdicts, b"x = 0\n")
+        bad = sorted(j.blocked)
+        assert len(bad) == 1
+        assert j.queue[0] | set(bad) == {v.fingerprint for v in RISKY}
+        assert [r.status for r in j.records] == ["rejected"]
+
+    def test_fixes_that_passed_alone_but_fail_together_are_halved(self):
+        """No endless probing: a group of already-probed fixes is split in halves."""
+        j = job()
+        j.pending = chain(*RISKY)
+        j.settle(REJECTED)
+        j.probes = []
+        j.queue = [frozenset(v.fingerprint for v in RISKY)]
+        j.pending = chain(*RISKY)
+        j.settle(REJECTED)
+        assert not j.probes
+        assert len(j.queue) == 2
+        assert j.queue[0] | j.queue[1] == {v.fingerprint for v in RISKY}
+
+    def test_only_what_was_asked_is_narrowed(self):
+        """Fixes a chain's own steps uncovered are never split off as groups of their own."""
+        j = job()
+        asked = frozenset({RISKY[0].fingerprint})
+        j.queue = [asked]
+        j.pending = chain(RISKY[0], SAFE[0])  # SAFE[0] uncovered by the first step
+        j.settle(REJECTED)
+        assert RISKY[0].fingerprint in j.blocked
+        assert SAFE[0].fingerprint not in j.blocked
+        assert not j.probes
+        assert not j.active  # nothing else was asked: the stage is done
