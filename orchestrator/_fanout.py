@@ -190,6 +190,9 @@ class Job:
         self.blocked.update(fingerprints)
 
 
+_UNDECIDED = Verdict(patch_id="", accepted=False, reason="undecided")
+
+
 def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidate:
     return Candidate(
         key=key or job.path,
@@ -259,29 +262,32 @@ class FanOut:
     async def _prove_round(
         self, proposing: list[Job], probing: list[Job]
     ) -> tuple[dict[str, Verdict], dict[str, list[Verdict]]]:
-        """The round's chains in batches; each probe on its own, all side by side."""
+        """The round's chains in batches, and the probes side by side with them.
+
+        Probes of one file cannot share a worktree, but the k-th probes of different
+        files can: they are proven together, one set per k.
+        """
         ground = self.ground()
         verdicts: dict[str, Verdict] = {}
-        probe_verdicts: dict[str, list[Verdict]] = {j.path: [] for j in probing}
+        probe_verdicts = {j.path: [_UNDECIDED] * len(j.probe_pending) for j in probing}
+        sets: dict[int, list[Candidate]] = {}
+        for job in probing:
+            for index, (_, chain) in enumerate(job.probe_pending):
+                sets.setdefault(index, []).append(
+                    _candidate(job, chain, key=f"{job.path}#probe{index}")
+                )
 
-        async def main() -> None:
-            verdicts.update(
-                await self.prover.prove([_candidate(j, j.pending) for j in proposing], ground)
-            )
-
-        async def probe(job: Job, index: int, chain: list[Patch]) -> None:
-            cand = _candidate(job, chain, key=f"{job.path}#probe{index}")
-            probe_verdicts[job.path][index] = (await self.prover.prove([cand], ground))[cand.key]
+        async def prove(cands: list[Candidate]) -> None:
+            verdicts.update(await self.prover.prove(cands, ground))
 
         async with anyio.create_task_group() as tg:
             if proposing:
-                tg.start_soon(main)
-            for job in probing:
-                probe_verdicts[job.path] = [Verdict(patch_id="", accepted=False, reason="")] * len(
-                    job.probe_pending
-                )
-                for index, (_, chain) in enumerate(job.probe_pending):
-                    tg.start_soon(probe, job, index, chain)
+                tg.start_soon(prove, [_candidate(j, j.pending) for j in proposing])
+            for cands in sets.values():
+                tg.start_soon(prove, cands)
+        for job in probing:
+            for index in range(len(job.probe_pending)):
+                probe_verdicts[job.path][index] = verdicts.pop(f"{job.path}#probe{index}")
         return verdicts, probe_verdicts
 
     def _within_budget(self, proposing: list[Job], budget: int) -> list[Job]:
