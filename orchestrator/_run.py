@@ -35,7 +35,7 @@ from ._agents import estimate_llm, llm_block, make_agents
 from ._fanout import FanOut, Job, PatchRecord
 from ._gate import final_gate
 from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
-from ._plan import Plan, make_plan
+from ._plan import Plan, in_scope, make_plan
 from ._report import Report, build_report, save_rejected, write_reports
 from ._state import RunLock, new_run_dir, worktree_root
 
@@ -218,7 +218,7 @@ async def _stages(
     with ctx.timer.stage("gate"):
         await final_gate(prover, fan.jobs, ctx.reference)
     with ctx.timer.stage("lint_after"):
-        after = await _lint_after(ctx, fan, router)
+        after = await _lint_after(ctx, fan)
     with ctx.timer.stage("merge"):
         tip = await _merge(ctx, fan, old_tip, _proof_line(command, prover, isolation))
     with ctx.timer.stage("report"):
@@ -293,13 +293,12 @@ async def _baseline(ctx: Context) -> tuple[TestCommand | None, Isolation, Prover
     return command, isolation, prover
 
 
-async def _lint_after(ctx: Context, fan: FanOut, router: Router) -> list[Violation]:
+async def _lint_after(ctx: Context, fan: FanOut) -> list[Violation]:
+    """The merged tree's violations, in the run's scope (as counted before)."""
     async with ctx.pool.use() as tree:
         tree.write(fan.ground())
         after = await ctx.ruff(tree).lint(ctx.paths)
-    return make_plan(
-        after.violations, router, paths=ctx.paths, exclude=ctx.config.exclude
-    ).violations
+    return [v for v in after.violations if in_scope(v.path, ctx.paths, ctx.config.exclude)]
 
 
 async def _merge(ctx: Context, fan: FanOut, old_tip: str | None, proof: str) -> str | None:

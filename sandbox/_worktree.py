@@ -164,9 +164,10 @@ async def sweep(repo: Path, root: Path) -> int:
         if path.name.startswith(MARKER) and root in path.parents:
             await git("worktree", "remove", "--force", path, cwd=repo, check=False)
             removed += 1
-    if root.exists():
-        for child in root.iterdir():
-            shutil.rmtree(child, ignore_errors=True)
-            removed += child.name.startswith(MARKER) and not child.exists()
+    # Folders git no longer knows of (a run killed while creating one) go too.
+    leftovers = list(root.iterdir()) if root.exists() else []
+    for child in leftovers:
+        shutil.rmtree(child, ignore_errors=True)
+    removed += sum(1 for child in leftovers if child.name.startswith(MARKER))
     await git("worktree", "prune", cwd=repo, check=False)
     return removed
