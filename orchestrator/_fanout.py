@@ -128,6 +128,17 @@ class Job:
         if not (self.queue or self.probes or self.probe_pending):
             self.advance()
 
+    def would_narrow(self) -> bool:
+        """Whether a refusal of the pending chain would be narrowed down, not recorded."""
+        group = self.queue[0] if self.queue else None
+        asked = {
+            v.fingerprint
+            for p in self.pending
+            for v in p.targets
+            if group is None or v.fingerprint in group
+        }
+        return len(asked) > 1 and self.proposals + 1 < self.max_proposals
+
     def _narrow(self, asked: list[Violation]) -> None:
         """Narrow a failing chain down: one bad fix must not sink the good ones next to it.
 
@@ -201,6 +212,7 @@ def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidat
         before={job.path: job.content},
         after={job.path: chain[-1].changes[0].new},
         targets=Counter(v.fingerprint for p in chain for v in p.targets),
+        narrowed=key is None and job.would_narrow(),
     )
 
 
@@ -237,6 +249,12 @@ class FanOut:
             self.rounds += 1
             await self._propose_all(active)
             proposing = [j for j in active if j.pending]
+            log.info(
+                "round.proposed",
+                round=self.rounds,
+                chains=len(proposing),
+                probes=sum(len(j.probe_pending) for j in active),
+            )
             if budget is not None:
                 proposing = self._within_budget(proposing, budget)
             probing = [j for j in active if j.probe_pending]
@@ -277,18 +295,37 @@ class FanOut:
                     _candidate(job, chain, key=f"{job.path}#probe{index}")
                 )
 
+        groups = list(sets.values())
+        if proposing:
+            groups.insert(0, [_candidate(j, j.pending) for j in proposing])
+        # Every worktree but the reference proves; the groups share them out.
+        workers = max(1, (self.prover.pool.size - 1) // max(1, len(groups)))
+        whole = self._last_if_accepted(proposing, probing)
+
         async def prove(cands: list[Candidate]) -> None:
-            verdicts.update(await self.prover.prove(cands, ground))
+            verdicts.update(await self.prover.prove(cands, ground, whole=whole, workers=workers))
 
         async with anyio.create_task_group() as tg:
-            if proposing:
-                tg.start_soon(prove, [_candidate(j, j.pending) for j in proposing])
-            for cands in sets.values():
+            for cands in groups:
                 tg.start_soon(prove, cands)
         for job in probing:
             for index in range(len(job.probe_pending)):
                 probe_verdicts[job.path][index] = verdicts.pop(f"{job.path}#probe{index}")
         return verdicts, probe_verdicts
+
+    def _last_if_accepted(self, proposing: list[Job], probing: list[Job]) -> bool:
+        """Whether accepting every chain of this round would end the run.
+
+        Such a round is proven against the whole suite in one batch: if it passes,
+        its tree is exactly the merged one, and that run is the gate as well.
+        """
+        if probing or not proposing or self.max_patches is not None:
+            return False
+        if any(j.active for j in self.jobs if not j.pending):
+            return False
+        return all(
+            len(j.queue) == 1 and not j.probes and j.stage == len(j.stages) - 1 for j in proposing
+        )
 
     def _within_budget(self, proposing: list[Job], budget: int) -> list[Job]:
         kept = []
@@ -340,6 +377,10 @@ class FanOut:
         )
 
     async def _propose_all(self, active: list[Job]) -> None:
+        if any(job.learns for job in active):
+            # A model's proposals cost money: none goes out before the tests at base
+            # are known to run (a broken test command ends the run first).
+            await self.prover.baseline_known()
         await self._propose_batches(active)
         limiter = anyio.CapacityLimiter(self.concurrency)
         async with anyio.create_task_group() as tg:

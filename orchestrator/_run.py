@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 import structlog
 
 from agents import Router
@@ -66,9 +67,9 @@ class Timer:
     on_stage: Callable[[str], None] | None = None
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time one stage and tell the progress display."""
-        if self.on_stage:
+    def stage(self, name: str, *, show: bool = True) -> Iterator[None]:
+        """Time one stage and tell the progress display (unless it runs in the background)."""
+        if self.on_stage and show:
             self.on_stage(name)
         log.info("stage.start", stage=name)
         start = time.perf_counter()
@@ -183,8 +184,14 @@ async def _stages(
     with ctx.timer.stage("lint"):
         ruff_version, violations = await _lint(ctx)
     with ctx.timer.stage("baseline"):
-        command, isolation, prover = await _baseline(ctx)
-    async with make_agents(ctx.config, ctx.ruff(), ctx.home / "cache") as (agents, client):
+        command, isolation, prover = await _prepare_tests(ctx)
+    # The suite at base runs side by side with planning, proposing and the first
+    # round's tests; only judging a test run waits for it (Prover.test_problems).
+    async with (
+        anyio.create_task_group() as background,
+        make_agents(ctx.config, ctx.ruff(), ctx.home / "cache") as (agents, client),
+    ):
+        background.start_soon(_baseline, ctx, command, prover)
         with ctx.timer.stage("plan"):
             router = Router(agents, ctx.config.unsafe_fixes)
             plan = make_plan(violations, router, paths=ctx.paths, exclude=ctx.config.exclude)
@@ -258,7 +265,8 @@ async def _lint(ctx: Context) -> tuple[str, list[Violation]]:
     return version, lint.violations
 
 
-async def _baseline(ctx: Context) -> tuple[TestCommand | None, Isolation, Prover]:
+async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, Prover]:
+    """The test command, how runs are isolated, the import graph, and a Prover."""
     source = "flag" if ctx.config.source("test_cmd") in {"flag", "env"} else "config"
     command = resolve_test_command(ctx.repo, ctx.config.test_cmd, source)
     python = command.python if command else find_python(ctx.repo)
@@ -279,18 +287,18 @@ async def _baseline(ctx: Context) -> tuple[TestCommand | None, Isolation, Prover
         test_timeout=ctx.config.test_timeout,
         impact=impact,
     )
+    return command, isolation, prover
+
+
+async def _baseline(ctx: Context, command: TestCommand | None, prover: Prover) -> None:
     if command is not None:
-        results = await prover.run_suite({})
-        check_baseline(command, results)
-        prover.baseline = Baseline(results)
-        prover.stats.test_runs = 0
-        prover.stats.test_seconds = 0.0
+        with ctx.timer.stage("baseline", show=False):
+            await prover.establish_baseline(lambda results: check_baseline(command, results))
     log.info(
         "baseline.ready",
         mode="tests" if command else "lint-only",
-        isolation=isolation.facts.get("network"),
+        isolation=prover.isolation.facts.get("network"),
     )
-    return command, isolation, prover
 
 
 async def _lint_after(ctx: Context, fan: FanOut) -> list[Violation]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
+import structlog
 
 from ._batch import Batcher
 from ._judge import Baseline, test_file
@@ -22,10 +23,12 @@ from ._policy import policy_problem
 from ._ruff import Ruff
 from ._static import StaticChecks
 from ._testrun import run_tests
-from ._types import TestResults, Verdict, Violation
+from ._types import TestResults, Verdict, Violation, sha256
+
+log = structlog.get_logger("fixbot")
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from ._impact import ImpactMap
     from ._isolation import Isolation
@@ -43,6 +46,9 @@ class Candidate:
     after: Mapping[str, bytes]
     targets: Counter[str] = field(default_factory=Counter)
     kind: str = ""  # e.g. "ruff:unsafe": candidates of a kind share a failure rate
+    # Whether the caller, if this is refused, tries each of its fixes alone: then a
+    # batch run that pins a failing test on it alone needs no confirming run of its own.
+    narrowed: bool = False
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -61,6 +67,7 @@ class ProofStats:
     tested: int = 0  # candidates that reached the tests
     failed_tests: int = 0  # of those, rejected for the tests
     selected_runs: int = 0  # test runs narrowed by test impact selection
+    reused_runs: int = 0  # whole-suite runs on a tree that had passed it already
 
 
 class Prover(StaticChecks):
@@ -92,6 +99,38 @@ class Prover(StaticChecks):
         self.batcher = Batcher()
         self._lint: dict[tuple[str, str], tuple[Violation, ...]] = {}
         self._clean: dict[tuple[str, str], bool] = {}
+        # Trees (as path -> content hash) on which the whole suite passed, so the gate
+        # need not run it again on exactly that tree.
+        self._passed_whole: set[frozenset[tuple[str, str]]] = set()
+        self._ready = anyio.Event()
+        self.baseline = baseline
+
+    @property
+    def baseline(self) -> Baseline:
+        """The tests at base; judging a test run waits until they are known."""
+        return self._baseline
+
+    @baseline.setter
+    def baseline(self, value: Baseline) -> None:
+        self._baseline = value
+        if value.results is not None:
+            self._ready.set()
+
+    async def baseline_known(self) -> None:
+        """Wait until the tests at base are known (at once without a test command)."""
+        if self.test_command is not None:
+            await self._ready.wait()
+
+    async def establish_baseline(self, check: Callable[[TestResults], None]) -> TestResults:
+        """Run the whole suite at base, `check` it, and let waiting judgments go on.
+
+        Meant to run side by side with proposing and the first round's tests: those
+        run at once, and only their judging waits for this.
+        """
+        results = await self.run_suite({}, counted=False)
+        check(results)
+        self.baseline = Baseline(results)
+        return results
 
     def _ruff(self, tree: Worktree) -> Ruff:
         return Ruff(tree.path, self.select, self.ruff_executable)
@@ -102,11 +141,14 @@ class Prover(StaticChecks):
         ground: Mapping[str, bytes],
         *,
         whole: bool = False,
+        workers: int | None = None,
     ) -> dict[str, Verdict]:
         """A verdict for every candidate; accepted ones passed every check.
 
         `whole` proves them as one batch against the whole test suite: the final
-        gate on the merged tree, where no selection may leave a test out.
+        gate on the merged tree, where no selection may leave a test out. Else they
+        are split into batches, at least one for each of `workers` (by default, every
+        worktree but the reference).
         """
         verdicts: dict[str, Verdict] = {}
         standing = []
@@ -141,7 +183,7 @@ class Prover(StaticChecks):
 
         async with anyio.create_task_group() as tg:
             # One worktree stays with the run as its reference; the rest prove.
-            workers = max(1, self.pool.size - 1)
+            workers = workers or max(1, self.pool.size - 1)
             batches = [list(standing)] if whole else self.batcher.split(standing, workers)
             for batch in batches:
                 self.stats.batches += 1
@@ -149,9 +191,13 @@ class Prover(StaticChecks):
         return verdicts
 
     async def run_suite(
-        self, files: Mapping[str, bytes], node_ids: Sequence[str] | None = None
+        self,
+        files: Mapping[str, bytes],
+        node_ids: Sequence[str] | None = None,
+        *,
+        counted: bool = True,
     ) -> TestResults:
-        """The configured tests on base + `files`."""
+        """The configured tests on base + `files` (`counted` in the proof's stats)."""
         assert self.test_command is not None  # noqa: S101 - callers check
         async with self.pool.use() as tree:
             tree.write(files)
@@ -163,8 +209,17 @@ class Prover(StaticChecks):
                 timeout=self.test_timeout,
                 wrapper=self.isolation.wrapper,
             )
-            self.stats.test_runs += 1
-            self.stats.test_seconds += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            if counted:
+                self.stats.test_runs += 1
+                self.stats.test_seconds += seconds
+            log.info(
+                "tests.ran",
+                files=len(files),
+                selected="all" if node_ids is None else len(node_ids),
+                tests=len(results.outcomes),
+                seconds=round(seconds, 2),
+            )
             return results
 
     def select_tests(self, changed: Collection[str] | None) -> list[str] | None:
@@ -193,17 +248,25 @@ class Prover(StaticChecks):
         With `changed`, only the tests that can reach those files run (test impact
         selection); without it, or where the import graph cannot say, all of them.
         """
-        if self.test_command is None or self.baseline.results is None:
+        if self.test_command is None:
             return {}
-        selection = self.select_tests(changed)
-        if selection is not None and also:
-            # Bisecting a failure: the tests that failed always run, whatever the graph says.
-            selection = sorted(set(selection) | {test_file(t) for t in also})
-        if selection is not None:
-            if not selection:
+        if changed is None:
+            # The whole suite needs nothing from the baseline to start; only judging does.
+            results = await self.run_suite(files)
+            await self._ready.wait()
+            selection = None
+        else:
+            await self._ready.wait()
+            selection = self.select_tests(changed)
+            if selection is not None and also:
+                # Bisecting a failure: the tests that failed always run, whatever the graph says.
+                selection = sorted(set(selection) | {test_file(t) for t in also})
+            if selection is not None and not selection:
                 return {}
-            self.stats.selected_runs += 1
-        results = await self.run_suite(files, node_ids=selection)
+            self.stats.selected_runs += selection is not None
+            results = await self.run_suite(files, node_ids=selection)
+        if self.baseline.results is None:
+            return {}
         problems = self.baseline.problems(results, within=selection)
         if problems and self.test_command.is_pytest and self.baseline.results.per_test:
             await self._find_flaky(sorted(problems))
@@ -238,9 +301,18 @@ class Prover(StaticChecks):
     async def _tested(
         self, cands: Sequence[Candidate], ground: Mapping[str, bytes], *, whole: bool = False
     ) -> dict[str, Verdict]:
-        changed = None if whole else _changed(cands)
-        problems = await self.test_problems(_merged(ground, cands), changed)
+        tree = _merged(ground, cands)
+        digest = frozenset((path, sha256(data)) for path, data in tree.items())
+        if whole and self.test_command is not None and digest in self._passed_whole:
+            # The whole suite already passed on exactly this tree (a last round that
+            # ran whole): that run counts, as the gate of the merged tree.
+            self.stats.reused_runs += 1
+            log.info("tests.reused", files=len(tree))
+            return {c.key: _proven(c) for c in cands}
+        problems = await self.test_problems(tree, None if whole else _changed(cands))
         if not problems:
+            if whole:
+                self._passed_whole.add(digest)
             return {c.key: _proven(c) for c in cands}
         return await self._bisect(list(cands), ground, problems)
 
@@ -260,31 +332,55 @@ class Prover(StaticChecks):
                 suspects.append(cand)
         return suspects
 
+    async def _by_suspects(
+        self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
+    ) -> dict[str, Verdict] | None:
+        """Verdicts found from the suspects alone, or None where halving must decide."""
+        suspects = self._suspects(cands, problems) if len(cands) > 1 else None
+        if not suspects or len(suspects) == len(cands):
+            return None
+        # Only a change that can reach a failing test can have broken it: the others
+        # passed every test they can reach, in this very run.
+        innocent = {c.key: _proven(c) for c in cands if c not in suspects}
+        blamed = self._pinned(suspects, problems)
+        rest = [c for c in suspects if c.key not in blamed]
+        if not rest:
+            return innocent | blamed
+        # The other suspects are run on their own: a culprit is blamed only after a run
+        # of its own.
+        alone = await self.test_problems(_merged(ground, rest), _changed(rest), also=problems)
+        if alone:
+            return innocent | blamed | await self._bisect(rest, ground, alone)
+        if blamed:
+            return innocent | blamed | {c.key: _proven(c) for c in rest}
+        return None  # each part passes alone: an interaction, for halving to find
+
+    def _pinned(self, suspects: list[Candidate], problems: dict[str, str]) -> dict[str, Verdict]:
+        """Refusals for the narrowed suspects that alone reach some failing test.
+
+        Such a test could only fail through that candidate, so the run that failed
+        it was as good as the candidate's own; its fixes are then each tried alone
+        by the caller, which is where a single fix is blamed.
+        """
+        assert self.impact is not None  # noqa: S101 - only with suspects from the graph
+        reach = {c.key: self.impact.tests_for(c.after) or set() for c in suspects}
+        out = {}
+        for cand in suspects:
+            if not cand.narrowed:
+                continue
+            others = set().union(*(r for k, r in reach.items() if k != cand.key))
+            mine = {t: s for t, s in problems.items() if test_file(t) in reach[cand.key] - others}
+            if mine:
+                out[cand.key] = _refused(cand, mine)
+        return out
+
     async def _bisect(
         self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
     ) -> dict[str, Verdict]:
-        suspects = self._suspects(cands, problems) if len(cands) > 1 else None
-        if suspects and len(suspects) < len(cands):
-            # Only a change that can reach a failing test can have broken it: the others
-            # passed every test they can reach, in this very run. The suspects are run on
-            # their own (a culprit is blamed only after a run of its own).
-            alone = await self.test_problems(
-                _merged(ground, suspects), _changed(suspects), also=problems
-            )
-            if alone:
-                innocent = {c.key: _proven(c) for c in cands if c not in suspects}
-                return innocent | await self._bisect(suspects, ground, alone)
+        if by_suspects := await self._by_suspects(cands, ground, problems):
+            return by_suspects
         if len(cands) == 1:
-            detail = "; ".join(f"{t}: {s}" for t, s in sorted(problems.items())[:10])
-            return {
-                cands[0].key: Verdict(
-                    patch_id=cands[0].key,
-                    accepted=False,
-                    reason="tests",
-                    detail=detail,
-                    failing_tests=tuple(sorted(problems)),
-                )
-            }
+            return {cands[0].key: _refused(cands[0], problems)}
         half = len(cands) // 2
         parts = [cands[:half], cands[half:]]
         found: list[dict[str, str]] = [{}, {}]
@@ -329,6 +425,17 @@ def _merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str
     for cand in cands:
         files.update(cand.after)
     return files
+
+
+def _refused(cand: Candidate, problems: Mapping[str, str]) -> Verdict:
+    detail = "; ".join(f"{t}: {s}" for t, s in sorted(problems.items())[:10])
+    return Verdict(
+        patch_id=cand.key,
+        accepted=False,
+        reason="tests",
+        detail=detail,
+        failing_tests=tuple(sorted(problems)),
+    )
 
 
 def _proven(cand: Candidate) -> Verdict:
