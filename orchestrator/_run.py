@@ -343,6 +343,7 @@ def proof_block(rounds: int, prover: Prover, records: list[PatchRecord]) -> dict
         "test_runs": stats.test_runs,
         "test_seconds": round(stats.test_seconds, 3),
         "selected_runs": stats.selected_runs,
+        "reused_runs": stats.reused_runs,
         "reruns_at_base": stats.reruns_at_base,
         "tested": stats.tested,
         "failed_tests": stats.failed_tests,

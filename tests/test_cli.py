@@ -229,6 +229,23 @@ class TestRun:
         assert report["branch"] is None
         assert report["violations_after"] == report["violations_before"] - 2
 
+    def test_clean_run_runs_the_suite_once(self, tmp_path: Path) -> None:
+        """When no fix breaks a test, the one whole-suite run on the merged tree is the gate."""
+        files = {
+            "pkg/__init__.py": "",
+            "pkg/core.py": "import os\n\n\ndef add(a, b):\n    return a + b\n",
+            "tests/test_core.py": "from pkg.core import add\n\n\ndef test_add():\n"
+            "    assert add(2, 3) == 5\n",
+        }
+        repo = init_repo(tmp_path / "r", files)
+        done = fixbot("run", repo, "--select", "F401", "--branch", "lint")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["accepted"] == 1
+        # Besides the baseline: one run, on exactly the tree that landed, reused as the gate.
+        assert (report["proof"]["test_runs"], report["proof"]["reused_runs"]) == (1, 1)
+        assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
+
     def test_lint_only_says_so(self, tmp_path: Path) -> None:
         """Without tests, proof is lint-only and the report says it plainly."""
         repo = init_repo(tmp_path / "r", {"m.py": "import os\n"}, venv=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -443,3 +444,141 @@ class TestTests:
             verdicts = await prover.prove([await candidate(repo, 3, broken_source(3))], {})
         assert verdicts["pkg/m3.py"].accepted
         assert prover.stats.test_runs == 0
+
+
+def one_test_per_module(*, also_reach: dict[int, int] | None = None) -> dict[str, str]:
+    """A repo whose tests/test_mN.py imports only pkg/mN.py (and mK where also_reach[N] = K)."""
+    also_reach = also_reach or {}
+    tests = {}
+    for n in MODULES:
+        extra = f", m{also_reach[n]}" if n in also_reach else ""
+        tests[f"tests/test_m{n}.py"] = (
+            f"from pkg import m{n}{extra}\n\n\ndef test_m{n}():\n    assert m{n}.f{n}(2, 3) == 5\n"
+        )
+    return {
+        "pyproject.toml": PYPROJECT,
+        "pkg/__init__.py": "",
+        **{f"pkg/m{n}.py": module_source(n) for n in MODULES},
+        **tests,
+    }
+
+
+class TestPinnedBlame:
+    """A candidate its caller narrows down is refused from the batch run, when the graph pins it."""
+
+    async def test_pinned_candidate_needs_no_run_of_its_own(self, tmp_path: Path) -> None:
+        """The batch's failing test reaches only m4: m4 is refused after that one run."""
+        repo = init_repo(tmp_path / "repo", one_test_per_module())
+        impact = await build_impact_map(repo, default_ruff())
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            cands = [
+                replace(await candidate(repo, n, fixed_source(n)), narrowed=True)
+                for n in MODULES
+                if n != 4
+            ]
+            cands.append(replace(await candidate(repo, 4, broken_source(4)), narrowed=True))
+            verdicts = await prover.prove(cands, {}, whole=True)
+            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m4.py"}
+        assert verdicts["pkg/m4.py"].failing_tests == ("tests/test_m4.py::test_m4",)
+        assert runs == 1, runs
+
+    async def test_shared_reach_is_confirmed_alone(self, tmp_path: Path) -> None:
+        """When m5 also reaches the failing test, nothing is pinned: m4 is found by own runs."""
+        repo = init_repo(tmp_path / "repo", one_test_per_module(also_reach={4: 5}))
+        impact = await build_impact_map(repo, default_ruff())
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            cands = [
+                replace(await candidate(repo, n, fixed_source(n)), narrowed=True)
+                for n in MODULES
+                if n != 4
+            ]
+            cands.append(replace(await candidate(repo, 4, broken_source(4)), narrowed=True))
+            verdicts = await prover.prove(cands, {}, whole=True)
+            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m4.py"}
+        assert verdicts["pkg/m5.py"].accepted
+        # The batch, the two suspects together, then each alone.
+        assert runs >= 3, runs
+
+
+class TestWholeRuns:
+    """The whole suite at base runs beside the first round; a tree that passed it is not rerun."""
+
+    async def test_a_tree_that_passed_whole_is_not_run_again(
+        self, repo: Path, prover: Prover
+    ) -> None:
+        """The gate on exactly the tree a last round proved whole reuses that run."""
+        cands = [await candidate(repo, n, fixed_source(n)) for n in (1, 2)]
+        first = await prover.prove(cands, {}, whole=True)
+        assert all(v.accepted for v in first.values())
+        assert (prover.stats.test_runs, prover.stats.reused_runs) == (1, 0)
+        # The same tree, as the gate sees it (each file's chain against base): reused.
+        again = await prover.prove(cands, {}, whole=True)
+        assert all(v.accepted for v in again.values())
+        assert (prover.stats.test_runs, prover.stats.reused_runs) == (1, 1)
+        # A different tree runs: one more file changed.
+        more = [*cands, await candidate(repo, 3, fixed_source(3))]
+        await prover.prove(more, {}, whole=True)
+        assert (prover.stats.test_runs, prover.stats.reused_runs) == (2, 1)
+        # And a tree that failed is never taken for proven.
+        broken = [await candidate(repo, 5, broken_source(5))]
+        assert (await prover.prove(broken, {}, whole=True))["pkg/m5.py"].reason == "tests"
+        assert (await prover.prove(broken, {}, whole=True))["pkg/m5.py"].reason == "tests"
+
+    async def test_baseline_runs_beside_the_first_round(self, tmp_path: Path) -> None:
+        """The run at base and a candidate's run meet: each test waits for the other to start."""
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        meet = f"""
+            import time
+            from pathlib import Path
+
+            from pkg import m1
+
+            MARKS = Path({str(marks)!r})
+
+
+            def test_meet():
+                # m1 still imports os at base, not once its F401 is fixed.
+                me, other = ("base", "patched") if hasattr(m1, "os") else ("patched", "base")
+                (MARKS / me).touch()
+                deadline = time.monotonic() + 60
+                while not (MARKS / other).exists():
+                    assert time.monotonic() < deadline, "the other run never started"
+                    time.sleep(0.05)
+        """
+        repo = init_repo(
+            tmp_path / "repo",
+            {
+                "pyproject.toml": PYPROJECT,
+                "pkg/__init__.py": "",
+                "pkg/m1.py": module_source(1),
+                "tests/test_meet.py": meet,
+            },
+        )
+        command = resolve_test_command(repo, None)
+        assert command is not None
+        base = git(repo, "rev-parse", "HEAD").strip()
+        checked: list[TestResults] = []
+        async with WorktreePool(repo, base, tmp_path / "wt", size=3) as pool:
+            prover = Prover(
+                pool=pool,
+                select=None,
+                ruff_executable=default_ruff(),
+                python=command.python,
+                isolation=Isolation(),
+                test_command=command,
+                baseline=Baseline(None),
+                test_timeout=120,
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(prover.establish_baseline, checked.append)
+                cand = await candidate(repo, 1, fixed_source(1))
+                verdicts = await prover.prove([cand], {}, whole=True)
+        assert checked[0].outcomes == {"tests/test_meet.py::test_meet": "passed"}
+        assert verdicts["pkg/m1.py"].accepted, verdicts
+        # The run at base is the baseline, not a proof's run.
+        assert prover.stats.test_runs == 1
