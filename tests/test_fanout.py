@@ -52,13 +52,48 @@ class TestNarrowing:
     """A rejected chain is narrowed down, never thrown away whole."""
 
     def test_risky_fixes_are_probed_one_by_one(self):
-        """The safe rest goes on as a group; each unsafe fix is tried alone, all at once."""
+        """Each unsafe fix is tried alone, all at once; the safe rest is held back."""
         j = job()
         j.pending = chain(*SAFE, *RISKY)
         j.settle(REJECTED)
-        assert j.queue == [frozenset(v.fingerprint for v in SAFE)]
+        assert j.queue == []
+        assert j.held == {v.fingerprint for v in SAFE}
         assert sorted(j.probes) == sorted(frozenset({v.fingerprint}) for v in RISKY)
         assert j.active
+
+    def test_held_safe_fixes_come_back_with_the_passing_probes(self):
+        """One chain of the safe rest and the probes that passed; the failing probe is refused."""
+        j = job()
+        j.pending = chain(*SAFE, *RISKY)
+        j.settle(REJECTED)
+        j.probe_pending = [(group, chain(*RISKY)) for group in sorted(j.probes)]
+        j.probes = []
+        j.settle_probes([PROVEN, REJECTED, PROVEN], b"x = 0\n")
+        (bad,) = j.blocked
+        assert j.queue == [{v.fingerprint for v in (*SAFE, *RISKY)} - {bad}]
+        assert j.held == frozenset()
+
+    def test_a_failing_held_chain_is_halved_not_probed_again(self):
+        """When the safe rest with the good probes fails, it is split, never probed in a loop."""
+        j = job()
+        j.pending = chain(*SAFE, *RISKY)
+        j.settle(REJECTED)
+        j.probe_pending = [(group, chain(*RISKY)) for group in sorted(j.probes)]
+        j.probes = []
+        j.settle_probes([PROVEN, PROVEN, PROVEN], b"x = 0\n")
+        j.pending = chain(*SAFE, *RISKY)
+        j.settle(REJECTED)
+        assert not j.probes
+        assert j.queue == [{v.fingerprint for v in SAFE}, {v.fingerprint for v in RISKY}]
+
+    def test_held_fixes_are_released_when_no_probe_is_tried(self):
+        """If no probe had anything to propose, the held safe fixes are asked for at once."""
+        j = job()
+        j.pending = chain(*SAFE, *RISKY)
+        j.settle(REJECTED)
+        j.probes = []
+        j.release_held()
+        assert j.queue == [{v.fingerprint for v in SAFE}]
 
     def test_probes_that_pass_are_asked_for_together(self):
         """Passing probes come back as one group; a failing one is refused and blocked."""

@@ -482,6 +482,7 @@ class TestPinnedBlame:
             runs = prover.stats.test_runs - prover.stats.reruns_at_base
         assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m4.py"}
         assert verdicts["pkg/m4.py"].failing_tests == ("tests/test_m4.py::test_m4",)
+        # The batch alone, besides the flakiness check at base.
         assert runs == 1, runs
 
     async def test_shared_reach_is_confirmed_alone(self, tmp_path: Path) -> None:
