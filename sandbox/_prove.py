@@ -18,6 +18,7 @@ import anyio
 import structlog
 
 from ._batch import Batcher
+from ._bisect import Bisection, changed_files, merged, proven
 from ._judge import Baseline, test_file
 from ._policy import policy_problem
 from ._ruff import Ruff
@@ -70,7 +71,7 @@ class ProofStats:
     reused_runs: int = 0  # whole-suite runs on a tree that had passed it already
 
 
-class Prover(StaticChecks):
+class Prover(StaticChecks, Bisection):
     """Proves batches of candidates on top of the accepted tree (`ground`)."""
 
     def __init__(
@@ -301,142 +302,17 @@ class Prover(StaticChecks):
     async def _tested(
         self, cands: Sequence[Candidate], ground: Mapping[str, bytes], *, whole: bool = False
     ) -> dict[str, Verdict]:
-        tree = _merged(ground, cands)
+        tree = merged(ground, cands)
         digest = frozenset((path, sha256(data)) for path, data in tree.items())
         if whole and self.test_command is not None and digest in self._passed_whole:
             # The whole suite already passed on exactly this tree (a last round that
             # ran whole): that run counts, as the gate of the merged tree.
             self.stats.reused_runs += 1
             log.info("tests.reused", files=len(tree))
-            return {c.key: _proven(c) for c in cands}
-        problems = await self.test_problems(tree, None if whole else _changed(cands))
+            return {c.key: proven(c) for c in cands}
+        problems = await self.test_problems(tree, None if whole else changed_files(cands))
         if not problems:
             if whole:
                 self._passed_whole.add(digest)
-            return {c.key: _proven(c) for c in cands}
+            return {c.key: proven(c) for c in cands}
         return await self._bisect(list(cands), ground, problems)
-
-    def _suspects(self, cands: list[Candidate], problems: dict[str, str]) -> list[Candidate] | None:
-        """The candidates whose files can reach a failing test, or None if the graph cannot say."""
-        if self.impact is None:
-            return None
-        failing = {test_file(t) for t in problems}
-        if not failing <= self.impact.tests:
-            return None  # a test the import graph does not know: anyone may have broken it
-        suspects = []
-        for cand in cands:
-            reach = self.impact.tests_for(cand.after)
-            if reach is None:
-                return None
-            if reach & failing:
-                suspects.append(cand)
-        return suspects
-
-    async def _by_suspects(
-        self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
-    ) -> dict[str, Verdict] | None:
-        """Verdicts found from the suspects alone, or None where halving must decide."""
-        suspects = self._suspects(cands, problems) if len(cands) > 1 else None
-        if not suspects or len(suspects) == len(cands):
-            return None
-        # Only a change that can reach a failing test can have broken it: the others
-        # passed every test they can reach, in this very run.
-        innocent = {c.key: _proven(c) for c in cands if c not in suspects}
-        blamed = self._pinned(suspects, problems)
-        rest = [c for c in suspects if c.key not in blamed]
-        if not rest:
-            return innocent | blamed
-        # The other suspects are run on their own: a culprit is blamed only after a run
-        # of its own.
-        alone = await self.test_problems(_merged(ground, rest), _changed(rest), also=problems)
-        if alone:
-            return innocent | blamed | await self._bisect(rest, ground, alone)
-        if blamed:
-            return innocent | blamed | {c.key: _proven(c) for c in rest}
-        return None  # each part passes alone: an interaction, for halving to find
-
-    def _pinned(self, suspects: list[Candidate], problems: dict[str, str]) -> dict[str, Verdict]:
-        """Refusals for the narrowed suspects that alone reach some failing test.
-
-        Such a test could only fail through that candidate, so the run that failed
-        it was as good as the candidate's own; its fixes are then each tried alone
-        by the caller, which is where a single fix is blamed.
-        """
-        assert self.impact is not None  # noqa: S101 - only with suspects from the graph
-        reach = {c.key: self.impact.tests_for(c.after) or set() for c in suspects}
-        out = {}
-        for cand in suspects:
-            if not cand.narrowed:
-                continue
-            others = set().union(*(r for k, r in reach.items() if k != cand.key))
-            mine = {t: s for t, s in problems.items() if test_file(t) in reach[cand.key] - others}
-            if mine:
-                out[cand.key] = _refused(cand, mine)
-        return out
-
-    async def _bisect(
-        self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
-    ) -> dict[str, Verdict]:
-        if by_suspects := await self._by_suspects(cands, ground, problems):
-            return by_suspects
-        if len(cands) == 1:
-            return {cands[0].key: _refused(cands[0], problems)}
-        half = len(cands) // 2
-        parts = [cands[:half], cands[half:]]
-        found: list[dict[str, str]] = [{}, {}]
-
-        async def probe(i: int) -> None:
-            found[i] = await self.test_problems(
-                _merged(ground, parts[i]), _changed(parts[i]), also=problems
-            )
-
-        async with anyio.create_task_group() as tg:
-            for i in range(2):
-                tg.start_soon(probe, i)
-        if not found[0] and not found[1]:
-            # Each half passes alone, the two together do not: an interaction. The left
-            # half stands; the right is narrowed down on top of it, as a merge queue
-            # would, so the fix that breaks with the others is found and only it is refused.
-            left = {c.key: _proven(c) for c in parts[0]}
-            together = await self._bisect(parts[1], _merged(ground, parts[0]), problems)
-            return left | {k: _together(v) for k, v in together.items()}
-        out: dict[str, Verdict] = {}
-        for part, part_problems in zip(parts, found, strict=True):
-            if part_problems:
-                out |= await self._bisect(part, ground, part_problems)
-            else:
-                out |= {c.key: _proven(c) for c in part}
-        return out
-
-
-def _together(verdict: Verdict) -> Verdict:
-    if verdict.accepted:
-        return verdict
-    detail = f"fails only together with other fixes of its batch: {verdict.detail}"
-    return verdict.model_copy(update={"detail": detail})
-
-
-def _changed(cands: Sequence[Candidate]) -> set[str]:
-    return {path for cand in cands for path in cand.after}
-
-
-def _merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str, bytes]:
-    files = dict(ground)
-    for cand in cands:
-        files.update(cand.after)
-    return files
-
-
-def _refused(cand: Candidate, problems: Mapping[str, str]) -> Verdict:
-    detail = "; ".join(f"{t}: {s}" for t, s in sorted(problems.items())[:10])
-    return Verdict(
-        patch_id=cand.key,
-        accepted=False,
-        reason="tests",
-        detail=detail,
-        failing_tests=tuple(sorted(problems)),
-    )
-
-
-def _proven(cand: Candidate) -> Verdict:
-    return Verdict(patch_id=cand.key, accepted=True, reason="proven")

@@ -485,6 +485,24 @@ class TestPinnedBlame:
         # The batch alone, besides the flakiness check at base.
         assert runs == 1, runs
 
+    async def test_pinned_single_fixes_each_run_alone_at_once(self, tmp_path: Path) -> None:
+        """Two single fixes, each pinned by its own failing test: each runs alone, side by side."""
+        repo = init_repo(tmp_path / "repo", one_test_per_module())
+        impact = await build_impact_map(repo, default_ruff())
+        culprits = {2, 4}
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            cands = [
+                await candidate(repo, n, broken_source(n) if n in culprits else fixed_source(n))
+                for n in MODULES
+            ]
+            verdicts = await prover.prove(cands, {}, whole=True)
+            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m2.py", "pkg/m4.py"}
+        assert verdicts["pkg/m2.py"].failing_tests == ("tests/test_m2.py::test_m2",)
+        # The batch, then m2 and m4 each alone: no run of the two together, no halving.
+        assert runs == 3, runs
+
     async def test_shared_reach_is_confirmed_alone(self, tmp_path: Path) -> None:
         """When m5 also reaches the failing test, nothing is pinned: m4 is found by own runs."""
         repo = init_repo(tmp_path / "repo", one_test_per_module(also_reach={4: 5}))

@@ -1,0 +1,184 @@
+"""Bisection: from a failing batch to the candidates that broke it.
+
+A batch's failing tests point, through the import graph, at the candidates that
+can reach them (the suspects); the others passed every test they can reach in
+that very run. Suspects are run on their own, or halved where the graph cannot
+say, and two candidates that fail only together are told apart as a merge queue
+would: the first half stands, the second is narrowed down on top of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._judge import test_file
+from ._types import Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
+
+    from ._impact import ImpactMap
+    from ._prove import Candidate
+
+
+class Bisection:
+    """Finding the culprits of a failing batch, for the Prover."""
+
+    impact: ImpactMap | None
+
+    async def test_problems(
+        self,
+        files: Mapping[str, bytes],
+        changed: Collection[str] | None = None,
+        also: Collection[str] = (),
+    ) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _suspects(self, cands: list[Candidate], problems: dict[str, str]) -> list[Candidate] | None:
+        """The candidates whose files can reach a failing test, or None if the graph cannot say."""
+        if self.impact is None:
+            return None
+        failing = {test_file(t) for t in problems}
+        if not failing <= self.impact.tests:
+            return None  # a test the import graph does not know: anyone may have broken it
+        suspects = []
+        for cand in cands:
+            reach = self.impact.tests_for(cand.after)
+            if reach is None:
+                return None
+            if reach & failing:
+                suspects.append(cand)
+        return suspects
+
+    async def _by_suspects(
+        self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
+    ) -> dict[str, Verdict] | None:
+        """Verdicts found from the suspects alone, or None where halving must decide."""
+        suspects = self._suspects(cands, problems) if len(cands) > 1 else None
+        if not suspects or len(suspects) == len(cands):
+            return None
+        # Only a change that can reach a failing test can have broken it: the others
+        # passed every test they can reach, in this very run.
+        innocent = {c.key: proven(c) for c in cands if c not in suspects}
+        pins = self._pins(suspects, problems)
+        # A failing test pinned on a chain the caller narrows down: that run was as good
+        # as the chain's own, and each of its fixes will be tried alone anyway.
+        blamed = {c.key: refused(c, pins[c.key]) for c in suspects if c.narrowed and c.key in pins}
+        rest = [c for c in suspects if c.key not in blamed]
+        if not rest:
+            return innocent | blamed
+        if len(rest) > 1 and all(c.key in pins for c in rest):
+            # Each is likely a culprit: each runs on its own at once, not all together first.
+            return innocent | blamed | await self._each_alone(rest, ground, pins)
+        # The other suspects are run on their own: a culprit is blamed only after a run
+        # of its own.
+        alone = await self.test_problems(merged(ground, rest), changed_files(rest), also=problems)
+        if alone:
+            return innocent | blamed | await self._bisect(rest, ground, alone)
+        if blamed:
+            return innocent | blamed | {c.key: proven(c) for c in rest}
+        return None  # each part passes alone: an interaction, for halving to find
+
+    def _pins(
+        self, suspects: list[Candidate], problems: dict[str, str]
+    ) -> dict[str, dict[str, str]]:
+        """For each suspect that alone (of the suspects) reaches a failing test: those tests.
+
+        Such a test could only have failed through that suspect, as far as the import
+        graph can tell.
+        """
+        assert self.impact is not None  # noqa: S101 - only with suspects from the graph
+        reach = {c.key: self.impact.tests_for(c.after) or set() for c in suspects}
+        pins = {}
+        for cand in suspects:
+            others = set().union(*(r for k, r in reach.items() if k != cand.key))
+            mine = {t: s for t, s in problems.items() if test_file(t) in reach[cand.key] - others}
+            if mine:
+                pins[cand.key] = mine
+        return pins
+
+    async def _each_alone(
+        self, cands: list[Candidate], ground: Mapping[str, bytes], pins: dict[str, dict[str, str]]
+    ) -> dict[str, Verdict]:
+        """Each candidate on its own, side by side: refused if it fails alone."""
+        out: dict[str, Verdict] = {}
+
+        async def alone(cand: Candidate) -> None:
+            problems = await self.test_problems(
+                merged(ground, [cand]), changed_files([cand]), also=pins[cand.key]
+            )
+            out[cand.key] = refused(cand, problems) if problems else proven(cand)
+
+        async with anyio.create_task_group() as tg:
+            for cand in cands:
+                tg.start_soon(alone, cand)
+        return out
+
+    async def _bisect(
+        self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
+    ) -> dict[str, Verdict]:
+        if by_suspects := await self._by_suspects(cands, ground, problems):
+            return by_suspects
+        if len(cands) == 1:
+            return {cands[0].key: refused(cands[0], problems)}
+        half = len(cands) // 2
+        parts = [cands[:half], cands[half:]]
+        found: list[dict[str, str]] = [{}, {}]
+
+        async def probe(i: int) -> None:
+            found[i] = await self.test_problems(
+                merged(ground, parts[i]), changed_files(parts[i]), also=problems
+            )
+
+        async with anyio.create_task_group() as tg:
+            for i in range(2):
+                tg.start_soon(probe, i)
+        if not found[0] and not found[1]:
+            # Each half passes alone, the two together do not: an interaction. The left
+            # half stands; the right is narrowed down on top of it, as a merge queue
+            # would, so the fix that breaks with the others is found and only it is refused.
+            left = {c.key: proven(c) for c in parts[0]}
+            together = await self._bisect(parts[1], merged(ground, parts[0]), problems)
+            return left | {k: _together(v) for k, v in together.items()}
+        out: dict[str, Verdict] = {}
+        for part, part_problems in zip(parts, found, strict=True):
+            if part_problems:
+                out |= await self._bisect(part, ground, part_problems)
+            else:
+                out |= {c.key: proven(c) for c in part}
+        return out
+
+
+def _together(verdict: Verdict) -> Verdict:
+    if verdict.accepted:
+        return verdict
+    detail = f"fails only together with other fixes of its batch: {verdict.detail}"
+    return verdict.model_copy(update={"detail": detail})
+
+
+def changed_files(cands: Sequence[Candidate]) -> set[str]:
+    return {path for cand in cands for path in cand.after}
+
+
+def merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str, bytes]:
+    files = dict(ground)
+    for cand in cands:
+        files.update(cand.after)
+    return files
+
+
+def refused(cand: Candidate, problems: Mapping[str, str]) -> Verdict:
+    detail = "; ".join(f"{t}: {s}" for t, s in sorted(problems.items())[:10])
+    return Verdict(
+        patch_id=cand.key,
+        accepted=False,
+        reason="tests",
+        detail=detail,
+        failing_tests=tuple(sorted(problems)),
+    )
+
+
+def proven(cand: Candidate) -> Verdict:
+    return Verdict(patch_id=cand.key, accepted=True, reason="proven")
