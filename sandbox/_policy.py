@@ -62,6 +62,8 @@ _CODES = re.compile(
 def suppressions(source: str) -> Counter[str]:
     """Suppression markers in the comments of `source`, counted by kind and code."""
     found: Counter[str] = Counter()
+    if not _SUPPRESSION.search(source):
+        return found  # no marker anywhere, so none in a comment: no need to tokenize
     for comment in _comments(source):
         for match in _SUPPRESSION.finditer(comment):
             kind = re.sub(r"\s+", "", match.group(0).lower())
@@ -91,8 +93,8 @@ def policy_problem(agent: str, path: str, old: bytes, new: bytes) -> str | None:
         return problem
     old_text = old.decode("utf-8", "replace")
     new_text = new.decode("utf-8", "replace")
-    added = suppressions(new_text) - suppressions(old_text)
-    if added:
+    added = suppressions(new_text)
+    if added and (added := added - suppressions(old_text)):
         kinds = ", ".join(sorted(added))
         return f"adds a suppression comment ({kinds}) in {path}"
     if len(_BIDI.findall(new_text)) > len(_BIDI.findall(old_text)):

@@ -100,6 +100,7 @@ class Prover(StaticChecks, Bisection):
         self.batcher = Batcher()
         self._lint: dict[tuple[str, str], tuple[Violation, ...]] = {}
         self._clean: dict[tuple[str, str], bool] = {}
+        self._passed: set[tuple[str, str]] = set()
         # Trees (as path -> content hash) on which the whole suite passed, so the gate
         # need not run it again on exactly that tree.
         self._passed_whole: set[frozenset[tuple[str, str]]] = set()

@@ -241,6 +241,19 @@ class TestStaticChecks:
             "pkg/m4.py": "policy",
         }
 
+    async def test_checked_content_is_not_checked_again(self, repo: Path, prover: Prover) -> None:
+        """The gate's candidates (no targets) skip the checks their content already passed."""
+        cand = await candidate(repo, 3, fixed_source(3))
+        assert (await prover.prove([cand], {}))["pkg/m3.py"].accepted
+        lint_runs = prover.stats.lint_runs
+        gate = replace(cand, targets=Counter())
+        assert (await prover.prove([gate], {}))["pkg/m3.py"].accepted
+        assert prover.stats.lint_runs == lint_runs
+        # Content never checked is checked, targets or not.
+        broken = replace(gate, after={"pkg/m3.py": b"def f3(:\n"})
+        assert (await prover.prove([broken], {}))["pkg/m3.py"].reason == "compile"
+        assert prover.stats.lint_runs > lint_runs
+
     async def test_builds_on_accepted_ground(self, repo: Path, prover: Prover) -> None:
         """A second step is judged against the accepted content (`ground`), not base."""
         first = await candidate(repo, 1, fixed_source(1))
