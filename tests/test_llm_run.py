@@ -232,6 +232,16 @@ class TestImperfectModel:
         assert "Traceback" not in done.stderr
         assert git(repo, "branch", "--list", "fixbot/*") == ""
 
+    def test_no_request_before_the_tests_run_at_base(
+        self, repo: Path, fake_openai: FakeOpenAI
+    ) -> None:
+        """A test command that fails at base ends the run before the model costs anything."""
+        fake_openai.script(ImperfectModel())
+        done = run(repo, fake_openai, "--select", "E722", "--test-cmd", "sh -c 'sleep 2; exit 3'")
+        assert done.returncode == 2, done.stderr
+        assert "fails at base" in done.stderr
+        assert fake_openai.requests == []
+
     def test_budget_holds(self, repo: Path, fake_openai: FakeOpenAI) -> None:
         """With a request cap, no more requests are sent and the report says the budget ran out."""
         fake_openai.script(Scripted.reply("no code"))
