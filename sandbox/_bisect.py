@@ -74,7 +74,8 @@ class Bisection:
             return innocent | blamed | await self._each_alone(rest, ground, pins)
         # The other suspects are run on their own: a culprit is blamed only after a run
         # of its own.
-        alone = await self.test_problems(merged(ground, rest), changed_files(rest), also=problems)
+        left = {t: s for t, s in problems.items() if not any(t in pins[k] for k in blamed)}
+        alone = await self.test_problems(merged(ground, rest), changed_files(rest), also=left)
         if alone:
             return innocent | blamed | await self._bisect(rest, ground, alone)
         if blamed:

@@ -93,7 +93,6 @@ class Prover(StaticChecks, Bisection):
         self.python = python
         self.isolation = isolation
         self.test_command = test_command
-        self.baseline = baseline
         self.test_timeout = test_timeout
         self.stats = ProofStats()
         self.impact = impact

@@ -99,11 +99,11 @@ async def make_prover(
             python=command.python,
             isolation=isolation or Isolation(),
             test_command=command,
-            baseline=Baseline(None),
+            baseline=Baseline(results),
             test_timeout=120,
         )
-        prover.baseline = Baseline(results or await prover.run_suite({}))
-        prover.stats.test_runs = 0
+        if results is None:
+            prover.baseline = Baseline(await prover.run_suite({}, counted=False))
         yield prover
 
 
