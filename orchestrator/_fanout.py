@@ -1,17 +1,16 @@
 """The fan-out: every task proposes, the prover judges, rejected fixes are narrowed down.
 
 Each round, every task with work left proposes one candidate (a chain of
-one-rule patches on top of its accepted content); all candidates of a round
-touch different files, so they are proven together as one batch. A rejected
-candidate that fixed several violations is split in two and both halves are
-tried again; a rejected single fix is blocked and reported. So one fix that
-changes behaviour is rejected while the other fixes of its file still land.
+one-rule patches on top of its accepted content), and the fixes being narrowed
+down propose one probe each (see `_job.py`). All candidates of a round touch
+different files, so they are proven together; the probes of one file cannot
+share a worktree, so the k-th probes of all files form a batch of their own.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
@@ -24,191 +23,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from agents import Stage, Task
-    from sandbox import Prover, Violation
+    from agents import Stage
+    from sandbox import Prover
+
+    from ._job import Job
 
 log = structlog.get_logger("fixbot")
-
-
-@dataclass(slots=True)
-class PatchRecord:
-    """A patch and what became of it."""
-
-    patch: Patch
-    status: str  # accepted, rejected, dropped
-    verdict: Verdict
-    before: bytes  # the content the patch replaced
-
-
-PROBE_LIMIT = 8
-
-
-def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
-    """Two groups to try one after the other, the likelier-good one first.
-
-    Safe fixes almost never change behaviour, so a failing mix is split into its
-    safe and its unsafe fixes first; after that, halves in rule order.
-    """
-    unique = sorted(
-        {v.fingerprint: v for v in targets}.values(), key=lambda v: (v.rule, v.fingerprint)
-    )
-    safe = [v.fingerprint for v in unique if v.applicability == "safe"]
-    rest = [v.fingerprint for v in unique if v.applicability != "safe"]
-    if safe and rest:
-        return [frozenset(safe), frozenset(rest)]
-    fps = [v.fingerprint for v in unique]
-    half = len(fps) // 2
-    return [frozenset(fps[:half]), frozenset(fps[half:])]
-
-
-@dataclass(slots=True)
-class Job:
-    """One task's way through the stages."""
-
-    task: Task
-    stages: list[Stage]
-    content: bytes
-    stage: int = 0
-    queue: list[frozenset[str] | None] = field(default_factory=lambda: [None])
-    blocked: set[str] = field(default_factory=set)
-    records: list[PatchRecord] = field(default_factory=list)
-    pending: list[Patch] = field(default_factory=list)
-    format_clean: bool | None = None  # whether the file was ruff-format clean at base
-    attempts: dict[str, int] = field(default_factory=dict)  # fingerprint -> rejected attempts
-    proposals: int = 0
-    # A bound on proposals for one task, whatever goes wrong in narrowing it down.
-    max_proposals: int = 64
-    feedback: dict[str, str] = field(default_factory=dict)  # fingerprint -> the last verdict
-    max_attempts: int = 1
-    # Fixes tried one by one, side by side, in the next round (see `settle`).
-    probes: list[frozenset[str]] = field(default_factory=list)
-    probe_pending: list[tuple[frozenset[str], list[Patch]]] = field(default_factory=list)
-    probed: set[str] = field(default_factory=set)
-    held: frozenset[str] = frozenset()  # safe fixes asked for again with the probes that pass
-
-    @property
-    def path(self) -> str:
-        """The task's one file."""
-        return self.task.files[0]
-
-    @property
-    def active(self) -> bool:
-        """Whether this job has anything left to propose."""
-        return self.stage < len(self.stages)
-
-    def advance(self) -> None:
-        """On to the next stage, asking for everything again."""
-        self.stage += 1
-        self.queue = [None]
-
-    @property
-    def learns(self) -> bool:
-        """Whether the current stage's agent can use a verdict to try again."""
-        return self.active and getattr(self.stages[self.stage].agent, "learns", False)
-
-    def settle(self, verdict: Verdict) -> None:
-        """Record the verdict on the pending chain and decide what to try next."""
-        chain, self.pending = self.pending, []
-        group = self.queue.pop(0)
-        before = self.content
-        self.proposals += 1
-        if verdict.accepted:
-            for patch in chain:
-                self.records.append(PatchRecord(patch, "accepted", verdict, before))
-                before = patch.changes[0].new
-            self.content = before
-        else:
-            # Only what was asked for is narrowed: a chain also fixes what its own steps
-            # uncovered (an import left unused), and those come back with every retry.
-            asked = [v for p in chain for v in p.targets if group is None or v.fingerprint in group]
-            fingerprints = sorted({v.fingerprint for v in asked} or set(group or ()))
-            if len({v.fingerprint for v in asked}) > 1 and self.proposals < self.max_proposals:
-                self._narrow(asked)
-            else:
-                self._refuse(chain, verdict, before, fingerprints)
-        if not (self.queue or self.probes or self.probe_pending):
-            self.advance()
-
-    def would_narrow(self) -> bool:
-        """Whether a refusal of the pending chain would be narrowed down, not recorded."""
-        group = self.queue[0] if self.queue else None
-        asked = {
-            v.fingerprint
-            for p in self.pending
-            for v in p.targets
-            if group is None or v.fingerprint in group
-        }
-        return len(asked) > 1 and self.proposals + 1 < self.max_proposals
-
-    def _narrow(self, asked: list[Violation]) -> None:
-        """Narrow a failing chain down: one bad fix must not sink the good ones next to it.
-
-        The few risky fixes (unsafe ones, a model's) are each tried on their own in
-        the next round, side by side: one round finds the bad ones where halving takes
-        two per level. The safe rest is held back and asked for with the risky fixes
-        that pass, in one chain: a round saved, as safe fixes almost never break a
-        test (and if they do, that chain is halved). Many fixes, or ones that passed
-        alone but fail together, are halved instead.
-        """
-        fingerprints = {v.fingerprint for v in asked}
-        risky = sorted({v.fingerprint for v in asked if v.applicability != "safe"})
-        safe = frozenset(fingerprints - set(risky))
-        fresh = not fingerprints <= self.probed
-        if fresh and risky and len(risky) <= PROBE_LIMIT:
-            self.held = safe
-            self.probes = [frozenset({fp}) for fp in risky]
-            self.probed |= fingerprints
-        elif fresh and len(fingerprints) <= PROBE_LIMIT:
-            self.probes = [frozenset({fp}) for fp in sorted(fingerprints)]
-            self.probed |= fingerprints
-        else:
-            self.queue[:0] = split_targets(asked)
-
-    def release_held(self) -> None:
-        """Ask for the held-back safe fixes (with whatever passed its probe)."""
-        if self.held:
-            self.queue.insert(0, self.held)
-            self.held = frozenset()
-
-    def settle_probes(self, verdicts: list[Verdict], before: bytes) -> None:
-        """Refuse the fixes that failed alone; ask for the ones that passed, together."""
-        good: set[str] = set()
-        for (group, chain), verdict in zip(self.probe_pending, verdicts, strict=True):
-            self.proposals += 1
-            if verdict.accepted:
-                good |= group
-            else:
-                self._refuse(chain, verdict, before, sorted(group))
-        self.probe_pending = []
-        if good or self.held:
-            # Proven one by one; together, with the safe fixes held back and on top of
-            # what landed meanwhile, they are proven once more before anything lands.
-            self.queue.insert(0, frozenset(good | self.held))
-            self.held = frozenset()
-        if not (self.queue or self.probes):
-            self.advance()
-
-    def _refuse(
-        self, chain: list[Patch], verdict: Verdict, before: bytes, fingerprints: list[str]
-    ) -> None:
-        # One record for the whole chain of a single fix: what a person would take over.
-        merged = chain[-1].model_copy(
-            update={
-                "id": chain[0].id,
-                "rules": tuple(sorted({r for p in chain for r in p.rules})),
-                "targets": tuple(v for p in chain for v in p.targets),
-            }
-        )
-        self.records.append(PatchRecord(merged, "rejected", verdict, before))
-        for target in fingerprints:
-            self.attempts[target] = self.attempts.get(target, 0) + 1
-        if len(fingerprints) == 1 and self.learns:
-            (target,) = fingerprints
-            if self.attempts[target] < self.max_attempts:
-                self.feedback[target] = f"{verdict.reason}\n{verdict.detail}"
-                self.queue.insert(0, frozenset(fingerprints))
-                return
-        self.blocked.update(fingerprints)
 
 
 _UNDECIDED = Verdict(patch_id="", accepted=False, reason="undecided")
@@ -333,9 +153,7 @@ class FanOut:
             return False
         if any(j.active for j in self.jobs if not j.pending):
             return False
-        return all(
-            len(j.queue) == 1 and not j.probes and j.stage == len(j.stages) - 1 for j in proposing
-        )
+        return all(len(j.queue) == 1 and j.stage == len(j.stages) - 1 for j in proposing)
 
     def _within_budget(self, proposing: list[Job], budget: int) -> list[Job]:
         kept = []

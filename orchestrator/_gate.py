@@ -18,7 +18,7 @@ from sandbox import Candidate
 if TYPE_CHECKING:
     from sandbox import Prover, Worktree
 
-    from ._fanout import Job
+    from ._job import Job
 
 log = structlog.get_logger("fixbot")
 ROUNDS = 3
@@ -44,6 +44,7 @@ async def final_gate(prover: Prover, jobs: list[Job], reference: Worktree) -> No
                 agent=job.records[0].patch.agent,
                 before={job.path: reference.read(job.path)},
                 after={job.path: job.content},
+                accepted_chain=True,
             )
             for job in changed
         ]

@@ -18,7 +18,7 @@ from sandbox._git import checked_out_branches, ls_tree_modes
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ._fanout import PatchRecord
+    from ._job import PatchRecord
 
 TRAILER = "Fixbot-Proof:"
 _STEP = re.compile(r"@(?P<mode>\w+)\.(?P<round>\d+)\.(?P<step>\d+)$")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from sandbox import Baseline, TestCommand, Violation
 
-    from ._fanout import PatchRecord
+    from ._job import PatchRecord
     from ._plan import Plan
 
 

@@ -33,8 +33,9 @@ from sandbox._impact import build_impact_map
 from sandbox._judge import entropy_bound
 
 from ._agents import estimate_llm, llm_block, make_agents
-from ._fanout import FanOut, Job, PatchRecord
+from ._fanout import FanOut
 from ._gate import final_gate
+from ._job import Job, PatchRecord
 from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
 from ._plan import Plan, in_scope, make_plan
 from ._report import Report, build_report, save_rejected, write_reports
@@ -183,7 +184,7 @@ async def _stages(
 ) -> Outcome:
     with ctx.timer.stage("lint"):
         ruff_version, violations = await _lint(ctx)
-    with ctx.timer.stage("baseline"):
+    with ctx.timer.stage("prepare"):
         command, isolation, prover = await _prepare_tests(ctx)
     # The suite at base runs side by side with planning, proposing and the first
     # round's tests; only judging a test run waits for it (Prover.test_problems).

@@ -64,7 +64,8 @@ class Bisection:
         innocent = {c.key: proven(c) for c in cands if c not in suspects}
         pins = self._pins(suspects, problems)
         # A failing test pinned on a chain the caller narrows down: that run was as good
-        # as the chain's own, and each of its fixes will be tried alone anyway.
+        # as the chain's own, and the caller splits it down to single fixes, each of
+        # which is refused only after a run of its own.
         blamed = {c.key: refused(c, pins[c.key]) for c in suspects if c.narrowed and c.key in pins}
         rest = [c for c in suspects if c.key not in blamed]
         if not rest:
@@ -115,6 +116,16 @@ class Bisection:
         async with anyio.create_task_group() as tg:
             for cand in cands:
                 tg.start_soon(alone, cand)
+        passed = [c for c in cands if out[c.key].accepted]
+        if len(passed) > 1:
+            # They failed together a moment ago: the ones that pass alone are proven
+            # together before they stand (an interaction the graph could not see).
+            also = {t: s for c in passed for t, s in pins[c.key].items()}
+            together = await self.test_problems(
+                merged(ground, passed), changed_files(passed), also=also
+            )
+            if together:
+                out |= await self._bisect(passed, ground, together)
         return out
 
     async def _bisect(

@@ -94,7 +94,9 @@ def policy_problem(agent: str, path: str, old: bytes, new: bytes) -> str | None:
     old_text = old.decode("utf-8", "replace")
     new_text = new.decode("utf-8", "replace")
     added = suppressions(new_text)
-    if added and (added := added - suppressions(old_text)):
+    if added:
+        added -= suppressions(old_text)
+    if added:
         kinds = ", ".join(sorted(added))
         return f"adds a suppression comment ({kinds}) in {path}"
     if len(_BIDI.findall(new_text)) > len(_BIDI.findall(old_text)):

@@ -47,6 +47,9 @@ class Candidate:
     after: Mapping[str, bytes]
     targets: Counter[str] = field(default_factory=Counter)
     kind: str = ""  # e.g. "ruff:unsafe": candidates of a kind share a failure rate
+    # A file's whole accepted chain against the base (the gate's): each step of it
+    # passed the static checks, so content that passed them needs no second look.
+    accepted_chain: bool = False
     # Whether the caller, if this is refused, tries each of its fixes alone: then a
     # batch run that pins a failing test on it alone needs no confirming run of its own.
     narrowed: bool = False
@@ -251,7 +254,7 @@ class Prover(StaticChecks, Bisection):
         """
         if self.test_command is None:
             return {}
-        if changed is None:
+        if changed is None or self.impact is None or not self.test_command.is_pytest:
             # The whole suite needs nothing from the baseline to start; only judging does.
             results = await self.run_suite(files)
             await self._ready.wait()
@@ -266,10 +269,10 @@ class Prover(StaticChecks, Bisection):
                 return {}
             self.stats.selected_runs += selection is not None
             results = await self.run_suite(files, node_ids=selection)
-        if self.baseline.results is None:
-            return {}
+        base = self.baseline.results
+        assert base is not None  # noqa: S101 - set before _ready, for the type checker
         problems = self.baseline.problems(results, within=selection)
-        if problems and self.test_command.is_pytest and self.baseline.results.per_test:
+        if problems and self.test_command.is_pytest and base.per_test:
             await self._find_flaky(sorted(problems))
             problems = {t: s for t, s in problems.items() if t not in self.baseline.flaky}
         return problems

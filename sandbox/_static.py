@@ -106,13 +106,13 @@ class StaticChecks:
         return out
 
     def _checked(self, cand: Candidate) -> bool:
-        """Whether a candidate with no targets (the gate's) has only content that passed here.
+        """Whether an accepted chain (the gate's candidate) has only content that passed here.
 
         Each check reads one file at a time, and every step to that content kept
         its file compiling, format-clean if it was, and without a new finding of any
         rule: so the content holds against the base too, and needs no second look.
         """
-        return not cand.targets and all(
+        return cand.accepted_chain and all(
             (path, sha256(data)) in self._passed for path, data in cand.after.items()
         )
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator._fanout import PatchRecord
+from orchestrator._job import PatchRecord
 from orchestrator._merge import (
     TRAILER,
     Identity,

@@ -246,10 +246,14 @@ class TestStaticChecks:
         cand = await candidate(repo, 3, fixed_source(3))
         assert (await prover.prove([cand], {}))["pkg/m3.py"].accepted
         lint_runs = prover.stats.lint_runs
-        gate = replace(cand, targets=Counter())
+        gate = replace(cand, targets=Counter(), accepted_chain=True)
         assert (await prover.prove([gate], {}))["pkg/m3.py"].accepted
         assert prover.stats.lint_runs == lint_runs
-        # Content never checked is checked, targets or not.
+        # Only an accepted chain may skip: the same content as anything else is checked.
+        await prover.prove([replace(cand, targets=Counter())], {})
+        assert prover.stats.lint_runs > lint_runs
+        lint_runs = prover.stats.lint_runs
+        # Content never checked is checked, accepted chain or not.
         broken = replace(gate, after={"pkg/m3.py": b"def f3(:\n"})
         assert (await prover.prove([broken], {}))["pkg/m3.py"].reason == "compile"
         assert prover.stats.lint_runs > lint_runs
@@ -515,6 +519,30 @@ class TestPinnedBlame:
         assert verdicts["pkg/m2.py"].failing_tests == ("tests/test_m2.py::test_m2",)
         # The batch, then m2 and m4 each alone: no run of the two together, no halving.
         assert runs == 3, runs
+
+    async def test_pinned_fixes_that_pass_alone_are_proven_together(self, tmp_path: Path) -> None:
+        """Two pinned fixes failing only together (state the graph cannot see): one stands."""
+        check = (
+            "import builtins\n\nfrom pkg import m{n}\n\n\ndef test_m{n}():\n"
+            "    assert not (getattr(builtins, 'FLAG1', 0) and getattr(builtins, 'FLAG2', 0))\n"
+        )
+        files = one_test_per_module()
+        files |= {f"tests/test_m{n}.py": check.format(n=n) for n in (1, 2)}
+        repo = init_repo(tmp_path / "repo", files)
+        impact = await build_impact_map(repo, default_ruff())
+        flagged = "import builtins\n\nbuiltins.FLAG{n} = 1\n\n\ndef f{n}(a, b):\n    return a + b\n"
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            cands = [await candidate(repo, n, flagged.format(n=n)) for n in (1, 2)]
+            cands += [await candidate(repo, n, fixed_source(n)) for n in (3, 4)]
+            verdicts = await prover.prove(cands, {}, whole=True)
+        refused = {k: v for k, v in verdicts.items() if not v.accepted}
+        assert len(refused) == 1, verdicts
+        (key, verdict), *_ = refused.items()
+        assert key in {"pkg/m1.py", "pkg/m2.py"}
+        assert "together" in verdict.detail
+        assert verdicts["pkg/m3.py"].accepted
+        assert verdicts["pkg/m4.py"].accepted
 
     async def test_shared_reach_is_confirmed_alone(self, tmp_path: Path) -> None:
         """When m5 also reaches the failing test, nothing is pinned: m4 is found by own runs."""

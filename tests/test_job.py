@@ -1,9 +1,9 @@
-"""How a task narrows a failing chain down (orchestrator/_fanout.py), without running anything."""
+"""How a task narrows a failing chain down (orchestrator/_job.py), without running anything."""
 
 from __future__ import annotations
 
 from agents import RuffAgent, Stage, Task
-from orchestrator._fanout import Job
+from orchestrator._job import Job
 from sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
 
 PATH = "pkg/m.py"
