@@ -23,6 +23,7 @@ from sandbox import (
     WorktreePool,
     default_ruff,
     find_python,
+    generated_files,
     git,
     probe_isolation,
     resolve_test_command,
@@ -152,7 +153,13 @@ async def run_fixbot(
         run_dir = new_run_dir(home, f"{now:%Y%m%dT%H%M%SZ}-{base[:8]}")
         # One worktree per core the run may use (cgroup- and affinity-aware), plus the reference.
         jobs = config.jobs or max(1, len(os.sched_getaffinity(0)))
-        async with WorktreePool(repo, base, roots, size=jobs + 1) as pool, pool.use() as reference:
+        generated = await generated_files(repo)
+        if generated:
+            log.info("worktrees.generated", count=len(generated), files=generated[:10])
+        async with (
+            WorktreePool(repo, base, roots, size=jobs + 1, generated=generated) as pool,
+            pool.use() as reference,
+        ):
             ctx = Context(
                 config,
                 repo,

@@ -19,7 +19,7 @@ from ._types import (
     fingerprints,
     sha256,
 )
-from ._worktree import Worktree, WorktreePool, sweep
+from ._worktree import Worktree, WorktreePool, generated_files, sweep
 
 __all__ = [
     "Baseline",
@@ -52,6 +52,7 @@ __all__ = [
     "default_ruff",
     "find_python",
     "fingerprints",
+    "generated_files",
     "git",
     "no_git_env",
     "probe_isolation",

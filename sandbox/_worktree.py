@@ -20,7 +20,7 @@ from ._errors import RepoError
 from ._git import git
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
 MARKER = "fixbot-wt-"
 
@@ -86,14 +86,50 @@ class Worktree:
             await git("clean", "-q", "-f", "-d", cwd=self.path)
 
 
-class WorktreePool:
-    """Up to `size` worktrees of `repo` at `base`, handed out one user at a time."""
+# What an install generates next to a package's code and the package imports: a
+# version file (setuptools-scm, hatch-vcs) or an extension built in place.
+GENERATED_SUFFIXES = (".py", ".pyi", ".so", ".pyd")
+MAX_GENERATED = 500
 
-    def __init__(self, repo: Path, base: str, root: Path, size: int) -> None:
+
+async def generated_files(repo: Path) -> list[str]:
+    """Git-ignored files in the checkout's package folders that the code may import.
+
+    A worktree holds only what git tracks, so `from ._version import __version__`
+    fails there though it works in the user's checkout. Whole ignored folders
+    (`.venv/`, `build/`, caches) are listed by git as one entry and skipped.
+    """
+    tracked = await git("ls-files", "-z", "--", "*.py", cwd=repo)
+    packages = {str(PurePosixPath(p).parent) for p in tracked.stdout.decode().split("\0") if p}
+    ignored = await git(
+        "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory", cwd=repo
+    )
+    found = [
+        p
+        for p in ignored.stdout.decode().split("\0")
+        if p.endswith(GENERATED_SUFFIXES)
+        and str(PurePosixPath(p).parent) in packages
+        and "__pycache__" not in p
+        and (repo / p).is_file()
+        and not (repo / p).is_symlink()
+    ]
+    return sorted(found)[:MAX_GENERATED]
+
+
+class WorktreePool:
+    """Up to `size` worktrees of `repo` at `base`, handed out one user at a time.
+
+    Each gets a copy of the checkout's `generated` files (see `generated_files`).
+    """
+
+    def __init__(
+        self, repo: Path, base: str, root: Path, size: int, generated: Sequence[str] = ()
+    ) -> None:
         self.repo = repo
         self.base = base
         self.root = root
         self.size = max(1, size)
+        self.generated = tuple(generated)
         self._free: list[Worktree] = []
         self._all: list[Worktree] = []
         self._slots = anyio.Semaphore(self.size)
@@ -148,6 +184,10 @@ class WorktreePool:
                 path, self.base, cwd=self.repo,
             )  # fmt: skip
             head = await git("rev-parse", "HEAD", cwd=path)
+            for rel in self.generated:
+                target = path / rel
+                if target.parent.is_dir() and not target.exists():
+                    shutil.copy2(self.repo / rel, target)
             tree = Worktree(path, head.stdout.decode().strip())
             self._all.append(tree)
             return tree

@@ -246,6 +246,23 @@ class TestRun:
         assert (report["proof"]["test_runs"], report["proof"]["reused_runs"]) == (1, 1)
         assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
 
+    def test_generated_version_file_is_importable(self, tmp_path: Path) -> None:
+        """A git-ignored _version.py written at install time (hatch-vcs) is there for the tests."""
+        files = {
+            ".gitignore": ".venv/\npkg/_version.py\n",
+            "pkg/__init__.py": "from ._version import __version__\n",
+            "pkg/core.py": "import os\n\n\ndef add(a, b):\n    return a + b\n",
+            "tests/test_core.py": "from pkg import __version__\nfrom pkg.core import add\n\n\n"
+            "def test_add():\n    assert add(2, 3) == 5\n    assert __version__\n",
+        }
+        repo = init_repo(tmp_path / "r", files)
+        (repo / "pkg" / "_version.py").write_text("__version__ = '1.0'\n")
+        done = fixbot("run", repo, "--select", "F401", "--dry-run")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["accepted"] == 1
+        assert report["tests"]["passed_before"] == 1
+
     def test_lint_only_says_so(self, tmp_path: Path) -> None:
         """Without tests, proof is lint-only and the report says it plainly."""
         repo = init_repo(tmp_path / "r", {"m.py": "import os\n"}, venv=False)

@@ -11,7 +11,15 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sandbox._worktree import MARKER, UnsafePathError, Worktree, WorktreePool, check_path, sweep
+from sandbox._worktree import (
+    MARKER,
+    UnsafePathError,
+    Worktree,
+    WorktreePool,
+    check_path,
+    generated_files,
+    sweep,
+)
 from tests.conftest import commit_all, git, init_repo
 
 pytestmark = pytest.mark.anyio
@@ -375,3 +383,37 @@ class TestSweep:
         await self._leave_worktree(repo, base, root)
         await sweep(repo, root)
         assert user_state(repo) == before
+
+
+class TestGeneratedFiles:
+    """Ignored files an install generates beside the code are copied into each worktree."""
+
+    @pytest.fixture
+    def generated_repo(self, tmp_path: Path) -> Path:
+        files = {**FILES, ".gitignore": ".venv/\npkg/_version.py\n*.so\nnotes/\nbuild/\n"}
+        repo = init_repo(tmp_path / "repo", files)
+        (repo / "pkg" / "_version.py").write_text("__version__ = '1.0'\n")
+        (repo / "pkg" / "_speedups.so").write_bytes(b"\x7fELF")
+        (repo / "notes").mkdir()
+        (repo / "notes" / "scratch.py").write_text("x = 1\n")
+        (repo / "build" / "lib" / "pkg").mkdir(parents=True)
+        (repo / "build" / "lib" / "pkg" / "mod.py").write_text("VALUE = 1\n")
+        return repo
+
+    async def test_finds_only_what_the_package_may_import(self, generated_repo: Path) -> None:
+        """Version files and in-place extensions, not venvs, build folders or other folders."""
+        assert await generated_files(generated_repo) == ["pkg/_speedups.so", "pkg/_version.py"]
+
+    async def test_worktrees_get_a_copy(self, generated_repo: Path, tmp_path: Path) -> None:
+        """The copy is there in every worktree and outlives a reset; the checkout is untouched."""
+        base = git(generated_repo, "rev-parse", "HEAD").strip()
+        before = user_state(generated_repo)
+        found = await generated_files(generated_repo)
+        async with WorktreePool(generated_repo, base, tmp_path / "wt", 1, found) as pool:
+            async with pool.use() as tree:
+                tree.write({"pkg/mod.py": b"VALUE = 2\n"})
+                assert (tree.path / "pkg" / "_version.py").read_text() == "__version__ = '1.0'\n"
+            async with pool.use() as tree:
+                assert (tree.path / "pkg" / "_version.py").is_file()
+                assert tree.read("pkg/mod.py") == b"VALUE = 1\n"
+        assert user_state(generated_repo) == before
