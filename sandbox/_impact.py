@@ -7,11 +7,13 @@ every doubt ends in `None` ("run the full suite") or in selecting more.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import os
 import posixpath
 import re
+import sys
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ import anyio
 import structlog
 
 from ._process import no_git_env, run
+
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -156,7 +160,38 @@ async def build_impact_map(
     # Walk the disk for tests and conftests ruff never analysed (excluded by its config):
     # pytest still runs them, and what they import is unknown.
     on_disk = await anyio.to_thread.run_sync(_walk_pytest_files, root)
-    return _assemble(imports, unparsed, on_disk, full)
+    excluded = {
+        t
+        for targets in imports.values()
+        for t in targets
+        if t not in imports and t.endswith(".py") and not posixpath.isabs(t)
+    }
+    leaves = {p for p in excluded if _stdlib_only(root / p)}
+    return _assemble(imports, unparsed, on_disk, full, leaves)
+
+
+def _stdlib_only(path: Path) -> bool:
+    """Whether a file ruff did not analyse imports nothing but the standard library.
+
+    Such a file (a `_version.py` an install generated, git-ignored) cannot reach
+    a changed file, so it need not make every test that imports it run.
+    """
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level or not node.module:
+                return False
+            names = [node.module]
+        else:
+            continue
+        if any(n.partition(".")[0] not in STDLIB for n in names):
+            return False
+    return True
 
 
 async def _run_graph(
@@ -196,6 +231,7 @@ def _assemble(
     unparsed: set[str],
     on_disk: set[str],
     always_full: tuple[str, ...],
+    leaves: set[str] | frozenset[str] = frozenset(),
 ) -> ImpactMap:
     # Paths are relative to the cwd (the root), or absolute when outside it: those can
     # never be a repo-relative changed file, so they are dropped.
@@ -218,7 +254,9 @@ def _assemble(
                 break
             folder = folder.rpartition("/")[0]
     # Imported but never analysed (an excluded file ruff resolved an import to).
-    targets_only = {p for p in reverse if p not in analysed and p.endswith((".py", ".pyi"))}
+    targets_only = {
+        p for p in reverse if p not in analysed and p.endswith((".py", ".pyi")) and p not in leaves
+    }
     unseen = on_disk - analysed - targets_only
     known = reverse.keys() | unseen
     return ImpactMap(

@@ -208,6 +208,29 @@ class TestConservative:
             "tests/legacy/test_old.py",
         }
 
+    def test_excluded_file_of_standard_imports_is_a_leaf(self, tmp_path: Path):
+        """A generated, excluded _version.py that imports only the stdlib widens nothing."""
+        write_files(tmp_path, TREE)
+        write_files(
+            tmp_path,
+            {
+                "pyproject.toml": '[tool.ruff]\nextend-exclude = ["*/_version.py", "*/_gen.py"]\n',
+                "pkg/_version.py": "from __future__ import annotations\nimport sys\nV = '1'\n",
+                "pkg/_gen.py": "from . import util\n",
+                "pkg/__init__.py": "from pkg._version import V\n",
+                "shapes/__init__.py": "from shapes.circle import area\nfrom pkg._gen import util\n",
+            },
+        )
+        impact = build(tmp_path)
+        # _gen.py's relative import could reach anything: it stays opaque, and what
+        # reaches it (shapes) always runs; what reaches only _version.py does not.
+        assert impact.opaque == {"pkg/_gen.py"}
+        assert impact.tests_for(["tests/test_util.py"]) == {
+            "tests/test_util.py",
+            "tests/test_shapes.py",
+            "tests/test_circle.py",
+        }
+
     def test_reached_root_conftest_selects_every_test(self, tmp_path: Path):
         """A conftest.py at the root that imports lazy makes lazy reach every test."""
         write_files(tmp_path, TREE)
