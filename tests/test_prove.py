@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from sandbox._types import TestResults
+    from sandbox._types import TestResults, Verdict
 
 pytestmark = pytest.mark.anyio
 
@@ -480,23 +480,32 @@ def one_test_per_module(*, also_reach: dict[int, int] | None = None) -> dict[str
     }
 
 
+async def prove_with_graph(
+    repo: Path, where: Path, broken: set[int], *, narrowed: bool
+) -> tuple[dict[str, Verdict], int]:
+    """Every module's F401 fixed (those in `broken` wrongly), proven whole with the import
+    graph: the verdicts, and the test runs it took besides reruns at base."""
+    impact = await build_impact_map(repo, default_ruff())
+    async with make_prover(repo, where) as prover:
+        prover.impact = impact
+        cands = [
+            replace(
+                await candidate(repo, n, broken_source(n) if n in broken else fixed_source(n)),
+                narrowed=narrowed,
+            )
+            for n in MODULES
+        ]
+        verdicts = await prover.prove(cands, {}, whole=True)
+        return verdicts, prover.stats.test_runs - prover.stats.reruns_at_base
+
+
 class TestPinnedBlame:
     """A candidate its caller narrows down is refused from the batch run, when the graph pins it."""
 
     async def test_pinned_candidate_needs_no_run_of_its_own(self, tmp_path: Path) -> None:
         """The batch's failing test reaches only m4: m4 is refused after that one run."""
         repo = init_repo(tmp_path / "repo", one_test_per_module())
-        impact = await build_impact_map(repo, default_ruff())
-        async with make_prover(repo, tmp_path / "wt") as prover:
-            prover.impact = impact
-            cands = [
-                replace(await candidate(repo, n, fixed_source(n)), narrowed=True)
-                for n in MODULES
-                if n != 4
-            ]
-            cands.append(replace(await candidate(repo, 4, broken_source(4)), narrowed=True))
-            verdicts = await prover.prove(cands, {}, whole=True)
-            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        verdicts, runs = await prove_with_graph(repo, tmp_path / "wt", {4}, narrowed=True)
         assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m4.py"}
         assert verdicts["pkg/m4.py"].failing_tests == ("tests/test_m4.py::test_m4",)
         # The batch alone, besides the flakiness check at base.
@@ -505,16 +514,7 @@ class TestPinnedBlame:
     async def test_pinned_single_fixes_each_run_alone_at_once(self, tmp_path: Path) -> None:
         """Two single fixes, each pinned by its own failing test: each runs alone, side by side."""
         repo = init_repo(tmp_path / "repo", one_test_per_module())
-        impact = await build_impact_map(repo, default_ruff())
-        culprits = {2, 4}
-        async with make_prover(repo, tmp_path / "wt") as prover:
-            prover.impact = impact
-            cands = [
-                await candidate(repo, n, broken_source(n) if n in culprits else fixed_source(n))
-                for n in MODULES
-            ]
-            verdicts = await prover.prove(cands, {}, whole=True)
-            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        verdicts, runs = await prove_with_graph(repo, tmp_path / "wt", {2, 4}, narrowed=False)
         assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m2.py", "pkg/m4.py"}
         assert verdicts["pkg/m2.py"].failing_tests == ("tests/test_m2.py::test_m2",)
         # The batch, then m2 and m4 each alone: no run of the two together, no halving.
@@ -547,17 +547,7 @@ class TestPinnedBlame:
     async def test_shared_reach_is_confirmed_alone(self, tmp_path: Path) -> None:
         """When m5 also reaches the failing test, nothing is pinned: m4 is found by own runs."""
         repo = init_repo(tmp_path / "repo", one_test_per_module(also_reach={4: 5}))
-        impact = await build_impact_map(repo, default_ruff())
-        async with make_prover(repo, tmp_path / "wt") as prover:
-            prover.impact = impact
-            cands = [
-                replace(await candidate(repo, n, fixed_source(n)), narrowed=True)
-                for n in MODULES
-                if n != 4
-            ]
-            cands.append(replace(await candidate(repo, 4, broken_source(4)), narrowed=True))
-            verdicts = await prover.prove(cands, {}, whole=True)
-            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        verdicts, runs = await prove_with_graph(repo, tmp_path / "wt", {4}, narrowed=True)
         assert {k for k, v in verdicts.items() if not v.accepted} == {"pkg/m4.py"}
         assert verdicts["pkg/m5.py"].accepted
         # The batch, the two suspects together, then each alone.
