@@ -27,7 +27,7 @@ from ._process import no_git_env, run
 STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 log = structlog.get_logger("fixbot")
 
@@ -160,14 +160,7 @@ async def build_impact_map(
     # Walk the disk for tests and conftests ruff never analysed (excluded by its config):
     # pytest still runs them, and what they import is unknown.
     on_disk = await anyio.to_thread.run_sync(_walk_pytest_files, root)
-    excluded = {
-        t
-        for targets in imports.values()
-        for t in targets
-        if t not in imports and t.endswith(".py") and not posixpath.isabs(t)
-    }
-    leaves = {p for p in excluded if _stdlib_only(root / p)}
-    return _assemble(imports, unparsed, on_disk, full, leaves)
+    return _assemble(imports, unparsed, on_disk, full, lambda p: _stdlib_only(root / p))
 
 
 def _stdlib_only(path: Path) -> bool:
@@ -231,7 +224,7 @@ def _assemble(
     unparsed: set[str],
     on_disk: set[str],
     always_full: tuple[str, ...],
-    leaves: set[str] | frozenset[str] = frozenset(),
+    is_leaf: Callable[[str], bool] = lambda _: False,
 ) -> ImpactMap:
     # Paths are relative to the cwd (the root), or absolute when outside it: those can
     # never be a repo-relative changed file, so they are dropped.
@@ -255,7 +248,7 @@ def _assemble(
             folder = folder.rpartition("/")[0]
     # Imported but never analysed (an excluded file ruff resolved an import to).
     targets_only = {
-        p for p in reverse if p not in analysed and p.endswith((".py", ".pyi")) and p not in leaves
+        p for p in reverse if p not in analysed and p.endswith((".py", ".pyi")) and not is_leaf(p)
     }
     unseen = on_disk - analysed - targets_only
     known = reverse.keys() | unseen
