@@ -8,18 +8,24 @@ from ruff's JSON instead, re-linting in between, since edits shift positions.
 Modes: "safe" fixes safe fixes; "unsafe" fixes unsafe ones (on top of the safe
 stage); "fix" does both in one chain, safe steps first. A fix may uncover a new
 violation (an import left unused); that one is fixed too, in a later step.
+Each step's targets are found in the content that step starts from: that is
+how the proof judges them (`sandbox/_chain.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from sandbox import FileChange, FixDidNotConverge, Patch, Ruff, Violation, sha256
+from sandbox._chain import carry_origins
 from sandbox._ruff import apply_edits, decode, encode
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._protocol import Request
 
 # Which fixes a mode offers, and which it may apply along the way (cascades).
@@ -66,29 +72,41 @@ class RuffAgent:
         return violation.cell is None and violation.applicability in ALLOWED[mode]
 
     async def propose(self, request: Request) -> list[Patch]:
-        """Steps of one rule each, until nothing wanted is left to fix."""
+        """Steps of one rule each, until nothing wanted is left to fix.
+
+        Each step's targets are found in the content that step starts from, and
+        carry their identity from the request's content (`Violation.origin`), so a
+        finding whose line an earlier step rewrote is still the one asked for.
+        """
         (path,) = request.task.files
         ruff = Ruff(request.root, self.select, self.ruff_executable)
         content = request.content[path]
-        present = (await ruff.lint_source(path, content)).violations
-        start = Counter(v.fingerprint for v in present)
+        # A format-clean file is formatted after every step, as the proof will want
+        # it: the next step's targets are then found in exactly the content it starts from.
+        clean = await ruff.format_source(path, content) == content
+        present = [
+            dataclasses.replace(v, origin=None)
+            for v in (await ruff.lint_source(path, content)).violations
+        ]
         blocked = set(request.blocked)
         steps: list[Patch] = []
         # Bounded: ruff's own fix loop can fail to converge, and so could this one.
         while len(steps) < self.max_iterations * 4:
-            new = Counter(v.fingerprint for v in present) - start
             candidates = [
                 v
                 for v in present
-                if v.fingerprint not in blocked
+                if v.identity not in blocked
                 and self.allowed(v, request.mode)
-                and (new[v.fingerprint] > 0 or self._wanted(v, request))
+                and (v.uncovered or self._wanted(v, request))
             ]
             if not candidates:
                 break
             first = min(candidates, key=step_order)
             rule = first.rule
             chosen = [v for v in candidates if v.rule == rule]
+            alone = [v for v in chosen if v.identity in request.single]
+            if alone:
+                chosen = alone[:1]
             of_rule = [v for v in present if v.rule == rule and self.allowed(v, request.mode)]
             fixed = content
             if len(chosen) == len(of_rule):
@@ -97,19 +115,21 @@ class RuffAgent:
                     fixed = await ruff.fix_source(path, content, select=[rule], unsafe=unsafe)
             else:
                 fixed = _apply_one(content, chosen[0])
+            if clean and fixed != content:
+                fixed = await ruff.format_source(path, fixed)
             after = (
                 (await ruff.lint_source(path, fixed)).violations if fixed != content else present
             )
-            gone = Counter(v.fingerprint for v in present) - Counter(v.fingerprint for v in after)
-            targets = tuple(v for v in chosen if gone[v.fingerprint] > 0)
+            targets = tuple(gone_of(chosen, present, after))
             if fixed == content or not targets:
                 # Nothing moved: never offer these again in this proposal.
-                blocked |= {v.fingerprint for v in chosen}
+                blocked |= {v.identity for v in chosen}
                 continue
             steps.append(
                 self.step(path, request, len(steps) + 1, rule, targets, content, fixed, steps)
             )
-            content, present = fixed, after
+            content = fixed
+            present = carry_origins(present, after, targets, len(steps))
         return steps
 
     def step(
@@ -139,13 +159,26 @@ class RuffAgent:
     def _wanted(violation: Violation, request: Request) -> bool:
         if violation.applicability not in WANTED[request.mode]:
             return False
-        return request.wanted is None or violation.fingerprint in request.wanted
+        return request.wanted is None or violation.identity in request.wanted
 
     async def propose_many(self, requests: list[Request], scratch: object) -> list[list[Patch]]:
         """`propose` for many files at once: one ruff process per rule, not per file."""
         from ._ruff_batch import propose_many  # noqa: PLC0415 - keeps this module small
 
         return await propose_many(self, requests, scratch)
+
+
+def gone_of(
+    chosen: Sequence[Violation], before: Sequence[Violation], after: Sequence[Violation]
+) -> list[Violation]:
+    """The chosen findings a step fixed: gone from `after`, counted as a multiset."""
+    gone = Counter(v.fingerprint for v in before) - Counter(v.fingerprint for v in after)
+    out = []
+    for v in chosen:
+        if gone[v.fingerprint] > 0:
+            gone[v.fingerprint] -= 1
+            out.append(v)
+    return out
 
 
 def _apply_one(content: bytes, violation: Violation) -> bytes:

@@ -5,19 +5,21 @@ Proposing file by file costs two or three ruff processes per rule per file
 written into one scratch worktree (so ruff finds the repo's config as usual),
 and each rule is fixed across all of them by one `ruff check --fix-only`; the
 files it changed become that rule's steps. A format pass follows each rule for
-files that were format-clean. A final lint per pass finds what the fixes
-uncovered (an import left unused), and the loop goes on until nothing is left.
+files that were format-clean, and a lint of the files it changed finds what the
+fix uncovered (an import left unused); the loop goes on until nothing is left.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 from sandbox import Ruff
+from sandbox._chain import carry_origins
 from sandbox._ruff import fix_args
 
-from ._ruff_agent import WANTED, step_order
+from ._ruff_agent import WANTED, gone_of, step_order
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -63,16 +65,17 @@ def _todo(
     agent: RuffAgent,
     mode: str,
     present: dict[str, list[Violation]],
-    start: dict[str, Counter[str]],
+    blocked: dict[str, set[str]],
 ) -> Todo:
     """(order, unsafe) -> file -> the violations a step of that rule would fix there."""
     todo: Todo = defaultdict(lambda: defaultdict(list))
     for path, found in present.items():
-        new = Counter(v.fingerprint for v in found) - start[path]
         for v in found:
-            # Uncovered by an earlier step (new) or asked for by the mode.
-            if agent.allowed(v, mode) and (
-                new[v.fingerprint] > 0 or v.applicability in WANTED[mode]
+            # Uncovered by an earlier step, or asked for by the mode.
+            if (
+                v.identity not in blocked[path]
+                and agent.allowed(v, mode)
+                and (v.uncovered or v.applicability in WANTED[mode])
             ):
                 todo[(step_order(v), v.applicability == "unsafe")][path].append(v)
     return todo
@@ -83,42 +86,58 @@ async def propose_many(
     requests: list[Request],
     scratch: Callable[[], AbstractAsyncContextManager[Worktree]],
 ) -> list[list[Patch]]:
-    """Chains of one-rule steps for every request, in the requests' order."""
+    """Chains of one-rule steps for every request, in the requests' order.
+
+    Rules go one at a time, the first in step order among what is left anywhere:
+    each is fixed across every file that has it, and those files are linted again
+    at once, so the next step's targets are found in the content it starts from
+    (what the proof checks them against) and what a fix uncovered is fixed next.
+    """
     mode = requests[0].mode
     by_path = {r.task.files[0]: r for r in requests}
     paths = sorted(by_path)
     current = {p: by_path[p].content[p] for p in paths}
     chains: dict[str, list[Patch]] = defaultdict(list)
+    blocked: dict[str, set[str]] = defaultdict(set)
+    visits: Counter[tuple[tuple[bool, str], bool]] = Counter()
     async with scratch() as tree:
         tree.write(current)
         ruff = Ruff(tree.path, agent.select, agent.ruff_executable)
         clean = set(paths) - await ruff.unformatted(paths)
-        present = await _lint(ruff, paths)
-        start = {p: Counter(v.fingerprint for v in vs) for p, vs in present.items()}
-        for _ in range(agent.max_iterations):
-            todo = _todo(agent, mode, present, start)
-            if not todo:
-                break
-            steps: list[tuple[str, str, list[Violation], bytes, bytes]] = []
-            for ((_, rule), unsafe), files in sorted(todo.items()):
-                targets = sorted(files)
-                before = {p: current[p] for p in targets}
-                await _fix(ruff, rule, unsafe, targets)
-                await _format(ruff, [p for p in targets if p in clean])
+        present = {
+            p: [dataclasses.replace(v, origin=None) for v in vs]
+            for p, vs in (await _lint(ruff, paths)).items()
+        }
+        while todo := _todo(agent, mode, present, blocked):
+            key, files = min(todo.items())
+            (_, rule), unsafe = key
+            visits[key] += 1
+            targets = sorted(files)
+            if visits[key] > agent.max_iterations:
+                # Bounded, as ruff's own fix loop is: a rule that keeps coming back stops.
                 for path in targets:
-                    after = tree.read(path)
-                    if after != before[path]:
-                        steps.append((path, rule, files[path], before[path], after))
-                        current[path] = after
-            if not steps:
-                break
-            changed = sorted({s[0] for s in steps})
-            present.update(await _lint(ruff, changed))
-            for path, rule, wanted, before, after in steps:
-                still = Counter(v.fingerprint for v in present[path])
-                fixed = tuple(v for v in wanted if still[v.fingerprint] == 0)
+                    blocked[path] |= {v.identity for v in files[path]}
+                continue
+            await _fix(ruff, rule, unsafe, targets)
+            await _format(ruff, [p for p in targets if p in clean])
+            changed = [p for p in targets if tree.read(p) != current[p]]
+            after = await _lint(ruff, changed) if changed else {}
+            for path in targets:
+                fixed = gone_of(files[path], present[path], after.get(path, present[path]))
+                # What a fix left in place is never offered again.
+                blocked[path] |= {v.identity for v in files[path]} - {v.identity for v in fixed}
+                if path not in after:
+                    continue
+                if not fixed:
+                    tree.write({path: current[path]})  # a change that fixed nothing asked for
+                    continue
                 request, chain = by_path[path], chains[path]
+                new = tree.read(path)
                 chain.append(
-                    agent.step(path, request, len(chain) + 1, rule, fixed, before, after, chain)
+                    agent.step(
+                        path, request, len(chain) + 1, rule, tuple(fixed), current[path], new, chain
+                    )
                 )
+                current[path] = new
+                present[path] = carry_origins(present[path], after[path], fixed, len(chain))
     return [chains.get(r.task.files[0], []) for r in requests]

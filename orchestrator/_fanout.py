@@ -17,7 +17,7 @@ import anyio
 import structlog
 
 from agents import Request
-from sandbox import Candidate, FileChange, Patch, Ruff, Verdict, sha256
+from sandbox import Candidate, FileChange, Patch, Ruff, Step, Verdict, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 log = structlog.get_logger("fixbot")
 
 
+# Static narrowing steps in one round: each pins a refusal on one step's fixes.
+STATIC_ROUNDS = 24
 _UNDECIDED = Verdict(patch_id="", accepted=False, reason="undecided")
 
 
 def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidate:
+    befores = [job.content, *(p.changes[0].new for p in chain[:-1])]
     return Candidate(
         key=key or job.path,
         agent=chain[0].agent,
@@ -42,6 +45,10 @@ def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidat
         before={job.path: job.content},
         after={job.path: chain[-1].changes[0].new},
         targets=Counter(v.fingerprint for p in chain for v in p.targets),
+        steps=tuple(
+            Step(job.path, before, p.changes[0].new, p.targets)
+            for before, p in zip(befores, chain, strict=True)
+        ),
         narrowed=key is None and job.would_narrow(),
     )
 
@@ -78,6 +85,7 @@ class FanOut:
                 return
             self.rounds += 1
             await self._propose_all(active)
+            await self._narrow_static([j for j in active if j.pending])
             proposing = [j for j in active if j.pending]
             log.info(
                 "round.proposed",
@@ -143,6 +151,29 @@ class FanOut:
                 probe_verdicts[job.path][index] = verdicts.pop(f"{job.path}#probe{index}")
         return verdicts, probe_verdicts
 
+    async def _narrow_static(self, jobs: list[Job]) -> None:
+        """Chains that lint, compile or format refuse are narrowed here, with no test run.
+
+        The static checks of the whole round's chains run in one scratch worktree;
+        each refusal is pinned on the step at fault, whose fix is left out or whose
+        fixes are split one per step (see `Job.refuse_static`), and the job
+        proposes again at once. Tests then run
+        once, on what is left: a lint refusal never costs a test run.
+        """
+        limiter = anyio.CapacityLimiter(self.concurrency)
+        for _ in range(STATIC_ROUNDS):
+            if not jobs:
+                break
+            ground = self.ground()
+            verdicts = await self.prover.check_static(
+                [_candidate(j, j.pending) for j in jobs], ground
+            )
+            again = [j for j in jobs if j.path in verdicts and j.refuse_static(verdicts[j.path])]
+            async with anyio.create_task_group() as tg:
+                for job in again:
+                    tg.start_soon(self._propose, job, limiter)
+            jobs = [j for j in again if j.pending]
+
     def _last_if_accepted(self, proposing: list[Job], probing: list[Job]) -> bool:
         """Whether accepting every chain of this round would end the run.
 
@@ -173,7 +204,7 @@ class FanOut:
         for job in active:
             if job.pending or not job.active or not job.queue or job.queue[0] is not None:
                 continue
-            if job.blocked:
+            if job.blocked or job.single:
                 continue
             stage = job.stages[job.stage]
             if hasattr(stage.agent, "propose_many"):
@@ -199,6 +230,7 @@ class FanOut:
             root=self.root,
             wanted=wanted if wanted is not None else job.queue[0],
             blocked=frozenset(job.blocked),
+            single=frozenset(job.single),
             round=self.rounds,
             feedback=dict(job.feedback),
             attempts=dict(job.attempts),

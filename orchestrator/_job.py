@@ -37,14 +37,12 @@ def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
     Safe fixes almost never change behaviour, so a failing mix is split into its
     safe and its unsafe fixes first; after that, halves in rule order.
     """
-    unique = sorted(
-        {v.fingerprint: v for v in targets}.values(), key=lambda v: (v.rule, v.fingerprint)
-    )
-    safe = [v.fingerprint for v in unique if v.applicability == "safe"]
-    rest = [v.fingerprint for v in unique if v.applicability != "safe"]
+    unique = sorted({v.identity: v for v in targets}.values(), key=lambda v: (v.rule, v.identity))
+    safe = [v.identity for v in unique if v.applicability == "safe"]
+    rest = [v.identity for v in unique if v.applicability != "safe"]
     if safe and rest:
         return [frozenset(safe), frozenset(rest)]
-    fps = [v.fingerprint for v in unique]
+    fps = [v.identity for v in unique]
     half = len(fps) // 2
     return [frozenset(fps[:half]), frozenset(fps[half:])]
 
@@ -73,6 +71,8 @@ class Job:
     probe_pending: list[tuple[frozenset[str], list[Patch]]] = field(default_factory=list)
     probed: set[str] = field(default_factory=set)
     held: frozenset[str] = frozenset()  # safe fixes asked for again with the probes that pass
+    # Fixes proposed one per step, so that a static refusal is pinned on one of them.
+    single: set[str] = field(default_factory=set)
 
     @property
     def path(self) -> str:
@@ -107,7 +107,7 @@ class Job:
             self.content = before
         else:
             asked = _asked(chain, group)
-            fingerprints = sorted({v.fingerprint for v in asked} or set(group or ()))
+            fingerprints = sorted({v.identity for v in asked} or set(group or ()))
             if self._narrows(asked, self.proposals):
                 self._narrow(asked)
             else:
@@ -122,7 +122,7 @@ class Job:
 
     def _narrows(self, asked: list[Violation], proposals: int) -> bool:
         """The one rule for narrowing a refused chain down rather than recording it."""
-        return len({v.fingerprint for v in asked}) > 1 and proposals < self.max_proposals
+        return len({v.identity for v in asked}) > 1 and proposals < self.max_proposals
 
     def _narrow(self, asked: list[Violation]) -> None:
         """Narrow a failing chain down: one bad fix must not sink the good ones next to it.
@@ -134,8 +134,8 @@ class Job:
         test (and if they do, that chain is halved). Many fixes, or ones that passed
         alone but fail together, are halved instead.
         """
-        fingerprints = {v.fingerprint for v in asked}
-        risky = sorted({v.fingerprint for v in asked if v.applicability != "safe"})
+        fingerprints = {v.identity for v in asked}
+        risky = sorted({v.identity for v in asked if v.applicability != "safe"})
         safe = frozenset(fingerprints - set(risky))
         fresh = not fingerprints <= self.probed
         if fresh and risky and len(risky) <= PROBE_LIMIT:
@@ -147,6 +147,25 @@ class Job:
             self.probed |= fingerprints
         else:
             self.queue[:0] = split_targets(asked)
+
+    def refuse_static(self, verdict: Verdict) -> bool:
+        """Narrow a chain that lint, compile or format refused, with no test run.
+
+        The refusal is pinned on the fixes of the step at fault (`Verdict.blame`).
+        One fix is refused for good; several are asked for again one per step, so
+        that the next static check pins it on one. The caller proposes again at
+        once. False when there is nothing to narrow (the chain takes the usual way).
+        """
+        blame = sorted(set(verdict.blame) - self.blocked)
+        if not blame or self.proposals >= self.max_proposals:
+            return False
+        chain, self.pending = self.pending, []
+        self.proposals += 1
+        if len(blame) == 1 or set(blame) <= self.single:
+            self._refuse(_fixing(chain, set(blame)), verdict, self.content, blame)
+        else:
+            self.single |= set(blame)
+        return True
 
     def release_held(self) -> None:
         """Ask for the held-back safe fixes (with whatever passed its probe)."""
@@ -202,4 +221,19 @@ def _asked(chain: list[Patch], group: frozenset[str] | None) -> list[Violation]:
     Only those are narrowed: a chain also fixes what its own steps uncovered (an
     import left unused), and those come back with every retry.
     """
-    return [v for p in chain for v in p.targets if group is None or v.fingerprint in group]
+    return [
+        v
+        for p in chain
+        for v in p.targets
+        if not v.uncovered and (group is None or v.identity in group)
+    ]
+
+
+def _fixing(chain: list[Patch], identities: set[str]) -> list[Patch]:
+    """The steps of a chain that fix any of `identities`, with only those targets."""
+    out = []
+    for patch in chain:
+        mine = tuple(v for v in patch.targets if v.identity in identities)
+        if mine:
+            out.append(patch.model_copy(update={"targets": mine}))
+    return out or chain[-1:]

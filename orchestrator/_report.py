@@ -22,12 +22,17 @@ if TYPE_CHECKING:
 
 
 class RuleCounts(BaseModel):
-    """Violation counts for one rule."""
+    """Violation counts for one rule, and what became of the fixes offered for it."""
 
     found: int = 0
     fixed: int = 0
     rejected: int = 0
     unfixed: int = 0
+    offered: int = Field(default=0, description="violations found with a fix ruff can apply")
+    landed: int = Field(default=0, description="fixes in accepted patches (uncovered ones too)")
+    refused: dict[str, int] = Field(
+        default_factory=dict, description="fixes in patches not landed, by reason"
+    )
 
 
 class PatchEntry(BaseModel):
@@ -102,13 +107,26 @@ class Report(BaseModel):
 def count_by_rule(
     before: list[Violation], after: list[Violation], records: list[PatchRecord]
 ) -> dict[str, RuleCounts]:
-    """found / fixed / rejected / unfixed per rule; fixed + rejected + unfixed == found."""
+    """found / fixed / rejected / unfixed per rule; fixed + rejected + unfixed == found.
+
+    Besides: how many fixes ruff offered, how many landed, and how many were
+    refused, by reason (a test caught a change, lint could not confirm it...).
+    """
     remaining = Counter(v.fingerprint for v in after)
-    refused = {v.fingerprint for r in records if r.status != "accepted" for v in r.patch.targets}
+    refused = {v.identity for r in records if r.status != "accepted" for v in r.patch.targets}
     out: dict[str, RuleCounts] = {}
+    for rec in records:
+        for v in rec.patch.targets:
+            counts = out.setdefault(v.rule, RuleCounts())
+            if rec.status == "accepted":
+                counts.landed += 1
+            else:
+                reason = rec.verdict.reason
+                counts.refused[reason] = counts.refused.get(reason, 0) + 1
     for v in before:
         counts = out.setdefault(v.rule, RuleCounts())
         counts.found += 1
+        counts.offered += v.applicability in {"safe", "unsafe"}
         if remaining[v.fingerprint] > 0:
             remaining[v.fingerprint] -= 1
             if v.fingerprint in refused:
@@ -262,31 +280,50 @@ def render_markdown(report: Report) -> str:
         ),
         f"- isolation of test runs: {', '.join(f'{k}: {v}' for k, v in report.isolation.items())}",
         "",
-        "| rule | found | fixed | rejected | unfixed |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        (
+            "| rule | found | fixed | unfixed | fixes offered | landed | refused: tests | "
+            "refused: lint | refused: other |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += [
-        f"| {rule} | {c.found} | {c.fixed} | {c.rejected} | {c.unfixed} |"
-        for rule, c in report.by_rule.items()
-    ]
+    for rule, c in report.by_rule.items():
+        tests, lint = c.refused.get("tests", 0), sum(c.refused.get(r, 0) for r in STATIC)
+        other = sum(c.refused.values()) - tests - lint
+        lines.append(
+            f"| {rule} | {c.found} | {c.fixed} | {c.unfixed + c.rejected} | {c.offered} | "
+            f"{c.landed} | {tests} | {lint} | {other} |"
+        )
     if report.not_attempted:
         reasons = ", ".join(f"{n} ({reason})" for reason, n in sorted(report.not_attempted.items()))
         lines += ["", f"Not attempted: {reasons}."]
-    refused = [p for p in report.patches if p.status != "accepted"]
-    if refused:
-        lines += [
-            "",
-            "### Not landed",
-            "",
-            "| patch | rules | status | reason |",
-            "| --- | --- | --- | --- |",
+    for title, reasons in REFUSALS:
+        refused = [
+            p
+            for p in report.patches
+            if p.status != "accepted"
+            and (p.reason in reasons or (not reasons and not _known_reason(p.reason)))
         ]
+        if not refused:
+            continue
+        lines += ["", f"### {title}", "", "| patch | rules | reason |", "| --- | --- | --- |"]
         for p in refused:
-            detail = p.detail.replace("|", "\\|").replace("\n", " ")[:200]
-            lines.append(
-                f"| `{p.files[0]}` | {', '.join(p.rules)} | {p.status} | {p.reason}: {detail} |"
-            )
+            detail = p.detail.replace("|", "\\|").replace("\n", " ")[:300]
+            lines.append(f"| `{p.files[0]}` | {', '.join(p.rules)} | {p.reason}: {detail} |")
     return "\n".join(lines) + "\n"
+
+
+# Static refusals: the fix may be right, but lint (or compile, or format) could not
+# confirm it. Kept apart from a test catching a change of behaviour.
+STATIC = ("lint", "compile", "format")
+REFUSALS = (
+    ("Not landed: a test caught a behaviour change", ("tests",)),
+    ("Not landed: lint could not confirm the fix", STATIC),
+    ("Not landed: other reasons", ()),
+)
+
+
+def _known_reason(reason: str) -> bool:
+    return any(reason in reasons for _, reasons in REFUSALS)
 
 
 def write_reports(report: Report, folder: Path) -> tuple[Path, Path]:

@@ -24,7 +24,7 @@ from ._policy import policy_problem
 from ._ruff import Ruff
 from ._static import StaticChecks
 from ._testrun import run_tests
-from ._types import TestResults, Verdict, Violation, sha256
+from ._types import Step, TestResults, Verdict, Violation, sha256
 
 log = structlog.get_logger("fixbot")
 
@@ -46,6 +46,9 @@ class Candidate:
     before: Mapping[str, bytes]
     after: Mapping[str, bytes]
     targets: Counter[str] = field(default_factory=Counter)
+    # The chain's steps, each judged for lint against the content it started from;
+    # empty: one step per file, from `before` to `after`, fixing `targets`.
+    steps: tuple[Step, ...] = ()
     kind: str = ""  # e.g. "ruff:unsafe": candidates of a kind share a failure rate
     # A file's whole accepted chain against the base (the gate's): each step of it
     # passed the static checks, so content that passed them needs no second look.
@@ -103,6 +106,7 @@ class Prover(StaticChecks, Bisection):
         self._lint: dict[tuple[str, str], tuple[Violation, ...]] = {}
         self._clean: dict[tuple[str, str], bool] = {}
         self._passed: set[tuple[str, str]] = set()
+        self._static_ok: set[str] = set()
         # Trees (as path -> content hash) on which the whole suite passed, so the gate
         # need not run it again on exactly that tree.
         self._passed_whole: set[frozenset[tuple[str, str]]] = set()
@@ -154,23 +158,8 @@ class Prover(StaticChecks, Bisection):
         are split into batches, at least one for each of `workers` (by default, every
         worktree but the reference).
         """
-        verdicts: dict[str, Verdict] = {}
-        standing = []
-        for cand in candidates:
-            problem = next(
-                (
-                    p
-                    for path, new in cand.after.items()
-                    if (p := policy_problem(cand.agent, path, cand.before.get(path, b""), new))
-                ),
-                None,
-            )
-            if problem:
-                verdicts[cand.key] = Verdict(
-                    patch_id=cand.key, accepted=False, reason="policy", detail=problem
-                )
-            else:
-                standing.append(cand)
+        verdicts = {c.key: v for c in candidates if (v := self._policy(c))}
+        standing = [c for c in candidates if c.key not in verdicts]
 
         async def prove_batch(batch: list[Candidate]) -> None:
             async with self.pool.use() as tree:
@@ -193,6 +182,34 @@ class Prover(StaticChecks, Bisection):
                 self.stats.batches += 1
                 tg.start_soon(prove_batch, batch)
         return verdicts
+
+    async def check_static(
+        self, candidates: Sequence[Candidate], ground: Mapping[str, bytes]
+    ) -> dict[str, Verdict]:
+        """The verdicts of the candidates that policy, compile, lint or format refuse.
+
+        No test runs. Content that passes is remembered, so proving it later costs
+        no second look.
+        """
+        verdicts = {c.key: v for c in candidates if (v := self._policy(c))}
+        standing = [c for c in candidates if c.key not in verdicts]
+        if standing:
+            async with self.pool.use() as tree:
+                verdicts.update(await self._static(tree, standing, ground))
+        return verdicts
+
+    def _policy(self, cand: Candidate) -> Verdict | None:
+        problem = next(
+            (
+                p
+                for path, new in cand.after.items()
+                if (p := policy_problem(cand.agent, path, cand.before.get(path, b""), new))
+            ),
+            None,
+        )
+        if not problem:
+            return None
+        return Verdict(patch_id=cand.key, accepted=False, reason="policy", detail=problem)
 
     async def run_suite(
         self,

@@ -1,21 +1,24 @@
 """The checks that need no tests: compile, lint and format, judged file by file.
 
-One compile run, one lint and one format check cover a whole batch; each
-candidate is judged on its own files. What a file's content lints to is kept,
-keyed by its hash, so the content a later candidate starts from is known.
+One compile run, one lint and one format check cover a whole batch, plus one
+lint per depth of the longest chain for the content between steps; each
+candidate is judged on its own files, a chain step by step (`_chain.py`). What
+a file's content lints to is kept, keyed by its hash, so the content a later
+candidate starts from is known.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from ._judge import lint_problem
+from ._chain import ChainProblem, chain_problem
 from ._process import repo_env, run
-from ._types import Verdict, sha256
+from ._types import Step, Verdict, sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from ._isolation import Isolation
     from ._prove import Candidate, ProofStats
@@ -45,6 +48,7 @@ class StaticChecks:
     _lint: dict[tuple[str, str], tuple[Violation, ...]]
     _clean: dict[tuple[str, str], bool]
     _passed: set[tuple[str, str]]  # (path, hash) of content that passed every check here
+    _static_ok: set[str]  # digests of candidates that passed every check here
 
     def _ruff(self, tree: Worktree) -> Ruff:
         raise NotImplementedError
@@ -63,6 +67,7 @@ class StaticChecks:
         if not cands:
             return out
         await self._learn_before(tree, ruff, cands)
+        await self._learn_steps(tree, ruff, cands)
         for cand in cands:
             tree.write(cand.after)
         paths = sorted(p for c in cands for p in c.after)
@@ -70,18 +75,16 @@ class StaticChecks:
         lint = await ruff.lint(paths, ignore_noqa=True)
         self.stats.lint_runs += 1
         after = lint.by_path()
+        for path in paths:
+            self._lint[(path, sha256(tree.read(path)))] = tuple(after.get(path, []))
         unformatted = await ruff.unformatted(paths)
         for cand in cands:
-            lint_detail, fresh = lint_problem(
-                [v for p, d in cand.before.items() for v in self._lint[(p, sha256(d))]],
-                [v for p in cand.after for v in after.get(p, [])],
-                cand.targets,
-            )
+            chain = self._chain_problem(cand)
             problem = _first(
                 [
                     ("compile", "; ".join(broken[p] for p in cand.after if p in broken)),
                     ("lint", "; ".join(f for f in lint.failed if any(p in f for p in cand.after))),
-                    ("lint", lint_detail),
+                    ("lint", chain.detail if chain else ""),
                     (
                         "format",
                         ", ".join(
@@ -96,14 +99,27 @@ class StaticChecks:
                 reason, detail = problem
                 if reason == "format":
                     detail = f"no longer ruff-format clean: {detail}"
-                out[cand.key] = rejected(cand, reason, detail, fresh if reason == "lint" else ())
+                # A chain's lint refusal is pinned on the step at fault; any other
+                # static refusal on the chain's last step, which left the content.
+                blame = chain.blame if chain and detail == chain.detail else _last(cand)
+                fresh = chain.fresh if chain and detail == chain.detail else ()
+                out[cand.key] = rejected(cand, reason, detail, fresh, blame)
                 continue
             for path, data in cand.after.items():
                 key = (path, sha256(data))
-                self._lint[key] = tuple(after.get(path, []))
                 self._clean[key] = path not in unformatted
                 self._passed.add(key)
+            self._static_ok.add(_digest(cand))
         return out
+
+    def _chain_problem(self, cand: Candidate) -> ChainProblem | None:
+        def lint_of(path: str, data: bytes) -> tuple[Violation, ...]:
+            return self._lint[(path, sha256(data))]
+
+        by_path: dict[str, list[Step]] = {}
+        for step in steps_of(cand, lint_of):
+            by_path.setdefault(step.path, []).append(step)
+        return next((p for steps in by_path.values() if (p := chain_problem(steps, lint_of))), None)
 
     def _checked(self, cand: Candidate) -> bool:
         """Whether an accepted chain (the gate's candidate) has only content that passed here.
@@ -112,6 +128,8 @@ class StaticChecks:
         its file compiling, format-clean if it was, and without a new finding of any
         rule: so the content holds against the base too, and needs no second look.
         """
+        if _digest(cand) in self._static_ok:
+            return True  # this very chain passed here (checked before its round's tests)
         return cand.accepted_chain and all(
             (path, sha256(data)) in self._passed for path, data in cand.after.items()
         )
@@ -132,6 +150,28 @@ class StaticChecks:
             self._lint[key] = tuple(found.get(path, []))
             self._clean[key] = path not in unformatted
 
+    async def _learn_steps(self, tree: Worktree, ruff: Ruff, cands: Sequence[Candidate]) -> None:
+        """Lint (noqa ignored) the content between the steps of every chain.
+
+        One lint per depth covers every chain of the batch: the k-th steps of
+        different files are written side by side. Content seen before is not linted again.
+        """
+        layers: list[dict[str, bytes]] = []
+        for cand in cands:
+            for depth, step in enumerate(cand.steps[:-1]):
+                if len(layers) <= depth:
+                    layers.append({})
+                if (step.path, sha256(step.after)) not in self._lint:
+                    layers[depth][step.path] = step.after
+        for layer in layers:
+            if not layer:
+                continue
+            tree.write(layer)
+            found = (await ruff.lint(sorted(layer), ignore_noqa=True)).by_path()
+            self.stats.lint_runs += 1
+            for path, data in layer.items():
+                self._lint[(path, sha256(data))] = tuple(found.get(path, []))
+
     async def _compile(self, tree: Worktree, paths: Sequence[str]) -> dict[str, str]:
         done = await run(
             [*self.isolation.wrapper, self.python, "-I", "-c", _COMPILE, *paths],
@@ -145,8 +185,46 @@ class StaticChecks:
             return dict.fromkeys(paths, done.output[-500:] or "the interpreter failed")
 
 
+def steps_of(
+    cand: Candidate, lint_of: Callable[[str, bytes], Sequence[Violation]]
+) -> tuple[Step, ...]:
+    """A candidate's steps; one per file (from `before` to `after`) where it names none."""
+    if cand.steps:
+        return cand.steps
+    out = []
+    for path, before in cand.before.items():
+        wanted = Counter(cand.targets)
+        targets = []
+        for v in lint_of(path, before):
+            if wanted[v.fingerprint] > 0:
+                wanted[v.fingerprint] -= 1
+                targets.append(v)
+        out.append(Step(path, before, cand.after[path], tuple(targets)))
+    return tuple(out)
+
+
+def _digest(cand: Candidate) -> str:
+    """What a static verdict depends on: the contents, the steps and their targets."""
+    parts = [f"{p}:{sha256(d)}>{sha256(cand.after[p])}" for p, d in sorted(cand.before.items())]
+    parts += [f"{fp}*{n}" for fp, n in sorted(cand.targets.items())]
+    for step in cand.steps:
+        parts.append(f"{step.path}:{sha256(step.before)}>{sha256(step.after)}")
+        parts += sorted(v.fingerprint for v in step.targets)
+    return sha256("\n".join(parts).encode())
+
+
+def _last(cand: Candidate) -> tuple[str, ...]:
+    if not cand.steps:
+        return ()
+    return tuple(sorted({v.identity for v in cand.steps[-1].targets if not v.uncovered}))
+
+
 def rejected(
-    cand: Candidate, reason: str, detail: str, new_violations: tuple[str, ...] = ()
+    cand: Candidate,
+    reason: str,
+    detail: str,
+    new_violations: tuple[str, ...] = (),
+    blame: tuple[str, ...] = (),
 ) -> Verdict:
     return Verdict(
         patch_id=cand.key,
@@ -154,6 +232,7 @@ def rejected(
         reason=reason,
         detail=detail,
         new_violations=new_violations,
+        blame=blame,
     )
 
 

@@ -65,6 +65,20 @@ class Violation:
     cell: int | None = None
     noqa_row: int | None = None
     fingerprint: str = ""
+    # Who this finding is across the steps of a chain: its fingerprint in the content
+    # the chain started from, even after a step rewrote its line (which changes the
+    # fingerprint); "+N" when step N uncovered it. None outside a chain.
+    origin: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """The fingerprint this finding had where its chain started (see `origin`)."""
+        return self.fingerprint if self.origin is None else self.origin
+
+    @property
+    def uncovered(self) -> bool:
+        """Whether a step of its chain brought this finding about (an import left unused)."""
+        return (self.origin or "").startswith("+")
 
     @property
     def rule(self) -> str:
@@ -97,6 +111,17 @@ def fingerprint(
 def fingerprints(violations: list[Violation] | tuple[Violation, ...]) -> Counter[str]:
     """The multiset of fingerprints: two identical findings count twice."""
     return Counter(v.fingerprint for v in violations)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a chain in one file: the content it starts from, what it leaves, and
+    the findings it fixes, as found in `before` (their fingerprints are `before`'s)."""
+
+    path: str
+    before: bytes
+    after: bytes
+    targets: tuple[Violation, ...] = ()
 
 
 class FileChange(_Frozen):
@@ -134,6 +159,9 @@ class Verdict(_Frozen):
     detail: str = ""
     failing_tests: tuple[str, ...] = ()
     new_violations: tuple[str, ...] = ()
+    # For a static refusal of a chain: the identities of the fixes it is pinned on
+    # (the step that left a target or uncovered a finding no later step fixed).
+    blame: tuple[str, ...] = ()
 
 
 class TestResults(_Frozen):

@@ -172,7 +172,10 @@ class TestRun:
         report = report_of(small)
         assert set(report) >= REPORT_KEYS
         assert report["branch"] == "lint"
-        assert report["by_rule"]["F401"] == {"found": 2, "fixed": 2, "rejected": 0, "unfixed": 0}
+        assert report["by_rule"]["F401"] == {
+            "found": 2, "fixed": 2, "rejected": 0, "unfixed": 0,
+            "offered": 2, "landed": 2, "refused": {},
+        }  # fmt: skip
         assert report["by_rule"]["E711"]["rejected"] == 1
         assert report["by_rule"]["E722"]["unfixed"] == 1
         assert report["tests"]["mode"] == "tests"
@@ -291,7 +294,13 @@ class TestRun:
         assert done.returncode == 0, done.stderr
         report = report_of(repo)
         assert report["not_attempted"] == {"notebook": 1}
-        assert report["by_rule"]["F401"] == {"found": 2, "fixed": 1, "rejected": 0, "unfixed": 1}
+        counts = report["by_rule"]["F401"]
+        assert (counts["found"], counts["fixed"], counts["rejected"], counts["unfixed"]) == (
+            2,
+            1,
+            0,
+            1,
+        )
         assert git(repo, "diff", "--stat", "main", "lint", "--", "n.ipynb") == ""
 
     def test_scope_and_max_patches(self, small: Path) -> None:

@@ -182,7 +182,10 @@ class TestImperfectModel:
         assert ("E722", "rejected", "policy") in reasons
         assert ("E722", "rejected", "tests") in reasons
         assert ("B904", "accepted", "proven") in reasons
-        assert data["by_rule"]["E722"] == {"found": 3, "fixed": 2, "rejected": 1, "unfixed": 0}
+        e722 = data["by_rule"]["E722"]
+        assert (e722["found"], e722["fixed"], e722["rejected"], e722["unfixed"]) == (3, 2, 1, 0)
+        # Three model replies broke a test, one tried a noqa: both kept apart by reason.
+        assert e722["refused"] == {"tests": 3, "policy": 1}
         assert data["by_rule"]["E741"]["unfixed"] == 2  # the reply had no code
         llm = data["llm"]
         assert llm["retries"] >= 3  # the 429, the 500, the dropped connection

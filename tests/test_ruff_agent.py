@@ -119,8 +119,9 @@ class TestSafeMode:
         patches = await agent.propose(await request(root, start))
         assert [p.rules for p in patches] == [("F401",)]
         assert len(patches[0].targets) == 2
-        # ruff's fix, not a formatter: the blank lines stay (the fan-out tidies them).
-        assert patches[0].changes[0].new == b"\nX = 1\n"
+        # The file was format-clean, so the step is formatted as the proof will want it,
+        # and the next step's targets are found in exactly that content.
+        assert patches[0].changes[0].new == b"X = 1\n"
         assert patches[0].id == f"{PATH}@safe.1.1"
 
     async def test_nothing_to_fix(self, root: Path, agent: RuffAgent) -> None:
@@ -151,7 +152,7 @@ class TestUnsafeMode:
         patches = await agent.propose(await request(root, start, mode="unsafe", wanted=wanted))
         end = assert_chain(patches, start)
         assert [p.rules for p in patches] == [("F841",), ("F401",)]
-        assert end == b"\n\ndef f():\n    return 1\n"
+        assert end == b"def f():\n    return 1\n"
         assert await lint(root, end) == []
 
 

@@ -61,7 +61,15 @@ class TestSampleRepo:
         assert {(p["rules"][0], p["files"][0]) for p in rejected} == BREAKING
         assert all(p["reason"] == "tests" for p in rejected)
         for rule, _path in BREAKING:
-            assert report["by_rule"][rule] == {"found": 2, "fixed": 1, "rejected": 1, "unfixed": 0}
+            assert report["by_rule"][rule] == {
+                "found": 2,
+                "fixed": 1,
+                "rejected": 1,
+                "unfixed": 0,
+                "offered": 2,
+                "landed": 1,
+                "refused": {"tests": 1},
+            }
 
     def test_no_fix_rules_unfixed(self, outcome: tuple[Path, dict, str]) -> None:
         """Rules ruff has no fix for stay, counted as unfixed."""

@@ -1,0 +1,152 @@
+"""Judging a chain of steps for lint, step by step, with each finding's identity carried along.
+
+A chain is one file's steps, each on the content the step before left (one
+rule each, for ruff's fixes). Judged as one before/after pair, a chain looks
+wrong in two ways that are not: a step fixes what an earlier step uncovered (an
+import that UP006 left unused), and a step rewrites a line, which changes the
+fingerprint of every other finding on it (D300 then D400 on one docstring). So
+each step's targets are judged against the content that step started from, and
+a finding keeps its identity when a step rewrites its line. What a step
+uncovers is new only if it is still there when the chain ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from ._types import Step, Violation
+
+
+def carry_origins(
+    before: Sequence[Violation], after: Sequence[Violation], fixed: Iterable[Violation], step: int
+) -> list[Violation]:
+    """`after`'s findings, each with its identity (`origin`) carried over from `before`.
+
+    A finding whose fingerprint stays is the same finding. One whose line the step
+    rewrote is paired with a finding of the same rule that vanished without being
+    fixed (same message first, then in order of position). What is left was
+    uncovered by this step: its origin is "+step".
+    """
+    done = Counter(v.fingerprint for v in fixed)
+    pool: dict[str, list[Violation]] = defaultdict(list)
+    for v in before:
+        if done[v.fingerprint] > 0:
+            done[v.fingerprint] -= 1
+        else:
+            pool[v.fingerprint].append(v)
+    out: list[Violation | None] = [None] * len(after)
+    unmatched: list[int] = []
+    for i, v in enumerate(after):
+        if pool.get(v.fingerprint):
+            out[i] = dataclasses.replace(v, origin=pool[v.fingerprint].pop(0).identity)
+        else:
+            unmatched.append(i)
+    vanished = sorted(
+        (v for vs in pool.values() for v in vs), key=lambda v: (v.location.row, v.location.column)
+    )
+    for key in (lambda v: (v.rule, v.message), lambda v: (v.rule,)):
+        left: dict[tuple[str, ...], list[Violation]] = defaultdict(list)
+        for v in vanished:
+            left[key(v)].append(v)
+        still = []
+        for i in unmatched:
+            if left.get(key(after[i])):
+                gone = left[key(after[i])].pop(0)
+                vanished.remove(gone)
+                out[i] = dataclasses.replace(after[i], origin=gone.identity)
+            else:
+                still.append(i)
+        unmatched = still
+    for i in unmatched:
+        out[i] = dataclasses.replace(after[i], origin=f"+{step}")
+    return [v for v in out if v is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    """Why lint refuses a chain, what is new, and the fixes the refusal is pinned on."""
+
+    detail: str
+    fresh: tuple[str, ...]
+    blame: tuple[str, ...]
+
+
+def describe(v: Violation) -> str:
+    """`rule path:line message`, as a refusal names a finding."""
+    return f"{v.rule} {v.path}:{v.location.row}: {v.message}"
+
+
+def chain_problem(
+    steps: Sequence[Step], lint_of: Callable[[str, bytes], Sequence[Violation]]
+) -> ChainProblem | None:
+    """What lint says against one file's chain (None when every step holds).
+
+    Every step's targets must be in the content it started from and gone from the
+    content it left; a finding a step uncovered must be gone by the end, fixed by a
+    later step. `lint_of(path, content)` gives the findings of any content of the chain.
+    """
+    if not steps:
+        return None
+    path = steps[0].path
+    present = [dataclasses.replace(v, origin=None) for v in lint_of(path, steps[0].before)]
+    asked: dict[str, tuple[str, ...]] = {}  # "+N" -> the identities step N was asked to fix
+    for number, step in enumerate(steps, 1):
+        have = Counter(v.fingerprint for v in present)
+        by_fp = {v.fingerprint: v for v in present}
+        wanted = Counter(v.fingerprint for v in step.targets)
+        missing = [v for v in step.targets if have[v.fingerprint] < wanted[v.fingerprint]]
+        if missing:
+            return ChainProblem(
+                "targeted violation(s) not found in the content their step starts from: "
+                + "; ".join(describe(v) for v in missing),
+                (),
+                _blame([v.identity for v in missing], asked),
+            )
+        targets = [by_fp[v.fingerprint] for v in step.targets]
+        asked[f"+{number}"] = tuple(v.identity for v in targets)
+        after = lint_of(path, step.after)
+        left = Counter(v.fingerprint for v in after)
+        remain = [
+            v for v in targets if left[v.fingerprint] > have[v.fingerprint] - wanted[v.fingerprint]
+        ]
+        if remain:
+            return ChainProblem(
+                "targeted violation(s) remain: " + "; ".join(describe(v) for v in remain),
+                (),
+                _blame([v.identity for v in remain], asked),
+            )
+        present = carry_origins(present, after, targets, number)
+    fresh = [v for v in present if v.uncovered]
+    if not fresh:
+        return None
+    described = tuple(describe(v) for v in fresh)
+    # Pinned on the first step that left one: once its fixes are out, what a later
+    # step uncovered may not be there at all.
+    first = min(fresh, key=lambda v: int(v.identity[1:]))
+    return ChainProblem(
+        "new violations: " + "; ".join(described), described, _blame([first.identity], asked)
+    )
+
+
+def _blame(identities: Sequence[str], asked: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The fixes asked for that a refusal comes down to.
+
+    A finding a step uncovered is no fix anyone asked for: the blame goes to the
+    step that uncovered it, and so on back to fixes of the chain's first content.
+    """
+    out: set[str] = set()
+    todo, seen = list(identities), set()
+    while todo:
+        identity = todo.pop()
+        if not identity.startswith("+"):
+            out.add(identity)
+        elif identity not in seen:
+            seen.add(identity)
+            todo.extend(asked.get(identity, ()))
+    return tuple(sorted(out))

@@ -1,0 +1,102 @@
+"""sandbox._chain: a chain judged step by step, each finding's identity carried along."""
+
+from __future__ import annotations
+
+from sandbox import Location, Step, Violation
+from sandbox._chain import carry_origins, chain_problem
+
+
+def finding(rule: str, fp: str, row: int = 1, message: str = "m") -> Violation:
+    """A finding of `rule` at `row`, its fingerprint given outright."""
+    return Violation(
+        code=rule,
+        name=rule.lower(),
+        message=message,
+        path="a.py",
+        location=Location(row, 1),
+        end_location=Location(row, 2),
+        fingerprint=fp,
+    )
+
+
+class TestCarryOrigins:
+    def test_unchanged_finding_keeps_its_identity(self) -> None:
+        """A fingerprint that stays is the same finding."""
+        (kept,) = carry_origins([finding("E1", "x")], [finding("E1", "x")], [], 1)
+        assert (kept.identity, kept.uncovered) == ("x", False)
+
+    def test_rewritten_line_keeps_identity(self) -> None:
+        """D400 after D300 rewrote its line: a new fingerprint, the same finding."""
+        before = [finding("D300", "q"), finding("D400", "p")]
+        (d400,) = carry_origins(before, [finding("D400", "p2")], [before[0]], 1)
+        assert d400.identity == "p"
+        assert not d400.uncovered
+
+    def test_what_a_step_uncovers_is_marked(self) -> None:
+        """F401 on an import UP006 left unused is uncovered by that step."""
+        before = [finding("UP006", "u")]
+        (f401,) = carry_origins(before, [finding("F401", "f")], before, 2)
+        assert (f401.identity, f401.uncovered) == ("+2", True)
+
+    def test_a_fixed_target_never_passes_its_identity_on(self) -> None:
+        """A new finding of the fixed rule is uncovered, not the target come back."""
+        before = [finding("E1", "x")]
+        (again,) = carry_origins(before, [finding("E1", "y", row=5)], before, 1)
+        assert again.uncovered
+
+    def test_identity_survives_two_steps(self) -> None:
+        """An identity is carried from the chain's start, not from the step before."""
+        one = carry_origins([finding("D400", "a")], [finding("D400", "b")], [], 1)
+        (two,) = carry_origins(one, [finding("D400", "c")], [], 2)
+        assert two.identity == "a"
+
+
+def lint_table(table: dict[bytes, list[Violation]]):
+    """`lint_of` over a table of contents."""
+    return lambda _path, data: table[data]
+
+
+class TestChainProblem:
+    def test_cascade_passes(self) -> None:
+        """UP006, then F401 on what it left unused: each step judged on its own content."""
+        up006, f401 = finding("UP006", "u"), finding("F401", "f")
+        table = {b"0": [up006], b"1": [f401], b"2": []}
+        steps = [Step("a.py", b"0", b"1", (up006,)), Step("a.py", b"1", b"2", (f401,))]
+        assert chain_problem(steps, lint_table(table)) is None
+
+    def test_target_left_is_named(self) -> None:
+        """A step that leaves its target is refused, naming it, and pinned on it."""
+        e1 = finding("E1", "x", row=3, message="bad")
+        problem = chain_problem(
+            [Step("a.py", b"0", b"1", (e1,))], lint_table({b"0": [e1], b"1": [e1]})
+        )
+        assert problem is not None
+        assert problem.detail == "targeted violation(s) remain: E1 a.py:3: bad"
+        assert problem.blame == ("x",)
+
+    def test_uncovered_and_left_is_new(self) -> None:
+        """What a step uncovered and no later step fixed is new, pinned on that step's fixes."""
+        e731, d103 = finding("E731", "l"), finding("D103", "d", row=4, message="doc")
+        table = {b"0": [e731], b"1": [d103]}
+        problem = chain_problem([Step("a.py", b"0", b"1", (e731,))], lint_table(table))
+        assert problem is not None
+        assert problem.fresh == ("D103 a.py:4: doc",)
+        assert problem.blame == ("l",)
+
+    def test_target_not_in_its_start_content(self) -> None:
+        """A target must be in the content its own step starts from."""
+        ghost = finding("E1", "ghost")
+        problem = chain_problem(
+            [Step("a.py", b"0", b"1", (ghost,))], lint_table({b"0": [], b"1": []})
+        )
+        assert problem is not None
+        assert "not found in the content their step starts from" in problem.detail
+
+    def test_blame_goes_back_past_an_uncovered_target(self) -> None:
+        """A refused fix of an uncovered finding is pinned on the step that uncovered it."""
+        up006, f401 = finding("UP006", "u"), finding("F401", "f")
+        table = {b"0": [up006], b"1": [f401], b"2": [f401]}
+        steps = [Step("a.py", b"0", b"1", (up006,)), Step("a.py", b"1", b"2", (f401,))]
+        problem = chain_problem(steps, lint_table(table))
+        assert problem is not None
+        assert problem.blame == ("u",)
