@@ -144,7 +144,12 @@ def run_fixbot(repo: Path, args: argparse.Namespace, extra: list[str], work: Pat
     cmd += ["--branch", BRANCH, "--report-dir", str(work / "report"), "--log-format", "json"]
     if extra:
         cmd += ["--test-cmd", shlex.join([".venv/bin/python", "-m", "pytest", *extra])]
-    log = work / "fixbot.log"
+    log, src = work / "fixbot.log", HERE.parent  # fixbot is edited live: record what ran
+    dirty = sh(["git", "status", "--porcelain", "--untracked-files=no"], src).stdout
+    out: dict[str, Any] = {
+        "head": sh(["git", "rev-parse", "--short", "HEAD"], src).stdout.strip(),
+        "dirty": dirty.splitlines(),
+    }
     t0 = time.perf_counter()
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
@@ -161,7 +166,7 @@ def run_fixbot(repo: Path, args: argparse.Namespace, extra: list[str], work: Pat
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    out: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 2), "rc": proc.returncode}
+    out |= {"seconds": round(time.perf_counter() - t0, 2), "rc": proc.returncode}
     out |= {"timed_out": timed_out, "log": str(log), "log_problems": log_problems(log)}
     report = work / "report" / "report.json"
     if not report.is_file():
@@ -225,18 +230,22 @@ def bench_repo(repo: Path, args: argparse.Namespace, root: Path) -> dict[str, An
     return row
 
 
-def green(tests: dict[str, Any] | None) -> str:
+def green(tests: dict[str, Any] | None, base: dict[str, Any]) -> str:
+    """yes/NO, with the counts and how many tests fewer than at base ran (a lost parametrize)."""
     if not tests:
         return "-"
-    failed = f", {tests['failed']} failed" if tests["failed"] else ""
-    return f"{'yes' if tests['green'] else 'NO'} ({tests['passed']} passed{failed})"
+    ran = [sum(t.get(k, 0) for k in ("passed", "failed", "skipped")) for t in (base, tests)]
+    notes = [f"{tests['passed']} passed"] + [f"{tests['failed']} failed"] * bool(tests["failed"])
+    notes += [f"{ran[0] - ran[1]} fewer than base"] * (ran[0] > ran[1])
+    return f"{'yes' if tests['green'] else 'NO'} ({', '.join(notes)})"
 
 
 def table(r: dict[str, Any]) -> str:
     s, u, f = r.get("blind_safe", {}), r.get("blind_unsafe", {}), r.get("fixbot", {})
     base = s.get("base_tests", {})
     head = f"### {r['name']} ({r['commit'][:10]}; {base.get('passed', '?')} tests pass at base"
-    lines = [head + f" in {base.get('seconds', '?')} s)", ""]
+    head += f" in {base.get('seconds', '?')} s; fixbot {f.get('head', '?')}"
+    lines = [head + (" + uncommitted edits)" if f.get("dirty") else ")"), ""]
     if "error" in r:
         return "\n".join([*lines, "```", r["error"].strip()[-800:], "```"])
 
@@ -250,7 +259,8 @@ def table(r: dict[str, Any]) -> str:
         ("", "fixbot", "blind --fix", "blind --fix --unsafe-fixes"),
         ("violations before → after", arrow(f), arrow(s), arrow(u)),
         ("fixes landed", f.get("landed", "-"), s.get("landed"), u.get("landed")),
-        ("suite green after", green(f.get("branch_tests")), green(s["tests"]), green(u["tests"])),
+        ("suite green after", green(f.get("branch_tests"), base), green(s["tests"], base),
+         green(u["tests"], base)),
         ("patches accepted / rejected", f"{f.get('accepted')} / {f.get('rejected')}", "-", "-"),
         ("rejected by reason", reasons or "-", "-", "-"),
         ("lint refusals: patches / fixes", f"{lint.get('patches')} / {lint.get('fixes')}",
@@ -305,15 +315,12 @@ def main() -> None:
     repos = [p.resolve() for p in args.repos] or [
         TRIAL / n for n in names.split() if (TRIAL / n / ".venv").is_dir()
     ]
-    src = HERE.parent  # fixbot is edited live: record what ran
     meta = {
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
-        "ruff": sh([str(BIN / "ruff"), "--version"], src).stdout.strip(),
-        "fixbot_head": sh(["git", "rev-parse", "--short", "HEAD"], src).stdout.strip(),
-        "fixbot_dirty": sh(["git", "status", "--porcelain"], src).stdout.splitlines(),
+        "ruff": sh([str(BIN / "ruff"), "--version"], HERE).stdout.strip(),
         "params": {k: str(v) for k, v in vars(args).items()},
-    }  # fmt: skip
+    }
     root = Path(tempfile.mkdtemp(prefix="fixbot-yield-"))
     rows: list[dict[str, Any]] = []
     for repo in repos:

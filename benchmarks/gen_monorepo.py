@@ -6,8 +6,12 @@
 Layout: flat `pkgNN/modMM.py` with `tests/pkgNN/test_modMM.py`; one commit on `main`; a
 `.venv` (no pip) that sees the generating interpreter's pytest through a `.pth` file.
 Each module gets ~16 violations (~10 safe fixes, ~3 unsafe, ~3 without a fix) drawn from
-benchmarks/snippets.txt, one construct per function, so no fix touches another violation's
-lines. `--breaking K` plants K behaviour-changing unsafe fixes in K modules (distinct
+benchmarks/snippets.txt, one construct per function, plus one or two cascades: two rules'
+violations on one line (E711 and E712; D300 and D400 on one docstring), a fix that makes
+another (SIM103 then E711), a fix that rewrites the `def` line around another violation
+(UP006 with W291 below it), and typing imports that UP006 leaves unused (then F401, and
+UP035 goes with the import). Real code is full of these; a benchmark without them hides
+what they cost. `--breaking K` plants K behaviour-changing unsafe fixes in K modules (distinct
 packages when K <= N), each caught by a test. A package's tests sleep S/N seconds once, so
 the suite costs about S seconds plus pytest's own overhead (~5-8 s at 30x8 on 2 vCPUs).
 Prints counts from `ruff check --output-format json` as JSON; `--verify` also applies
@@ -33,7 +37,7 @@ POOL = Path(__file__).with_name("snippets.txt")
 IMPORTS = "base64 bisect calendar copy csv decimal fnmatch glob hashlib heapq json math"
 IMPORTS += " operator pathlib shutil statistics string textwrap uuid zlib"  # not os/sys (I001)
 TESTS_PER = 4
-SELECT = '["E", "F", "W", "I", "UP", "B", "SIM", "C4", "RUF", "PIE", "RET", "PERF"]'
+SELECT = '["E", "F", "W", "I", "UP", "B", "SIM", "C4", "RUF", "PIE", "RET", "PERF", "D300", "D400"]'
 PYPROJECT = f"""[project]
 name = "synthmono"
 version = "0.0.0"
@@ -65,11 +69,20 @@ def parse_pool() -> dict[str, list[tuple[str, str, str]]]:
     pool: dict[str, list[tuple[str, str, str]]] = {}
     for block in ("\n" + POOL.read_text()).split("\n### ")[1:]:
         head, _, rest = block.partition("\n")
-        rule, kind = head.split()
+        rule, kind, *more = head.split()
         src, _, test = rest.partition("\n---\n")
         src = src.replace("<WS>", "   ").replace("<LONG>", "x" * 110)
+        # A cascade: "RULE,RULE cascade APPLICABILITY,APPLICABILITY [typing=NAME,NAME]".
+        rule = "+".join([rule, *more]) if kind == "cascade" else rule
         pool.setdefault(kind, []).append((rule, src + "\n", test.strip("\n")))
     return pool
+
+
+def cascade_counts(spec: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(rule, applicability) of each violation a cascade holds, and the typing names it needs."""
+    rules, kinds, *more = spec.split("+")
+    names = more[0].removeprefix("typing=").split(",") if more else []
+    return list(zip(rules.split(","), kinds.split(","), strict=True)), names
 
 
 def build_module(
@@ -81,19 +94,32 @@ def build_module(
     n_unsafe = rng.randint(2, 4) - (breaking is not None)
     picks += [("unsafe", s) for s in rng.choices(pool["unsafe"], k=n_unsafe)]
     picks += [("none", s) for s in rng.choices(pool["none"], k=rng.randint(2, 4))]
+    picks += [("cascade", s) for s in rng.sample(pool["cascade"], k=rng.randint(1, 2))]
     if breaking is not None:
         picks.append(("unsafe", breaking))
     rng.shuffle(picks)
     imports = sorted([*rng.sample(IMPORTS.split(), n_f401), "logging"])
     counts["F401", "safe"] += n_f401
+    typing = sorted(
+        {n for kind, (spec, *_) in picks if kind == "cascade" for n in cascade_counts(spec)[1]}
+    )
+    for _ in typing:
+        counts["UP035", "none"] += 1  # one per deprecated name; it goes with the import
     # A used import keeps the block (and the file's formatting) when every F401 is fixed.
-    block = "".join(f"import {i}\n" for i in imports) + "\nLOG = logging.getLogger(__name__)\n"
+    block = "".join(f"import {i}\n" for i in imports)
+    block += f"from typing import {', '.join(typing)}\n" if typing else ""
+    block += "\nLOG = logging.getLogger(__name__)\n"
     parts = [f'"""{name}: synthetic lint debt."""', block]
     bodies: list[str] = []
     for i, (kind, (rule, source, test_body)) in enumerate(picks):
-        counts[rule, kind] += 1
+        if kind == "cascade":
+            for pair in cascade_counts(rule)[0]:
+                counts[pair] += 1
+        else:
+            counts[rule, kind] += 1
         src, test = source, test_body
-        for key, value in {"CLS": f"Thing{i}", "FN": f"{rule.lower()}_{i}"}.items():
+        fn = f"{rule.split('+')[0].split(',')[0].lower()}_{i}"
+        for key, value in {"CLS": f"Thing{i}", "FN": fn}.items():
             src, test = src.replace(key, value), test.replace(key, value)
         parts.append(src)
         bodies.append("".join(f"    {line}\n" for line in test.split("\n")))

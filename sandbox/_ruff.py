@@ -324,6 +324,8 @@ def scope_of(lines: list[str], row: int) -> str:
         return ""
     line = lines[row - 1]
     indent = len(line) - len(line.lstrip())
+    if indent == 0:
+        return ""  # module level: nothing above encloses it (and the walk would be O(rows))
     for above in reversed(lines[: row - 1]):
         stripped = above.lstrip()
         depth = len(above) - len(stripped)
