@@ -32,9 +32,10 @@ class Request:
 
     `wanted` None means every violation the agent can fix in this `mode`; a set
     narrows it to those fingerprints (after a rejection). `blocked` fixes were
-    rejected before and are never proposed again; `single` fixes each go in a step
-    of their own, so that a refusal can be pinned on one of them. Fingerprints
-    here are identities (`Violation.identity`) in the request's content.
+    rejected before and are never proposed again. Each of `groups` is fixed in a
+    step of its own, apart from the rest of its rule, so that a refusal can be
+    pinned on one group. Fingerprints here are identities (`Violation.identity`)
+    in the request's content.
     """
 
     task: Task
@@ -43,7 +44,7 @@ class Request:
     root: Path
     wanted: frozenset[str] | None = None
     blocked: frozenset[str] = frozenset()
-    single: frozenset[str] = frozenset()
+    groups: tuple[frozenset[str], ...] = ()
     round: int = 1
     feedback: Mapping[str, str] = field(default_factory=dict)  # fingerprint -> last verdict
     attempts: Mapping[str, int] = field(default_factory=dict)  # fingerprint -> attempts so far

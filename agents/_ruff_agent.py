@@ -17,17 +17,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sandbox import FileChange, FixDidNotConverge, Patch, Ruff, Violation, sha256
+from sandbox import Edit, FileChange, FixDidNotConverge, Patch, Ruff, Violation, sha256
 from sandbox._chain import carry_origins
-from sandbox._ruff import apply_edits, decode, encode
+from sandbox._ruff import apply_edits, decode, encode, line_starts, offset_of
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ._protocol import Request
 
+# Steps remembered per agent (content, rule and chosen fixes -> result); a bound on memory.
+_CACHE_SIZE = 4096
 # Which fixes a mode offers, and which it may apply along the way (cascades).
 WANTED = {"safe": {"safe"}, "unsafe": {"unsafe"}, "fix": {"safe", "unsafe"}}
 ALLOWED = {"safe": {"safe"}, "unsafe": {"safe", "unsafe"}, "fix": {"safe", "unsafe"}}
@@ -61,6 +63,7 @@ class RuffAgent:
         self.select = select
         self.max_iterations = max_iterations
         self.modes = modes
+        self._cache: dict[tuple[object, ...], Any] = {}
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
         """Whether `mode` offers a fix for this violation."""
@@ -83,10 +86,14 @@ class RuffAgent:
         content = request.content[path]
         # A format-clean file is formatted after every step, as the proof will want
         # it: the next step's targets are then found in exactly the content it starts from.
-        clean = await ruff.format_source(path, content) == content
+        clean = await self._memo(
+            ("clean", path, sha256(content)), self._is_clean, ruff, path, content
+        )
         present = [
             dataclasses.replace(v, origin=None)
-            for v in (await ruff.lint_source(path, content)).violations
+            for v in await self._memo(
+                ("lint", path, sha256(content)), self._lint, ruff, path, content
+            )
         ]
         blocked = set(request.blocked)
         steps: list[Patch] = []
@@ -101,25 +108,14 @@ class RuffAgent:
             ]
             if not candidates:
                 break
-            first = min(candidates, key=step_order)
-            rule = first.rule
-            chosen = [v for v in candidates if v.rule == rule]
-            alone = [v for v in chosen if v.identity in request.single]
-            if alone:
-                chosen = alone[:1]
+            rule = min(candidates, key=step_order).rule
+            chosen = _grouped([v for v in candidates if v.rule == rule], request.groups)
             of_rule = [v for v in present if v.rule == rule and self.allowed(v, request.mode)]
-            fixed = content
-            if len(chosen) == len(of_rule):
-                unsafe = any(v.applicability == "unsafe" for v in chosen)
-                with contextlib.suppress(FixDidNotConverge):
-                    fixed = await ruff.fix_source(path, content, select=[rule], unsafe=unsafe)
-            else:
-                fixed = _apply_one(content, chosen[0])
-            if clean and fixed != content:
-                fixed = await ruff.format_source(path, fixed)
-            after = (
-                (await ruff.lint_source(path, fixed)).violations if fixed != content else present
+            key = ("step", path, sha256(content), rule, *sorted(v.fingerprint for v in chosen))
+            fixed, after = await self._memo(
+                key, self._fix_step, ruff, path, content, chosen, len(chosen) == len(of_rule), clean
             )
+            after = after if fixed != content else present
             targets = tuple(gone_of(chosen, present, after))
             if fixed == content or not targets:
                 # Nothing moved: never offer these again in this proposal.
@@ -131,6 +127,46 @@ class RuffAgent:
             content = fixed
             present = carry_origins(present, after, targets, len(steps))
         return steps
+
+    async def _memo(self, key: tuple[object, ...], compute: Callable[..., Any], *args: Any) -> Any:
+        """ruff is deterministic: a step already taken (a chain proposed again after a
+        refusal replays its steps up to the refused one) is not computed twice."""
+        if key not in self._cache:
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = await compute(*args)
+        return self._cache[key]
+
+    @staticmethod
+    async def _is_clean(ruff: Ruff, path: str, content: bytes) -> bool:
+        return await ruff.format_source(path, content) == content
+
+    @staticmethod
+    async def _lint(ruff: Ruff, path: str, content: bytes) -> list[Violation]:
+        return (await ruff.lint_source(path, content)).violations
+
+    @staticmethod
+    async def _fix_step(
+        ruff: Ruff,
+        path: str,
+        content: bytes,
+        chosen: list[Violation],
+        whole_rule: bool,
+        clean: bool,
+    ) -> tuple[bytes, list[Violation]]:
+        """One rule's fix (ruff's own loop when all of the rule is chosen) and its lint."""
+        fixed = content
+        if whole_rule:
+            unsafe = any(v.applicability == "unsafe" for v in chosen)
+            with contextlib.suppress(FixDidNotConverge):
+                fixed = await ruff.fix_source(path, content, select=[chosen[0].rule], unsafe=unsafe)
+        else:
+            fixed = _apply(content, chosen)
+        if clean and fixed != content:
+            fixed = await ruff.format_source(path, fixed)
+        if fixed == content:
+            return content, []
+        return fixed, (await ruff.lint_source(path, fixed)).violations
 
     def step(
         self,
@@ -181,10 +217,35 @@ def gone_of(
     return out
 
 
-def _apply_one(content: bytes, violation: Violation) -> bytes:
+def _grouped(chosen: list[Violation], groups: Sequence[frozenset[str]]) -> list[Violation]:
+    """The fixes of a rule that go in one step: those in no group first, then group by group."""
+
+    def group_of(v: Violation) -> int:
+        return next((i for i, g in enumerate(groups) if v.identity in g), -1)
+
+    first = min(group_of(v) for v in chosen)
+    return [v for v in chosen if group_of(v) == first]
+
+
+def _apply(content: bytes, chosen: Sequence[Violation]) -> bytes:
+    """Some of a rule's fixes, from ruff's edits; one whose edits overlap another's
+    waits for a later step (the next lint gives it positions that hold)."""
     text, bom = decode(content)
-    assert violation.fix is not None  # noqa: S101 - chosen among fixable ones
+    starts = line_starts(text)
+    spans = []
+    for v in chosen:
+        if v.fix is None or not v.fix.edits:
+            continue
+        at = [offset_of(starts, text, e.location) for e in v.fix.edits]
+        end = [offset_of(starts, text, e.end_location) for e in v.fix.edits]
+        spans.append((min(at), max(end), v.fix.edits))
+    edits: list[Edit] = []
+    reach = -1
+    for start, end, fix in sorted(spans, key=lambda s: (s[0], s[1])):
+        if start >= reach:
+            edits += fix
+            reach = end
     try:
-        return encode(apply_edits(text, violation.fix.edits), bom)
+        return encode(apply_edits(text, edits), bom) if edits else content
     except ValueError:
         return content

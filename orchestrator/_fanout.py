@@ -204,7 +204,7 @@ class FanOut:
         for job in active:
             if job.pending or not job.active or not job.queue or job.queue[0] is not None:
                 continue
-            if job.blocked or job.single:
+            if job.blocked or job.groups:
                 continue
             stage = job.stages[job.stage]
             if hasattr(stage.agent, "propose_many"):
@@ -230,7 +230,7 @@ class FanOut:
             root=self.root,
             wanted=wanted if wanted is not None else job.queue[0],
             blocked=frozenset(job.blocked),
-            single=frozenset(job.single),
+            groups=tuple(job.groups),
             round=self.rounds,
             feedback=dict(job.feedback),
             attempts=dict(job.attempts),

@@ -71,8 +71,9 @@ class Job:
     probe_pending: list[tuple[frozenset[str], list[Patch]]] = field(default_factory=list)
     probed: set[str] = field(default_factory=set)
     held: frozenset[str] = frozenset()  # safe fixes asked for again with the probes that pass
-    # Fixes proposed one per step, so that a static refusal is pinned on one of them.
-    single: set[str] = field(default_factory=set)
+    # Fixes proposed in steps of their own, group by group, so that a static refusal
+    # is pinned on a smaller group each time (see `refuse_static`).
+    groups: list[frozenset[str]] = field(default_factory=list)
 
     @property
     def path(self) -> str:
@@ -152,19 +153,26 @@ class Job:
         """Narrow a chain that lint, compile or format refused, with no test run.
 
         The refusal is pinned on the fixes of the step at fault (`Verdict.blame`).
-        One fix is refused for good; several are asked for again one per step, so
-        that the next static check pins it on one. The caller proposes again at
-        once. False when there is nothing to narrow (the chain takes the usual way).
+        One fix is refused for good. Several are split into groups, each fixed in
+        a step of its own: the suspects (the fixes on the lines of what is new)
+        each alone, else two halves; the next static check pins the refusal on one
+        group. The caller proposes again at once. False when there is nothing to
+        narrow (the chain then takes the usual way).
         """
         blame = sorted(set(verdict.blame) - self.blocked)
         if not blame or self.proposals >= self.max_proposals:
             return False
         chain, self.pending = self.pending, []
         self.proposals += 1
-        if len(blame) == 1 or set(blame) <= self.single:
+        if len(blame) == 1:
             self._refuse(_fixing(chain, set(blame)), verdict, self.content, blame)
+            return True
+        suspects = sorted(set(verdict.suspects) & set(blame))
+        if suspects and len(suspects) < len(blame):
+            parts = [frozenset({s}) for s in suspects] + [frozenset(blame) - set(suspects)]
         else:
-            self.single |= set(blame)
+            parts = [frozenset(blame[: len(blame) // 2]), frozenset(blame[len(blame) // 2 :])]
+        self.groups = [g - set(blame) for g in self.groups if g - set(blame)] + parts
         return True
 
     def release_held(self) -> None:

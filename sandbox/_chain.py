@@ -13,6 +13,7 @@ uncovers is new only if it is still there when the chain ends.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -75,6 +76,8 @@ class ChainProblem:
     detail: str
     fresh: tuple[str, ...]
     blame: tuple[str, ...]
+    # Of `blame`, the fixes whose lines the new findings sit on: likely the culprits.
+    suspects: tuple[str, ...] = ()
 
 
 def describe(v: Violation) -> str:
@@ -96,6 +99,7 @@ def chain_problem(
     path = steps[0].path
     present = [dataclasses.replace(v, origin=None) for v in lint_of(path, steps[0].before)]
     asked: dict[str, tuple[str, ...]] = {}  # "+N" -> the identities step N was asked to fix
+    near: dict[str, tuple[str, ...]] = {}  # "+N" -> step N's fixes next to what it uncovered
     for number, step in enumerate(steps, 1):
         have = Counter(v.fingerprint for v in present)
         by_fp = {v.fingerprint: v for v in present}
@@ -122,6 +126,9 @@ def chain_problem(
                 _blame([v.identity for v in remain], asked),
             )
         present = carry_origins(present, after, targets, number)
+        born = [v for v in present if v.identity == f"+{number}"]
+        if born:
+            near[f"+{number}"] = _near(step, targets, born)
     fresh = [v for v in present if v.uncovered]
     if not fresh:
         return None
@@ -130,7 +137,40 @@ def chain_problem(
     # step uncovered may not be there at all.
     first = min(fresh, key=lambda v: int(v.identity[1:]))
     return ChainProblem(
-        "new violations: " + "; ".join(described), described, _blame([first.identity], asked)
+        "new violations: " + "; ".join(described),
+        described,
+        _blame([first.identity], asked),
+        near.get(first.identity, ()),
+    )
+
+
+def _near(step: Step, targets: Sequence[Violation], born: Sequence[Violation]) -> tuple[str, ...]:
+    """The step's fixes whose lines (in the content it started from) hold a finding it uncovered.
+
+    The new finding's row is mapped back through the step's diff; a fix whose
+    range covers that spot most likely made it (D212 moving a long summary up
+    to the quotes, where E501 then finds it).
+    """
+    old = step.before.splitlines()
+    matcher = difflib.SequenceMatcher(None, old, step.after.splitlines(), autojunk=False)
+    spans = []
+    for v in born:
+        row = v.location.row - 1
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if j1 <= row < j2 or (j1 == j2 == row):
+                spans.append((i1 + row - j1, i1 + row - j1) if tag == "equal" else (i1, i2))
+                break
+    return tuple(
+        sorted(
+            {
+                t.identity
+                for t in targets
+                if not t.uncovered
+                and any(
+                    t.location.row - 1 <= hi and lo <= t.end_location.row - 1 for lo, hi in spans
+                )
+            }
+        )
     )
 
 

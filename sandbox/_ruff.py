@@ -175,7 +175,7 @@ class Ruff:
             args += ["--force-exclude", "--", *paths]
         # json-lines, parsed as it streams: ruff's text for 50,000 findings is never held.
         violations: list[Violation] = []
-        sources: dict[str, list[str]] = {}
+        sources = _Sources(self.root)
         done = await self._run(
             args, on_line=lambda line: violations.extend(self._parse((line,), sources))
         )
@@ -194,9 +194,9 @@ class Ruff:
         args += ["--force-exclude", "--stdin-filename", path, "-"]
         done = await self._run(args, stdin=source)
         text, _ = decode(source)
-        lines = {path: split_lines(text)}
+        sources = _Sources(self.root, path, text)
         failed = _failed_to_lint(done.stderr)
-        return LintResult(list(self._parse(done.stdout.splitlines(), lines, path)), failed)
+        return LintResult(list(self._parse(done.stdout.splitlines(), sources, path)), failed)
 
     async def fix_source(
         self,
@@ -262,18 +262,36 @@ class Ruff:
         return Path(os.path.relpath(os.path.realpath(path), os.path.realpath(self.root))).as_posix()
 
     def _parse(
-        self, lines: Iterable[bytes], sources: dict[str, list[str]], stdin_path: str | None = None
+        self, lines: Iterable[bytes], sources: _Sources, stdin_path: str | None = None
     ) -> Iterable[Violation]:
         for raw in lines:
             if not raw.strip():
                 continue
             item = json.loads(raw)
             rel = stdin_path if stdin_path is not None else self._relative(item["filename"])
-            if rel not in sources:
-                # ruff sorts by file, so each file is read once while streaming.
-                sources.clear()
-                sources[rel] = _read_lines(self.root / rel)
-            yield violation_from_json(item, rel, sources[rel])
+            lines_of, scopes = sources.get(rel)
+            yield violation_from_json(item, rel, lines_of, scopes)
+
+
+class _Sources:
+    """The lines and scope table of the one file whose findings are being read.
+
+    ruff sorts its findings by file, so each file is read (and its scopes found)
+    once while its findings stream past.
+    """
+
+    def __init__(self, root: Path, path: str | None = None, text: str | None = None) -> None:
+        self.root = root
+        self.path, self.lines, self.scopes = None, [], []
+        if path is not None and text is not None:
+            self.path, self.lines = path, split_lines(text)
+            self.scopes = scope_table(self.lines)
+
+    def get(self, rel: str) -> tuple[list[str], list[str]]:
+        if rel != self.path:
+            self.path, self.lines = rel, _read_lines(self.root / rel)
+            self.scopes = scope_table(self.lines)
+        return self.lines, self.scopes
 
 
 class FixDidNotConverge(Exception):  # noqa: N818 - it reads as what happened
@@ -339,11 +357,35 @@ def scope_of(lines: list[str], row: int) -> str:
     return ""
 
 
+def scope_table(lines: list[str]) -> list[str]:
+    """`scope_of` for every row at once, in one pass (a walk per finding is O(rows) each).
+
+    A stack holds the non-blank lines above that enclose the current one, each with
+    the def or class header its children sit in.
+    """
+    out = [""] * len(lines)
+    stack: list[tuple[int, str]] = []  # (indent, the scope of what it encloses)
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if not stripped:
+            # A blank line encloses nothing; its own scope is that of its indent.
+            out[i] = next((scope for depth, scope in reversed(stack) if depth < indent), "")
+            continue
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        out[i] = stack[-1][1] if stack else ""
+        stack.append((indent, stripped if _SCOPE.match(line) else out[i]))
+    return out
+
+
 def _location(data: dict[str, int]) -> Location:
     return Location(row=int(data["row"]), column=int(data["column"]))
 
 
-def violation_from_json(item: dict[str, Any], path: str, lines: list[str]) -> Violation:
+def violation_from_json(
+    item: dict[str, Any], path: str, lines: list[str], scopes: list[str] | None = None
+) -> Violation:
     """Build a `Violation` from one object of ruff's JSON output.
 
     ruff's schema is known and fixed (notes/ruff-0.17.md, 1.1): plain dataclasses,
@@ -378,6 +420,14 @@ def violation_from_json(item: dict[str, Any], path: str, lines: list[str]) -> Vi
         cell=item.get("cell"),
         noqa_row=item.get("noqa_row"),
         fingerprint=fingerprint(
-            rule, path, item["message"], region, scope_of(lines, loc.row) if region else ""
+            rule,
+            path,
+            item["message"],
+            region,
+            ""
+            if not region
+            else scopes[loc.row - 1]
+            if scopes is not None and loc.row <= len(scopes)
+            else scope_of(lines, loc.row),
         ),
     )

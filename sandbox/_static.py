@@ -101,9 +101,15 @@ class StaticChecks:
                     detail = f"no longer ruff-format clean: {detail}"
                 # A chain's lint refusal is pinned on the step at fault; any other
                 # static refusal on the chain's last step, which left the content.
-                blame = chain.blame if chain and detail == chain.detail else _last(cand)
-                fresh = chain.fresh if chain and detail == chain.detail else ()
-                out[cand.key] = rejected(cand, reason, detail, fresh, blame)
+                mine = chain is not None and detail == chain.detail
+                out[cand.key] = rejected(
+                    cand,
+                    reason,
+                    detail,
+                    chain.fresh if chain and mine else (),
+                    chain.blame if chain and mine else _last(cand),
+                    chain.suspects if chain and mine else (),
+                )
                 continue
             for path, data in cand.after.items():
                 key = (path, sha256(data))
@@ -225,6 +231,7 @@ def rejected(
     detail: str,
     new_violations: tuple[str, ...] = (),
     blame: tuple[str, ...] = (),
+    suspects: tuple[str, ...] = (),
 ) -> Verdict:
     return Verdict(
         patch_id=cand.key,
@@ -233,6 +240,7 @@ def rejected(
         detail=detail,
         new_violations=new_violations,
         blame=blame,
+        suspects=suspects,
     )
 
 

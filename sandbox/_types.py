@@ -162,6 +162,7 @@ class Verdict(_Frozen):
     # For a static refusal of a chain: the identities of the fixes it is pinned on
     # (the step that left a target or uncovered a finding no later step fixed).
     blame: tuple[str, ...] = ()
+    suspects: tuple[str, ...] = ()  # of `blame`, the fixes on the lines of what is new
 
 
 class TestResults(_Frozen):

@@ -133,3 +133,52 @@ class TestNarrowing:
         assert SAFE[0].fingerprint not in j.blocked
         assert not j.probes
         assert not j.active  # nothing else was asked: the stage is done
+
+
+LINT = Verdict(patch_id=PATH, accepted=False, reason="lint", detail="new violations: D103")
+
+
+class TestStaticNarrowing:
+    """A chain lint refuses is narrowed without a test run, pinned by the verdict's blame."""
+
+    def test_one_fix_to_blame_is_refused(self):
+        """Blame on one fix: refused for good, and asked for no more."""
+        j = job()
+        j.pending = chain(*RISKY)
+        blamed = RISKY[1].fingerprint
+        assert j.refuse_static(LINT.model_copy(update={"blame": (blamed,)}))
+        assert j.blocked == {blamed}
+        (record,) = j.records
+        assert (record.status, [v.fingerprint for v in record.patch.targets]) == (
+            "rejected",
+            [blamed],
+        )
+        assert j.pending == []
+
+    def test_suspects_go_alone(self):
+        """The fixes on the lines of what is new each get a step; the rest one together."""
+        j = job()
+        j.pending = chain(*SAFE)
+        blame = tuple(v.fingerprint for v in SAFE)
+        verdict = LINT.model_copy(update={"blame": blame, "suspects": (SAFE[2].fingerprint,)})
+        assert j.refuse_static(verdict)
+        assert j.groups == [
+            frozenset({SAFE[2].fingerprint}),
+            frozenset(blame) - {SAFE[2].fingerprint},
+        ]
+        assert j.records == []
+
+    def test_no_suspect_halves(self):
+        """Without a suspect, the blamed fixes are split in two steps."""
+        j = job()
+        j.pending = chain(*SAFE[:4])
+        blame = tuple(sorted(v.fingerprint for v in SAFE[:4]))
+        assert j.refuse_static(LINT.model_copy(update={"blame": blame}))
+        assert j.groups == [frozenset(blame[:2]), frozenset(blame[2:])]
+
+    def test_nothing_to_blame_takes_the_usual_way(self):
+        """A refusal pinned on nothing (a policy one) is not narrowed here."""
+        j = job()
+        j.pending = chain(*SAFE)
+        assert not j.refuse_static(LINT)
+        assert j.pending

@@ -20,10 +20,12 @@ from sandbox._ruff import (
     default_ruff,
     encode,
     scope_of,
+    scope_table,
     split_lines,
     violation_from_json,
 )
 from sandbox._types import Edit, Location, Violation, fingerprint, fingerprints
+from tests.conftest import ROOT
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -244,6 +246,12 @@ class TestScope:
         assert scope_of(lines, 4) == "def f(self):"
         assert scope_of(lines, 2) == "class A:"
         assert scope_of(lines, 5) == ""
+
+    def test_scope_table_is_scope_of_for_every_row(self):
+        """The one-pass table gives what the walk up gives, on every row of real files."""
+        for path in sorted((ROOT / "sandbox").glob("*.py")) + sorted((ROOT / "tests").glob("*.py")):
+            lines = split_lines(path.read_text())
+            assert scope_table(lines) == [scope_of(lines, r) for r in range(1, len(lines) + 1)]
 
 
 class TestFingerprint:
