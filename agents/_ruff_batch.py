@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sandbox import Ruff
 from sandbox._chain import carry_origins
-from sandbox._ruff import fix_args
+from sandbox._ruff import BOM, fix_args
 
 from ._ruff_agent import WANTED, gone_of, step_order
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ._protocol import Request
     from ._ruff_agent import RuffAgent
 
+BOM_BYTES = BOM.encode()
 # Files per ruff command line: far below ARG_MAX even with long paths.
 CHUNK = 500
 
@@ -120,6 +121,11 @@ async def propose_many(
                 continue
             await _fix(ruff, rule, unsafe, targets)
             await _format(ruff, [p for p in targets if p in clean])
+            for path in targets:
+                # ruff's fix keeps a BOM, its formatter drops it: put it back.
+                data = tree.read(path)
+                if current[path].startswith(BOM_BYTES) and not data.startswith(BOM_BYTES):
+                    tree.write({path: BOM_BYTES + data})
             changed = [p for p in targets if tree.read(p) != current[p]]
             after = await _lint(ruff, changed) if changed else {}
             for path in targets:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from agents import Router, Task
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Collection, Iterable, Sequence
 
     from sandbox import Violation
 
@@ -46,8 +46,13 @@ def make_plan(
     *,
     paths: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    symlinks: Collection[str] = (),
 ) -> Plan:
-    """One task per file with something an agent can fix, ordered by cost and certainty."""
+    """One task per file with something an agent can fix, ordered by cost and certainty.
+
+    A file reached through a symlink is left alone (`symlinks`): a patch may not
+    write through one, and the file it points at has a task of its own.
+    """
     kept: list[Violation] = []
     by_file: dict[str, list[Violation]] = {}
     skipped: dict[str, str] = {}
@@ -58,6 +63,9 @@ def make_plan(
         if v.cell is not None or v.path.endswith(".ipynb"):
             # Notebook fixing is not built yet: report these unfixed, plainly.
             skipped[v.fingerprint] = "notebook"
+            continue
+        if v.path in symlinks:
+            skipped[v.fingerprint] = "symlink"
             continue
         if v.code in {"invalid-syntax", "E902"} or v.name in {"syntax-error", "io-error"}:
             skipped[v.fingerprint] = "unparsable file"

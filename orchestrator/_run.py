@@ -21,6 +21,7 @@ from sandbox import (
     Ruff,
     TestCommandError,
     WorktreePool,
+    default_limits,
     default_ruff,
     find_python,
     generated_files,
@@ -30,6 +31,7 @@ from sandbox import (
     sweep,
 )
 from sandbox._git import common_dir, rev_parse, toplevel
+from sandbox._guard import Fingerprint, MetadataGuard
 from sandbox._impact import build_impact_map
 from sandbox._judge import entropy_bound
 
@@ -193,6 +195,9 @@ async def _stages(
         ruff_version, violations = await _lint(ctx)
     with ctx.timer.stage("prepare"):
         command, isolation, prover = await _prepare_tests(ctx)
+        # Where no fence keeps the tests out of the user's checkout, its state is taken
+        # before and after: "not touched" is then measured, not assumed.
+        checkout = None if isolation.fences_files else Fingerprint.of(ctx.repo)
     # The suite at base runs side by side with planning, proposing and the first
     # round's tests; only judging a test run waits for it (Prover.test_problems).
     async with (
@@ -202,7 +207,11 @@ async def _stages(
         background.start_soon(_baseline, ctx, command, prover)
         with ctx.timer.stage("plan"):
             router = Router(agents, ctx.config.unsafe_fixes)
-            plan = make_plan(violations, router, paths=ctx.paths, exclude=ctx.config.exclude)
+            root = ctx.reference.path.resolve()
+            links = {p for p in {v.path for v in violations} if (root / p).resolve() != root / p}
+            plan = make_plan(
+                violations, router, paths=ctx.paths, exclude=ctx.config.exclude, symlinks=links
+            )
             estimate = estimate_llm(plan, router, ctx.config)
             content = ctx.reference.read
             fan = FanOut(
@@ -232,6 +241,7 @@ async def _stages(
     llm_usage = llm_block(client, estimate)
     with ctx.timer.stage("gate"):
         await final_gate(prover, fan.jobs, ctx.reference)
+    facts = {**isolation.facts, "checkout": _checkout_fact(ctx.repo, checkout)}
     with ctx.timer.stage("lint_after"):
         after = await _lint_after(ctx, fan)
     with ctx.timer.stage("merge"):
@@ -251,7 +261,7 @@ async def _stages(
             baseline=prover.baseline,
             timings=ctx.timer.timings,
             llm=llm_usage,
-            isolation=isolation.facts,
+            isolation=facts,
             dry_run=ctx.config.dry_run,
             proof=proof_block(fan.rounds, prover, records),
         )
@@ -259,6 +269,17 @@ async def _stages(
         report_dir = _report_dir(ctx.config, ctx.run_dir)
         write_reports(report, report_dir)
     return Outcome(report=report, report_dir=report_dir, run_dir=ctx.run_dir)
+
+
+def _checkout_fact(repo: Path, before: Fingerprint | None) -> str:
+    """What became of the user's checkout while the repo's tests ran."""
+    if before is None:
+        return "read-only to the tests"
+    changed = before.changed(Fingerprint.of(repo))
+    if not changed:
+        return "unchanged (fingerprinted before and after)"
+    log.warning("checkout.changed", files=changed[:20])
+    return f"CHANGED during the run: {', '.join(changed[:10])}"
 
 
 async def _lint(ctx: Context) -> tuple[str, list[Violation]]:
@@ -278,13 +299,15 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
     source = "flag" if ctx.config.source("test_cmd") in {"flag", "env"} else "config"
     command = resolve_test_command(ctx.repo, ctx.config.test_cmd, source)
     python = command.python if command else find_python(ctx.repo)
-    isolation = await probe_isolation(python)
+    limits = default_limits(ctx.pool.size, ctx.config.test_timeout)
+    isolation = await probe_isolation(python, limits=limits, scratch=ctx.run_dir / "tmp")
     impact = None
     if command is not None and ctx.config.test_impact:
         impact = await build_impact_map(
             ctx.reference.path, ctx.ruff_exe, always_full=ctx.config.always_run
         )
     prover = Prover(
+        guard=None if isolation.fences_files else MetadataGuard(ctx.home.parent),
         pool=ctx.pool,
         select=ctx.select,
         ruff_executable=ctx.ruff_exe,

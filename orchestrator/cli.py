@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -122,11 +123,14 @@ def run(
         "llm_token_budget": llm_token_budget,
         "log_format": log_format,
     }
+    # A closed terminal or a dropped SSH session (SIGHUP) cleans up as Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     try:
         if not repo.is_dir():
             raise FixbotError(f"not a directory: {repo}")  # noqa: TRY301 - one exit path
         config = load_config(repo, flags=flags)
+        check_report_dir(config.report_dir)
         secrets = [s.get_secret_value() for s in (config.llm_api_key, config.github_token) if s]
         json_logs = _logging.use_json(config.log_format)
         level = logging.INFO if (json_logs or verbose) else logging.WARNING
@@ -137,6 +141,18 @@ def run(
     except (FixbotError, KeyboardInterrupt, BaseExceptionGroup) as exc:
         raise _exit_for(exc) from None
     _summary(outcome)
+
+
+def check_report_dir(report_dir: str | None) -> None:
+    """A report folder that cannot be written is bad input, found before anything is done."""
+    if not report_dir:
+        return
+    folder = Path(report_dir).expanduser().resolve()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise FixbotError(f"--report-dir is not a folder: {existing}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FixbotError(f"--report-dir cannot be written: {existing}")
 
 
 def _exit_for(exc: BaseException) -> typer.Exit:
@@ -190,8 +206,12 @@ def _summary(outcome: Outcome) -> None:
         f"proof: {proof}",
         highlight=False,
     )
+    checkout = r.isolation.get("checkout", "")
+    if checkout.startswith("CHANGED"):
+        out.print(f"WARNING: your checkout was {checkout}", highlight=False, markup=False)
     if r.branch:
-        out.print(f"branch: {r.branch} (your checkout was not touched)", highlight=False)
+        untouched = "" if checkout.startswith("CHANGED") else " (your checkout was not touched)"
+        out.print(f"branch: {r.branch}{untouched}", highlight=False)
     elif r.dry_run:
         out.print("dry run: no branch written", highlight=False)
     else:

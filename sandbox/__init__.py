@@ -1,8 +1,16 @@
 """Everything that touches the machine: git, subprocesses, ruff, tests, proof."""
 
-from ._errors import ConfigError, FixbotError, RepoError, ServiceError, TestCommandError, ToolError
+from ._errors import (
+    ConfigError,
+    FixbotError,
+    RepoError,
+    ServiceError,
+    TamperError,
+    TestCommandError,
+    ToolError,
+)
 from ._git import GitError, git
-from ._isolation import Isolation, probe_isolation
+from ._isolation import Isolation, Limits, default_limits, probe_isolation
 from ._process import Completed, no_git_env, repo_env, run
 from ._prove import Baseline, Candidate, ProofStats, Prover
 from ._ruff import FixDidNotConverge, LintResult, Ruff, default_ruff
@@ -34,6 +42,7 @@ __all__ = [
     "FixbotError",
     "GitError",
     "Isolation",
+    "Limits",
     "LintResult",
     "Location",
     "Patch",
@@ -43,6 +52,7 @@ __all__ = [
     "Ruff",
     "ServiceError",
     "Step",
+    "TamperError",
     "TestCommand",
     "TestCommandError",
     "TestResults",
@@ -51,6 +61,7 @@ __all__ = [
     "Violation",
     "Worktree",
     "WorktreePool",
+    "default_limits",
     "default_ruff",
     "find_python",
     "fingerprints",

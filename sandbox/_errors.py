@@ -7,7 +7,8 @@ A user can cause every one of these; each ends a run as one clear line (see
     ├── ConfigError             an unknown key, a bad value, a bad flag
     ├── RepoError               not a git repo, a bad ref, a branch we may not touch
     ├── ToolError               ruff or git cannot run as needed (required-version, bad config)
-    └── TestCommandError        the test command cannot run at base
+    ├── TestCommandError        the test command cannot run at base
+    └── TamperError             a test run changed the git metadata (put back; the run stops)
     ServiceError                exit 3: a remote service failed (push, PR API, a model)
 """
 
@@ -36,6 +37,10 @@ class TestCommandError(FixbotError):
     """The configured or detected test command cannot run at base."""
 
     __test__ = False  # not a pytest test class
+
+
+class TamperError(FixbotError):
+    """The repo's code changed what it must not (git metadata); the run stops."""
 
 
 class ServiceError(FixbotError):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._errors import RepoError
+from ._guard import GIT_HARDENING
 from ._process import Completed, no_git_env, run
 
 if TYPE_CHECKING:
@@ -28,16 +29,16 @@ async def git(
     check: bool = True,
     timeout: float = 600,
 ) -> Completed:
-    """Run git with a clean environment; raise GitError on failure when `check`."""
+    """Run git, hardened and with no secret in its environment; raise GitError on failure."""
     done = await run(
-        ["git", "-c", "core.hooksPath=/dev/null", *args],
+        ["git", *GIT_HARDENING, *args],
         cwd=cwd,
         env=no_git_env(env),
         stdin=stdin,
         timeout=timeout,
     )
     if check and (done.returncode != 0 or done.timed_out):
-        cmd = " ".join(done.args[3:])
+        cmd = " ".join(done.args[1 + len(GIT_HARDENING) :])
         msg = done.stderr.decode(errors="replace").strip().splitlines()
         raise GitError(f"git {cmd} failed: {msg[-1] if msg else done.returncode}")
     return done

@@ -1,19 +1,37 @@
 """How the repo's code is fenced in: probed once per run, reported as it is.
 
-The strongest rung this machine allows is chosen (notes/safety.md, B2): new
-network and PID namespaces with a fresh /proc, so a test can neither reach the
-host's loopback services nor read fixbot's environment from /proc, and every
-process it starts dies with it. Where namespaces are not allowed the run goes on
-with an allow-listed environment and process-group kills, and says so.
+The repo's tests (and the interpreter that compiles a patch) are untrusted.
+The strongest rung this machine allows is chosen, by trying it:
+
+1. bubblewrap: new network, PID, IPC and UTS namespaces and a mount namespace in
+   which the whole filesystem is read-only except the test's worktree and a
+   private temp folder. The git metadata, the user's checkout and fixbot's state
+   cannot be written; /proc is fresh, so fixbot's environment cannot be read.
+2. unshare: network and PID namespaces with a fresh /proc, every process killed
+   with the run; the filesystem is not fenced (the run checks the git metadata
+   and fingerprints the checkout instead, and says so).
+3. nothing but an allow-listed environment and process-group kills.
+
+On every rung, resource limits (rlimits through `prlimit`) bound memory, CPU
+time, file size and processes; `isolation` in the report says what held.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import sys
+import tempfile
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from ._process import repo_env, run
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 # `ip` brings the namespace's own loopback up so tests can still run local servers.
 _UNSHARE = (
@@ -28,45 +46,183 @@ _UNSHARE = (
     'ip link set lo up 2>/dev/null; exec "$@"',
     "sh",
 )
+# Its loopback comes up by itself; --die-with-parent is the parent-death signal that
+# takes the tests down with a fixbot killed by SIGKILL. /tmp stays read-only like the
+# rest (no tmpfs over it: the repo and its venv may live there); TMPDIR points at the
+# private temp folder.
+_BWRAP = (
+    "--die-with-parent",
+    "--new-session",
+    "--unshare-net",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--ro-bind",
+    "/",
+    "/",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+)
+Sandbox = Literal["bwrap", "unshare", "none"]
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits on every process that runs the repo's code (None: no limit)."""
+
+    memory_mib: int | None = None  # address space per process
+    processes: int | None = None
+    cpu_seconds: int | None = None
+    file_size_mib: int | None = None
+
+    def prefix(self) -> tuple[str, ...]:
+        """A `prlimit` command prefix that sets them, or () when none is set."""
+        prlimit = shutil.which("prlimit")
+        args = [
+            f"--as={self.memory_mib * MiB}" if self.memory_mib else "",
+            f"--nproc={self.processes}" if self.processes else "",
+            f"--cpu={self.cpu_seconds}" if self.cpu_seconds else "",
+            f"--fsize={self.file_size_mib * MiB}" if self.file_size_mib else "",
+        ]
+        args = [a for a in args if a]
+        if prlimit is None or not args:
+            return ()
+        return (prlimit, *args, "--")
+
+    def describe(self) -> str:
+        """The limits in words, for the report."""
+        if not self.prefix():
+            return "none (prlimit not found)" if shutil.which("prlimit") is None else "none"
+        parts = [
+            f"memory {self.memory_mib} MiB per process" if self.memory_mib else "",
+            f"{self.processes} processes" if self.processes else "",
+            f"CPU {self.cpu_seconds} s" if self.cpu_seconds else "",
+            f"files up to {self.file_size_mib} MiB" if self.file_size_mib else "",
+        ]
+        text = ", ".join(p for p in parts if p)
+        if self.processes and os.geteuid() == 0:
+            # The kernel does not hold root to RLIMIT_NPROC.
+            text += " (the process limit does not bind root)"
+        return text
+
+
+def default_limits(workers: int, test_timeout: float) -> Limits:
+    """The run's share of the machine: its memory split between the worktrees proving
+    at once, CPU time of twice the test timeout on every core, and generous files."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // MiB
+    except (ValueError, OSError):
+        memory = 8192
+    return Limits(
+        memory_mib=max(2048, memory // max(1, workers)),
+        processes=4096,
+        cpu_seconds=max(60, int(test_timeout * 2 * (os.cpu_count() or 1))),
+        file_size_mib=4096,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Isolation:
-    """A command prefix for processes that run the repo's code, and what it gives."""
+    """How processes that run the repo's code are started, and what that gives."""
 
-    wrapper: tuple[str, ...] = ()
+    sandbox: Sandbox = "none"
     facts: dict[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    # Where private temp folders are made (under the run's folder); None: the system's.
+    scratch: Path | None = None
+    launcher: tuple[str, ...] = ()  # bwrap, or unshare (with its flags)
+
+    @property
+    def fences_files(self) -> bool:
+        """Whether the repo's code sees everything but its worktree read-only."""
+        return self.sandbox == "bwrap"
+
+    def command(self, argv: Sequence[str], worktree: Path, tmp: Path) -> list[str]:
+        """`argv` run inside the fence, in `worktree`, with `tmp` its only other writable place."""
+        limited = [*self.limits.prefix(), *argv]
+        if self.sandbox == "bwrap":
+            return [
+                *self.launcher,
+                *_BWRAP,
+                "--bind",
+                str(worktree),
+                str(worktree),
+                "--bind",
+                str(tmp),
+                str(tmp),
+                "--chdir",
+                str(worktree),
+                "--",
+                *limited,
+            ]
+        if self.sandbox == "unshare":
+            return [*self.launcher, *_UNSHARE, *limited]
+        return limited
+
+    @contextlib.contextmanager
+    def private_tmp(self) -> Iterator[Path]:
+        """A fresh temp folder for one run of the repo's code, removed afterwards."""
+        if self.scratch is None:
+            with tempfile.TemporaryDirectory(prefix="fixbot-tmp-") as tmp:
+                yield Path(tmp)
+            return
+        folder = self.scratch / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-def _plain() -> Isolation:
+_PLAIN_FACTS = {
+    "environment": "allow-listed",
+    "network": "host (no namespace available)",
+    "processes": "process group killed on timeout",
+    "filesystem": "not fenced: git metadata checked after every test run, checkout fingerprinted",
+}
+_UNSHARE_FACTS = {
+    "environment": "allow-listed",
+    "network": "own namespace (no host network; own loopback)",
+    "processes": "own PID namespace, fresh /proc; all killed with the run",
+    "filesystem": "not fenced: git metadata checked after every test run, checkout fingerprinted",
+}
+_BWRAP_FACTS = {
+    "environment": "allow-listed",
+    "network": "own namespace (no host network; own loopback)",
+    "processes": "own PID namespace, fresh /proc; all killed with the run or with fixbot",
+    "filesystem": "read-only (bubblewrap) but for the worktree and a private temp folder",
+}
+
+
+async def probe_isolation(
+    python: str | None = None, *, limits: Limits | None = None, scratch: Path | None = None
+) -> Isolation:
+    """Find the strongest isolation that works here, by trying it (about 10 ms each)."""
+    limits = limits or Limits()
+    python = python or sys.executable
+    candidates: list[Isolation] = []
+    if bwrap := shutil.which("bwrap"):
+        candidates.append(Isolation("bwrap", _BWRAP_FACTS, limits, scratch, (bwrap,)))
+    if unshare := shutil.which("unshare"):
+        candidates += [
+            Isolation("unshare", _UNSHARE_FACTS, limits, scratch, launcher)
+            for launcher in ((unshare,), (unshare, "--map-root-user"))
+        ]
+    for isolation in candidates:
+        with isolation.private_tmp() as tmp:
+            argv = isolation.command([python, "-c", "import os; print(os.getpid())"], tmp, tmp)
+            done = await run(argv, cwd=tmp, env=repo_env(), timeout=10)
+        # PID 1 (unshare's fork) or 2 (bwrap's init is 1): either way, a PID namespace.
+        if done.returncode == 0 and done.stdout.strip() in {b"1", b"2"}:
+            return _with_limits(isolation)
+    return _with_limits(Isolation("none", _PLAIN_FACTS, limits, scratch))
+
+
+def _with_limits(isolation: Isolation) -> Isolation:
+    facts = {**isolation.facts, "limits": isolation.limits.describe()}
     return Isolation(
-        (),
-        {
-            "environment": "allow-listed",
-            "network": "host (no namespace available)",
-            "processes": "process group killed on timeout",
-        },
+        isolation.sandbox, facts, isolation.limits, isolation.scratch, isolation.launcher
     )
-
-
-async def probe_isolation(python: str | None = None) -> Isolation:
-    """Find the strongest isolation that works here, by trying it (about 10 ms)."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return _plain()
-    for prefix in ((unshare, *_UNSHARE), (unshare, "--map-root-user", *_UNSHARE)):
-        done = await run(
-            [*prefix, python or sys.executable, "-c", "import os; print(os.getpid())"],
-            env=repo_env(),
-            timeout=10,
-        )
-        if done.returncode == 0 and done.stdout.strip() == b"1":
-            return Isolation(
-                prefix,
-                {
-                    "environment": "allow-listed",
-                    "network": "own namespace (no host network; own loopback)",
-                    "processes": "own PID namespace, fresh /proc; all killed with the run",
-                },
-            )
-    return _plain()

@@ -54,13 +54,16 @@ def repo_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def no_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """fixbot's environment less the GIT_* variables a hook or CI may have set.
+    """An allow-listed environment for fixbot's own tools (git, ruff): no secrets.
 
-    A stray GIT_DIR or GIT_INDEX_FILE makes git act on the wrong repository
-    (pre-commit learned this the hard way: pre-commit/pre-commit#300).
+    Not fixbot's whole environment: a program a repository can name (a planted
+    git filter, a `ruff-path`) must find no key or token in it. And none of the
+    GIT_* variables a hook or CI may have set: a stray GIT_DIR or GIT_INDEX_FILE
+    makes git act on the wrong repository (pre-commit/pre-commit#300).
     """
     keep = {"GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in keep}
+    allowed = {*ALLOWED_ENV, *keep, "SSH_AUTH_SOCK", "RUFF_CACHE_DIR", "XDG_CONFIG_HOME"}
+    env = {k: v for k, v in os.environ.items() if k in allowed}
     # Never let git stop and ask for anything: there is nobody to answer.
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_CONFIG_NOSYSTEM"] = "1"

@@ -31,6 +31,7 @@ log = structlog.get_logger("fixbot")
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping, Sequence
 
+    from ._guard import MetadataGuard
     from ._impact import ImpactMap
     from ._isolation import Isolation
     from ._testrun import TestCommand
@@ -92,8 +93,11 @@ class Prover(StaticChecks, Bisection):
         baseline: Baseline,
         test_timeout: float = 900,
         impact: ImpactMap | None = None,
+        guard: MetadataGuard | None = None,
     ) -> None:
         self.pool = pool
+        # Where tests can write the git folder (no fence), it is checked after each run.
+        self.guard = guard
         self.select = tuple(select) if select else None
         self.ruff_executable = ruff_executable
         self.python = python
@@ -228,9 +232,11 @@ class Prover(StaticChecks, Bisection):
                 tree.path,
                 node_ids=node_ids,
                 timeout=self.test_timeout,
-                wrapper=self.isolation.wrapper,
+                isolation=self.isolation,
             )
             seconds = time.perf_counter() - start
+            if self.guard is not None:
+                self.guard.check()
             if counted:
                 self.stats.test_runs += 1
                 self.stats.test_seconds += seconds

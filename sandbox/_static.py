@@ -179,12 +179,13 @@ class StaticChecks:
                 self._lint[(path, sha256(data))] = tuple(found.get(path, []))
 
     async def _compile(self, tree: Worktree, paths: Sequence[str]) -> dict[str, str]:
-        done = await run(
-            [*self.isolation.wrapper, self.python, "-I", "-c", _COMPILE, *paths],
-            cwd=tree.path,
-            env=repo_env(),
-            timeout=300,
-        )
+        with self.isolation.private_tmp() as tmp:
+            done = await run(
+                self.isolation.command([self.python, "-I", "-c", _COMPILE, *paths], tree.path, tmp),
+                cwd=tree.path,
+                env=repo_env({"TMPDIR": str(tmp)}),
+                timeout=300,
+            )
         try:
             return json.loads(done.stdout or b"{}")
         except json.JSONDecodeError:

@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import time
 import tomllib
 import xml.etree.ElementTree as ET
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 
 from ._errors import TestCommandError
+from ._isolation import Isolation
 from ._process import repo_env, run
 from ._types import TestResults, TestStatus
 
@@ -160,34 +160,36 @@ async def run_tests(
     *,
     node_ids: Sequence[str] | None = None,
     timeout: float = 900,
-    wrapper: Sequence[str] = (),
+    isolation: Isolation | None = None,
 ) -> TestResults:
     """Run the tests in `worktree` and report each test's outcome.
 
     `node_ids` selects tests when the command is pytest (an empty selection
-    runs nothing); other commands always run whole.
+    runs nothing); other commands always run whole. With `isolation`, they run
+    fenced in, with a private temp folder of their own.
     """
     worktree = Path(await anyio.Path(worktree).resolve())
     if command.is_pytest and node_ids is not None and not node_ids:
         return TestResults(outcomes={}, returncode=0)
+    isolation = isolation or Isolation()
     # Outside the worktree: nothing the run leaves may end up in a patch or commit.
-    with tempfile.TemporaryDirectory(prefix="fixbot-junit-") as tmp:
-        junit = Path(tmp) / "junit.xml"
+    with isolation.private_tmp() as tmp:
+        junit = tmp / "junit.xml"
         # xunit1 keeps the `file` attribute that node ids are rebuilt from.
         options = [f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider"]
-        env = _test_env(command.python, worktree)
-        argv = [*wrapper, *command.argv]
+        env = _test_env(command.python, worktree) | {"TMPDIR": str(tmp)}
+        argv = list(command.argv)
         if command.is_pytest:
             # On the command line, after the user's own options, so that ours win
             # (the last --junitxml counts); before a "--", which ends options.
-            user_args = argv[len(wrapper) :]
-            at = len(wrapper) + user_args.index("--") if "--" in user_args else len(argv)
+            at = argv.index("--") if "--" in argv else len(argv)
             argv[at:at] = options
             argv += node_ids or ()
         else:
             # Reaches a pytest that `make test` or tox starts; for pytest itself the
             # command line is better, as the variable leaks into nested pytest runs.
             env["PYTEST_ADDOPTS"] = shlex.join(options)
+        argv = isolation.command(argv, worktree, tmp)
         started = time.monotonic()
         try:
             done = await run(argv, cwd=worktree, env=env, timeout=timeout)

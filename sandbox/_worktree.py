@@ -151,8 +151,8 @@ class WorktreePool:
             shutil.rmtree(tree.path, ignore_errors=True)
         self._all.clear()
         self._free.clear()
-        await git("worktree", "prune", cwd=self.repo, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        await forget_own(self.repo, self.root)
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[Worktree]:
@@ -209,5 +209,26 @@ async def sweep(repo: Path, root: Path) -> int:
     for child in leftovers:
         shutil.rmtree(child, ignore_errors=True)
     removed += sum(1 for child in leftovers if child.name.startswith(MARKER))
-    await git("worktree", "prune", cwd=repo, check=False)
+    await forget_own(repo, root)
     return removed
+
+
+async def forget_own(repo: Path, root: Path) -> None:
+    """Drop git's record of fixbot's worktrees under `root` whose folder is gone.
+
+    Never `git worktree prune`: it also forgets the user's own worktrees whose
+    folder is missing for a while (an unmounted drive), and they lose them.
+    """
+    common = Path((await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=repo))
+                  .stdout.decode().strip())  # fmt: skip
+    admin = common / "worktrees"
+    if not admin.is_dir():
+        return
+    for entry in admin.iterdir():
+        try:
+            gitdir = Path((entry / "gitdir").read_text().strip())
+        except OSError:
+            continue
+        folder = gitdir.parent
+        if folder.name.startswith(MARKER) and root in folder.parents and not folder.exists():
+            shutil.rmtree(entry, ignore_errors=True)

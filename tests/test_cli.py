@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -321,18 +322,19 @@ class TestInterrupts:
     """Ctrl-C and kill -9: nothing of the user's changes, nothing is left running."""
 
     def slow_repo(self, tmp_path: Path) -> Path:
-        started = tmp_path / "started"
-        test = f"""
+        # In its own worktree: the only place (besides its temp folder) a test may write.
+        test = """
             import pathlib
             import time
 
 
             def test_slow():
-                pathlib.Path({str(started)!r}).write_text("")
+                pathlib.Path("started").write_text("")
                 time.sleep(60)  # fixbot-slow-marker
         """
-        self.started = started
-        return init_repo(tmp_path / "r", {"m.py": "import os\n", "tests/test_slow.py": test})
+        repo = init_repo(tmp_path / "r", {"m.py": "import os\n", "tests/test_slow.py": test})
+        self.worktrees = worktree_root(repo / ".git" / "fixbot", None)
+        return repo
 
     def start(self, repo: Path) -> subprocess.Popen[str]:
         env = {**os.environ, "FIXBOT_LOG_FORMAT": "json"}
@@ -344,7 +346,7 @@ class TestInterrupts:
     def wait_for_tests(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.started.exists():
+            if any(self.worktrees.glob("*/started")):
                 return
             time.sleep(0.1)
         pytest.fail("the test suite never started")
@@ -363,6 +365,40 @@ class TestInterrupts:
         assert not subprocess.run(
             ["pgrep", "-f", str(repo)], capture_output=True, check=False
         ).stdout
+
+    def test_hangup_cleans_up_like_ctrl_c(self, tmp_path: Path) -> None:
+        """SIGHUP (a closed terminal, a dropped SSH session): exit 130, nothing left behind."""
+        repo = self.slow_repo(tmp_path)
+        before = snapshot(repo)
+        proc = self.start(repo)
+        self.wait_for_tests()
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert snapshot(repo) == before
+        time.sleep(0.2)
+        assert not subprocess.run(
+            ["pgrep", "-f", str(repo)], capture_output=True, check=False
+        ).stdout
+
+    @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by .ci/run")
+    def test_kill_9_takes_the_tests_with_it(self, tmp_path: Path) -> None:
+        """fixbot killed with SIGKILL: the sandbox's parent-death signal ends the suite too."""
+        repo = self.slow_repo(tmp_path)
+        proc = self.start(repo)
+        self.wait_for_tests()
+        proc.kill()
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            # The suite's command line names its JUnit file, under the run's folder.
+            alive = subprocess.run(
+                ["pgrep", "-f", str(repo)], capture_output=True, check=False
+            ).stdout
+            if not alive:
+                break
+            time.sleep(0.1)
+        assert not alive
 
     def test_next_run_sweeps_what_a_killed_run_left(self, tmp_path: Path) -> None:
         """kill -9 leaves worktrees; the next run removes them."""

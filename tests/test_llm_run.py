@@ -198,9 +198,18 @@ class TestImperfectModel:
     def test_the_key_goes_nowhere_else(self, repo: Path, fake_openai: FakeOpenAI) -> None:
         """The key is sent to the model only: not in logs, reports, or the tests' environment."""
         fake_openai.script(ImperfectModel())
+        # The tests may write nowhere outside their worktree, so the spy cannot carry
+        # the key out to be looked at: it fails the run at base if it sees the key.
         spy = (
-            "import os, pathlib\n"
-            f"pathlib.Path({str(repo.parent / 'env.json')!r}).write_text(repr(dict(os.environ)))\n"
+            "import glob, os\n"
+            "seen = [repr(dict(os.environ))]\n"
+            "for p in glob.glob('/proc/*/environ'):\n"
+            "    try:\n"
+            "        seen.append(open(p, 'rb').read().decode('latin-1'))\n"
+            "    except OSError:\n"
+            "        pass\n"
+            f"if {KEY!r} in ''.join(seen) or 'PATH' not in os.environ:\n"
+            "    raise SystemExit('the spy saw the key')\n"
         )
         (repo / "tests" / "conftest.py").write_text(spy)
         git(repo, "add", "-A")
@@ -213,7 +222,6 @@ class TestImperfectModel:
         for path in (repo / ".git" / "fixbot").rglob("*"):
             if path.is_file():
                 assert KEY.encode() not in path.read_bytes()
-        assert KEY not in (repo.parent / "env.json").read_text()
         assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in fake_openai.requests)
 
     def test_rerun_is_served_from_the_cache(self, repo: Path, fake_openai: FakeOpenAI) -> None:

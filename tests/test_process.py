@@ -266,15 +266,17 @@ class TestNoGitEnv:
         assert "GIT_INDEX_FILE" not in env
         assert "GIT_WORK_TREE" not in env
 
-    def test_ssh_settings_and_other_vars_kept(self, monkeypatch):
-        """Transport settings and non-git variables survive."""
+    def test_ssh_settings_kept_and_secrets_dropped(self, monkeypatch):
+        """Transport settings survive; anything not allow-listed (a token) does not."""
         monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -i key")
         monkeypatch.setenv("PATH", "/usr/bin:/bin")
-        monkeypatch.setenv("UNRELATED", "yes")
+        monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+        monkeypatch.setenv("FIXBOT_LLM_API_KEY", "sk-secret")
         env = no_git_env()
         assert env["GIT_SSH_COMMAND"] == "ssh -i key"
         assert env["PATH"] == "/usr/bin:/bin"
-        assert env["UNRELATED"] == "yes"
+        assert "GITHUB_TOKEN" not in env
+        assert "FIXBOT_LLM_API_KEY" not in env
 
     def test_git_never_prompts(self):
         """Prompts and the system config are off, and the locale is fixed."""

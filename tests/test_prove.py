@@ -436,7 +436,13 @@ class TestTests:
         command = resolve_test_command(repo, None)
         assert command is not None
         isolation = await probe_isolation(command.python)
-        assert set(isolation.facts) == {"environment", "network", "processes"}
+        assert set(isolation.facts) == {
+            "environment",
+            "network",
+            "processes",
+            "filesystem",
+            "limits",
+        }
         async with make_prover(
             repo, tmp_path / "wt", results=results, isolation=isolation
         ) as prover:

@@ -1,0 +1,125 @@
+"""The git metadata and the user's checkout, watched where no fence keeps tests out.
+
+Under bubblewrap a test cannot write outside its worktree. Where that fence is
+missing, a test could plant `core.fsmonitor`, a filter or a hook in the shared
+git folder, and the next git command fixbot runs would run it, outside every
+namespace. So fixbot's own git commands override what can run a program
+(`GIT_HARDENING`), and `MetadataGuard` checks the metadata after every test
+run: a change is put back byte for byte and stops the run. `Fingerprint` makes
+"your checkout was not touched" a measured claim rather than an assertion.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import TamperError
+
+# `-c` on the command line outranks every config file: what a planted config could
+# make git run is switched off for fixbot's own commands.
+GIT_HARDENING = (
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.untrackedCache=false",
+    "-c",
+    "credential.helper=",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "diff.external=",
+    "-c",
+    "protocol.ext.allow=never",
+)
+# What in the shared git folder can make git run a program, or moves the user's work.
+_WATCHED_FILES = ("config", "info/attributes", "packed-refs", "commondir")
+_WATCHED_DIRS = ("hooks", "info", "refs/heads", "refs/tags")
+
+
+def _snapshot(common: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    paths = [common / f for f in _WATCHED_FILES]
+    for folder in _WATCHED_DIRS:
+        root = common / folder
+        if root.is_dir():
+            paths += [Path(d, f) for d, _, files in os.walk(root) for f in files]
+    worktrees = common / "worktrees"
+    if worktrees.is_dir():
+        paths += list(worktrees.glob("*/config.worktree"))
+    for path in paths:
+        try:
+            out[path.relative_to(common).as_posix()] = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+    return out
+
+
+class MetadataGuard:
+    """The watched part of a repository's git folder, as it was at the start."""
+
+    def __init__(self, common: Path) -> None:
+        self.common = common
+        self.before = _snapshot(common)
+
+    def changed(self) -> list[str]:
+        """The watched files added, removed or changed since the snapshot."""
+        now = _snapshot(self.common)
+        return sorted(
+            k for k in self.before.keys() | now.keys() if self.before.get(k) != now.get(k)
+        )
+
+    def restore(self, paths: list[str]) -> None:
+        """Put the watched files back as they were (and remove the ones that are new)."""
+        for rel in paths:
+            target = self.common / rel
+            if rel in self.before:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.before[rel])
+            else:
+                target.unlink(missing_ok=True)
+
+    def check(self) -> None:
+        """Raise TamperError (after putting everything back) if a test changed the metadata."""
+        changed = self.changed()
+        if changed:
+            self.restore(changed)
+            raise TamperError(
+                "a test run changed the repository's git metadata ("
+                + ", ".join(changed[:5])
+                + "); it was put back, and the run stops: its tests are not trusted"
+            )
+
+    def refresh(self) -> None:
+        """Take fixbot's own later writes (its branch) as the new state."""
+        self.before = _snapshot(self.common)
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """Every file of a checkout (but its .git) by path, size and modification time."""
+
+    files: frozenset[tuple[str, int, int]]
+
+    @classmethod
+    def of(cls, root: Path) -> Fingerprint:
+        """Take the fingerprint of the checkout at `root`."""
+        out = set()
+        for folder, dirs, files in os.walk(root):
+            if folder == str(root):
+                dirs[:] = [d for d in dirs if d != ".git"]
+            for name in files:
+                path = Path(folder, name)
+                try:
+                    st = path.lstat()
+                except OSError:
+                    continue
+                out.add((path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+        return cls(frozenset(out))
+
+    def changed(self, other: Fingerprint) -> list[str]:
+        """Paths that differ between two fingerprints."""
+        return sorted({p for p, _, _ in self.files ^ other.files})
