@@ -152,27 +152,33 @@ class Job:
     def refuse_static(self, verdict: Verdict) -> bool:
         """Narrow a chain that lint, compile or format refused, with no test run.
 
-        The refusal is pinned on the fixes of the step at fault (`Verdict.blame`).
-        One fix is refused for good. Several are split into groups, each fixed in
-        a step of its own: the suspects (the fixes on the lines of what is new)
-        each alone, else two halves; the next static check pins the refusal on one
-        group. The caller proposes again at once. False when there is nothing to
-        narrow (the chain then takes the usual way).
+        Each fault of the verdict is pinned on the fixes of one step. A fix the
+        fault is pinned on alone, or whose own lines hold what is wrong (a
+        culprit), is refused for good, naming its finding. The rest of a step at
+        fault is split in two groups, each fixed in a step of its own, so the next
+        static check pins the fault on a smaller group. The caller proposes again
+        at once. False when there is nothing to narrow (the chain takes the usual way).
         """
-        blame = sorted(set(verdict.blame) - self.blocked)
-        if not blame or self.proposals >= self.max_proposals:
+        faults = [f for f in verdict.faults if set(f.blame) - self.blocked]
+        if not faults or self.proposals >= self.max_proposals:
             return False
         chain, self.pending = self.pending, []
         self.proposals += 1
-        if len(blame) == 1:
-            self._refuse(_fixing(chain, set(blame)), verdict, self.content, blame)
-            return True
-        suspects = sorted(set(verdict.suspects) & set(blame))
-        if suspects and len(suspects) < len(blame):
-            parts = [frozenset({s}) for s in suspects] + [frozenset(blame) - set(suspects)]
-        else:
-            parts = [frozenset(blame[: len(blame) // 2]), frozenset(blame[len(blame) // 2 :])]
-        self.groups = [g - set(blame) for g in self.groups if g - set(blame)] + parts
+        for fault in faults:
+            blame = sorted(set(fault.blame) - self.blocked)
+            culprits = {k: d for k, d in fault.culprits.items() if k in blame}
+            if len(blame) == 1:
+                culprits = {blame[0]: culprits.get(blame[0], fault.detail)}
+            for identity, detail in sorted(culprits.items()):
+                refusal = verdict.model_copy(update={"detail": detail, "new_violations": ()})
+                # Its step may still land (with its other fixes) under the same id.
+                steps = _fixing(chain, {identity})
+                steps[0] = steps[0].model_copy(update={"id": f"{steps[0].id}~lint"})
+                self._refuse(steps, refusal, self.content, [identity])
+            rest = [b for b in blame if b not in culprits]
+            if len(rest) > 1 and not culprits:
+                halves = [frozenset(rest[: len(rest) // 2]), frozenset(rest[len(rest) // 2 :])]
+                self.groups = [g - set(rest) for g in self.groups if g - set(rest)] + halves
         return True
 
     def release_held(self) -> None:
@@ -204,9 +210,15 @@ class Job:
         self, chain: list[Patch], verdict: Verdict, before: bytes, fingerprints: list[str]
     ) -> None:
         # One record for the whole chain of a single fix: what a person would take over.
+        # Its id is unique in the report, though a round may propose the same step twice.
+        taken = {r.patch.id for r in self.records}
+        patch_id, copies = chain[0].id, 1
+        while patch_id in taken:
+            copies += 1
+            patch_id = f"{chain[0].id}~{copies}"
         merged = chain[-1].model_copy(
             update={
-                "id": chain[0].id,
+                "id": patch_id,
                 "rules": tuple(sorted({r for p in chain for r in p.rules})),
                 "targets": tuple(v for p in chain for v in p.targets),
             }

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from agents import Router, Task
+from sandbox import is_protected
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Sequence
@@ -66,6 +67,11 @@ def make_plan(
             continue
         if v.path in symlinks:
             skipped[v.fingerprint] = "symlink"
+            continue
+        if is_protected(v.path):
+            # Lint and test configuration (noxfile.py, tox.ini...): a patch to it is
+            # refused by policy anyway, one fix at a time; none is proposed.
+            skipped[v.fingerprint] = "lint or test configuration"
             continue
         if v.code in {"invalid-syntax", "E902"} or v.name in {"syntax-error", "io-error"}:
             skipped[v.fingerprint] = "unparsable file"

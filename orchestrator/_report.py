@@ -112,8 +112,6 @@ def count_by_rule(
     Besides: how many fixes ruff offered, how many landed, and how many were
     refused, by reason (a test caught a change, lint could not confirm it...).
     """
-    remaining = Counter(v.fingerprint for v in after)
-    refused = {v.identity for r in records if r.status != "accepted" for v in r.patch.targets}
     out: dict[str, RuleCounts] = {}
     for rec in records:
         for v in rec.patch.targets:
@@ -123,18 +121,22 @@ def count_by_rule(
             else:
                 reason = rec.verdict.reason
                 counts.refused[reason] = counts.refused.get(reason, 0) + 1
+    # Counted per rule, not matched by fingerprint: a fix that rewrites a `def` line
+    # changes the fingerprint of every finding below it, which is not a fix.
+    left = Counter(v.rule for v in after)
+    still = Counter(v.fingerprint for v in after)
+    refused = {v.identity for r in records if r.status != "accepted" for v in r.patch.targets}
+    refused_left: Counter[str] = Counter()
     for v in before:
         counts = out.setdefault(v.rule, RuleCounts())
         counts.found += 1
         counts.offered += v.applicability in {"safe", "unsafe"}
-        if remaining[v.fingerprint] > 0:
-            remaining[v.fingerprint] -= 1
-            if v.fingerprint in refused:
-                counts.rejected += 1
-            else:
-                counts.unfixed += 1
-        else:
-            counts.fixed += 1
+        refused_left[v.rule] += v.fingerprint in refused and still[v.fingerprint] > 0
+    for rule, counts in out.items():
+        remaining = min(counts.found, left[rule])
+        counts.fixed = counts.found - remaining
+        counts.rejected = min(remaining, refused_left[rule])
+        counts.unfixed = remaining - counts.rejected
     return dict(sorted(out.items()))
 
 

@@ -11,12 +11,14 @@ from ._errors import (
 )
 from ._git import GitError, git
 from ._isolation import Isolation, Limits, default_limits, probe_isolation
+from ._policy import is_protected
 from ._process import Completed, no_git_env, repo_env, run
 from ._prove import Baseline, Candidate, ProofStats, Prover
 from ._ruff import FixDidNotConverge, LintResult, Ruff, default_ruff
 from ._testrun import TestCommand, find_python, resolve_test_command, run_tests
 from ._types import (
     Edit,
+    Fault,
     FileChange,
     Fix,
     Location,
@@ -36,6 +38,7 @@ __all__ = [
     "Completed",
     "ConfigError",
     "Edit",
+    "Fault",
     "FileChange",
     "Fix",
     "FixDidNotConverge",
@@ -67,6 +70,7 @@ __all__ = [
     "fingerprints",
     "generated_files",
     "git",
+    "is_protected",
     "no_git_env",
     "probe_isolation",
     "repo_env",

@@ -18,6 +18,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._types import Fault
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
@@ -71,13 +73,11 @@ def carry_origins(
 
 @dataclass(frozen=True, slots=True)
 class ChainProblem:
-    """Why lint refuses a chain, what is new, and the fixes the refusal is pinned on."""
+    """Why lint refuses a chain, what is new, and the steps at fault."""
 
     detail: str
     fresh: tuple[str, ...]
-    blame: tuple[str, ...]
-    # Of `blame`, the fixes whose lines the new findings sit on: likely the culprits.
-    suspects: tuple[str, ...] = ()
+    faults: tuple[Fault, ...]
 
 
 def describe(v: Violation) -> str:
@@ -99,19 +99,17 @@ def chain_problem(
     path = steps[0].path
     present = [dataclasses.replace(v, origin=None) for v in lint_of(path, steps[0].before)]
     asked: dict[str, tuple[str, ...]] = {}  # "+N" -> the identities step N was asked to fix
-    near: dict[str, tuple[str, ...]] = {}  # "+N" -> step N's fixes next to what it uncovered
+    born: dict[
+        str, tuple[Step, list[Violation], list[Violation]]
+    ] = {}  # "+N" -> step, targets, new
     for number, step in enumerate(steps, 1):
         have = Counter(v.fingerprint for v in present)
         by_fp = {v.fingerprint: v for v in present}
         wanted = Counter(v.fingerprint for v in step.targets)
         missing = [v for v in step.targets if have[v.fingerprint] < wanted[v.fingerprint]]
         if missing:
-            return ChainProblem(
-                "targeted violation(s) not found in the content their step starts from: "
-                + "; ".join(describe(v) for v in missing),
-                (),
-                _blame([v.identity for v in missing], asked),
-            )
+            why = "targeted violation not found in the content its step starts from: "
+            return _pinned(why, missing, asked)
         targets = [by_fp[v.fingerprint] for v in step.targets]
         asked[f"+{number}"] = tuple(v.identity for v in targets)
         after = lint_of(path, step.after)
@@ -120,58 +118,72 @@ def chain_problem(
             v for v in targets if left[v.fingerprint] > have[v.fingerprint] - wanted[v.fingerprint]
         ]
         if remain:
-            return ChainProblem(
-                "targeted violation(s) remain: " + "; ".join(describe(v) for v in remain),
-                (),
-                _blame([v.identity for v in remain], asked),
-            )
+            return _pinned("targeted violation remains: ", remain, asked)
         present = carry_origins(present, after, targets, number)
-        born = [v for v in present if v.identity == f"+{number}"]
-        if born:
-            near[f"+{number}"] = _near(step, targets, born)
+        new = [v for v in present if v.identity == f"+{number}"]
+        if new:
+            born[f"+{number}"] = (step, targets, new)
     fresh = [v for v in present if v.uncovered]
     if not fresh:
         return None
+    faults = []
+    for tag in sorted({v.identity for v in fresh}, key=lambda t: int(t[1:])):
+        left_new = [v for v in fresh if v.identity == tag]
+        step, targets, new = born[tag]
+        kept = {(v.rule, v.message) for v in left_new}
+        faults.append(
+            Fault(
+                blame=_blame([tag], asked),
+                detail="new violations: " + "; ".join(describe(v) for v in left_new),
+                culprits=_near(step, targets, [v for v in new if (v.rule, v.message) in kept]),
+            )
+        )
     described = tuple(describe(v) for v in fresh)
-    # Pinned on the first step that left one: once its fixes are out, what a later
-    # step uncovered may not be there at all.
-    first = min(fresh, key=lambda v: int(v.identity[1:]))
-    return ChainProblem(
-        "new violations: " + "; ".join(described),
-        described,
-        _blame([first.identity], asked),
-        near.get(first.identity, ()),
+    return ChainProblem("new violations: " + "; ".join(described), described, tuple(faults))
+
+
+def _pinned(why: str, found: list[Violation], asked: dict[str, tuple[str, ...]]) -> ChainProblem:
+    """A step's own targets are at fault: each is pinned on exactly, with what is wrong."""
+    described = [describe(v) for v in found]
+    culprits = {v.identity: why + d for v, d in zip(found, described, strict=True)}
+    fault = Fault(
+        blame=_blame([v.identity for v in found], asked),
+        detail=why + "; ".join(described),
+        culprits={k: d for k, d in culprits.items() if not k.startswith("+")},
     )
+    return ChainProblem(fault.detail, (), (fault,))
 
 
-def _near(step: Step, targets: Sequence[Violation], born: Sequence[Violation]) -> tuple[str, ...]:
-    """The step's fixes whose lines (in the content it started from) hold a finding it uncovered.
+def _near(step: Step, targets: Sequence[Violation], born: Sequence[Violation]) -> dict[str, str]:
+    """The step's fixes whose lines (in the content it started from) hold a finding it
+    uncovered, each with those findings named.
 
     The new finding's row is mapped back through the step's diff; a fix whose
-    range covers that spot most likely made it (D212 moving a long summary up
-    to the quotes, where E501 then finds it).
+    range covers that spot made it (D212 moving a long summary up to the quotes,
+    where E501 then finds it; PT009 turning `assertEqual(x, 3)` into `x == 3`).
     """
     old = step.before.splitlines()
     matcher = difflib.SequenceMatcher(None, old, step.after.splitlines(), autojunk=False)
-    spans = []
+    opcodes = matcher.get_opcodes()
+    found: dict[str, list[str]] = {}
     for v in born:
         row = v.location.row - 1
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            if j1 <= row < j2 or (j1 == j2 == row):
-                spans.append((i1 + row - j1, i1 + row - j1) if tag == "equal" else (i1, i2))
-                break
-    return tuple(
-        sorted(
-            {
-                t.identity
-                for t in targets
-                if not t.uncovered
-                and any(
-                    t.location.row - 1 <= hi and lo <= t.end_location.row - 1 for lo, hi in spans
-                )
-            }
+        span = next(
+            (
+                # Line for line where the step kept the line count; else the whole block.
+                (i1 + row - j1, i1 + row - j1) if i2 - i1 == j2 - j1 else (i1, i2)
+                for _, i1, i2, j1, j2 in opcodes
+                if j1 <= row < j2 or (j1 == j2 == row)
+            ),
+            None,
         )
-    )
+        if span is None:
+            continue
+        lo, hi = span
+        for t in targets:
+            if not t.uncovered and t.location.row - 1 <= hi and lo <= t.end_location.row - 1:
+                found.setdefault(t.identity, []).append(describe(v))
+    return {k: "new violations: " + "; ".join(v) for k, v in sorted(found.items())}
 
 
 def _blame(identities: Sequence[str], asked: dict[str, tuple[str, ...]]) -> tuple[str, ...]:

@@ -74,6 +74,11 @@ def suppressions(source: str) -> Counter[str]:
     return found
 
 
+def is_protected(path: str) -> bool:
+    """Whether `path` steers linting or testing, so that no patch may touch it."""
+    return PurePosixPath(path).name in CONFIG_FILES
+
+
 def _file_problem(agent: str, path: str, new: bytes) -> str | None:
     name = PurePosixPath(path).name
     if name in CONFIG_FILES:

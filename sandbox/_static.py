@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ._chain import ChainProblem, chain_problem
 from ._process import repo_env, run
-from ._types import Step, Verdict, sha256
+from ._types import Fault, Step, Verdict, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -79,37 +79,9 @@ class StaticChecks:
             self._lint[(path, sha256(tree.read(path)))] = tuple(after.get(path, []))
         unformatted = await ruff.unformatted(paths)
         for cand in cands:
-            chain = self._chain_problem(cand)
-            problem = _first(
-                [
-                    ("compile", "; ".join(broken[p] for p in cand.after if p in broken)),
-                    ("lint", "; ".join(f for f in lint.failed if any(p in f for p in cand.after))),
-                    ("lint", chain.detail if chain else ""),
-                    (
-                        "format",
-                        ", ".join(
-                            p
-                            for p, d in cand.before.items()
-                            if self._clean.get((p, sha256(d))) and p in unformatted
-                        ),
-                    ),
-                ]
-            )
-            if problem:
-                reason, detail = problem
-                if reason == "format":
-                    detail = f"no longer ruff-format clean: {detail}"
-                # A chain's lint refusal is pinned on the step at fault; any other
-                # static refusal on the chain's last step, which left the content.
-                mine = chain is not None and detail == chain.detail
-                out[cand.key] = rejected(
-                    cand,
-                    reason,
-                    detail,
-                    chain.fresh if chain and mine else (),
-                    chain.blame if chain and mine else _last(cand),
-                    chain.suspects if chain and mine else (),
-                )
+            verdict = self._judge(cand, broken, lint.failed, unformatted)
+            if verdict is not None:
+                out[cand.key] = verdict
                 continue
             for path, data in cand.after.items():
                 key = (path, sha256(data))
@@ -117,6 +89,41 @@ class StaticChecks:
                 self._passed.add(key)
             self._static_ok.add(_digest(cand))
         return out
+
+    def _judge(
+        self,
+        cand: Candidate,
+        broken: Mapping[str, str],
+        failed: Sequence[str],
+        unformatted: set[str],
+    ) -> Verdict | None:
+        """One candidate's static refusal, or None when it passes."""
+        chain = self._chain_problem(cand)
+        problem = _first(
+            [
+                ("compile", "; ".join(broken[p] for p in cand.after if p in broken)),
+                ("lint", "; ".join(f for f in failed if any(p in f for p in cand.after))),
+                ("lint", chain.detail if chain else ""),
+                (
+                    "format",
+                    ", ".join(
+                        p
+                        for p, d in cand.before.items()
+                        if self._clean.get((p, sha256(d))) and p in unformatted
+                    ),
+                ),
+            ]
+        )
+        if not problem:
+            return None
+        reason, detail = problem
+        if reason == "format":
+            detail = f"no longer ruff-format clean: {detail}"
+        # A chain's lint refusal is pinned on the steps at fault; any other static
+        # refusal on the chain's last step, which left the content.
+        if chain is not None and detail == chain.detail:
+            return rejected(cand, reason, detail, chain.fresh, chain.faults)
+        return rejected(cand, reason, detail, (), (Fault(blame=_last(cand), detail=detail),))
 
     def _chain_problem(self, cand: Candidate) -> ChainProblem | None:
         def lint_of(path: str, data: bytes) -> tuple[Violation, ...]:
@@ -231,8 +238,7 @@ def rejected(
     reason: str,
     detail: str,
     new_violations: tuple[str, ...] = (),
-    blame: tuple[str, ...] = (),
-    suspects: tuple[str, ...] = (),
+    faults: tuple[Fault, ...] = (),
 ) -> Verdict:
     return Verdict(
         patch_id=cand.key,
@@ -240,8 +246,7 @@ def rejected(
         reason=reason,
         detail=detail,
         new_violations=new_violations,
-        blame=blame,
-        suspects=suspects,
+        faults=faults,
     )
 
 

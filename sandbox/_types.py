@@ -150,6 +150,15 @@ class Patch(_Frozen):
     attempt: int = 1
 
 
+class Fault(_Frozen):
+    """A static refusal pinned on the fixes of one step of a chain (their identities)."""
+
+    blame: tuple[str, ...]
+    detail: str
+    # Of `blame`, the fixes whose own lines hold what is wrong, each with it named.
+    culprits: dict[str, str] = Field(default_factory=dict)
+
+
 class Verdict(_Frozen):
     """The outcome of proving one patch; `reason` is one word a person can filter on."""
 
@@ -159,10 +168,8 @@ class Verdict(_Frozen):
     detail: str = ""
     failing_tests: tuple[str, ...] = ()
     new_violations: tuple[str, ...] = ()
-    # For a static refusal of a chain: the identities of the fixes it is pinned on
-    # (the step that left a target or uncovered a finding no later step fixed).
-    blame: tuple[str, ...] = ()
-    suspects: tuple[str, ...] = ()  # of `blame`, the fixes on the lines of what is new
+    # For a static refusal of a chain: the steps at fault, each pinned on its fixes.
+    faults: tuple[Fault, ...] = ()
 
 
 class TestResults(_Frozen):

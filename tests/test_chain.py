@@ -71,8 +71,10 @@ class TestChainProblem:
             [Step("a.py", b"0", b"1", (e1,))], lint_table({b"0": [e1], b"1": [e1]})
         )
         assert problem is not None
-        assert problem.detail == "targeted violation(s) remain: E1 a.py:3: bad"
-        assert problem.blame == ("x",)
+        assert problem.detail == "targeted violation remains: E1 a.py:3: bad"
+        (fault,) = problem.faults
+        assert fault.blame == ("x",)
+        assert fault.culprits == {"x": "targeted violation remains: E1 a.py:3: bad"}
 
     def test_uncovered_and_left_is_new(self) -> None:
         """What a step uncovered and no later step fixed is new, pinned on that step's fixes."""
@@ -81,7 +83,8 @@ class TestChainProblem:
         problem = chain_problem([Step("a.py", b"0", b"1", (e731,))], lint_table(table))
         assert problem is not None
         assert problem.fresh == ("D103 a.py:4: doc",)
-        assert problem.blame == ("l",)
+        (fault,) = problem.faults
+        assert fault.blame == ("l",)
 
     def test_target_not_in_its_start_content(self) -> None:
         """A target must be in the content its own step starts from."""
@@ -90,7 +93,7 @@ class TestChainProblem:
             [Step("a.py", b"0", b"1", (ghost,))], lint_table({b"0": [], b"1": []})
         )
         assert problem is not None
-        assert "not found in the content their step starts from" in problem.detail
+        assert "not found in the content its step starts from" in problem.detail
 
     def test_blame_goes_back_past_an_uncovered_target(self) -> None:
         """A refused fix of an uncovered finding is pinned on the step that uncovered it."""
@@ -99,4 +102,25 @@ class TestChainProblem:
         steps = [Step("a.py", b"0", b"1", (up006,)), Step("a.py", b"1", b"2", (f401,))]
         problem = chain_problem(steps, lint_table(table))
         assert problem is not None
-        assert problem.blame == ("u",)
+        (fault,) = problem.faults
+        assert fault.blame == ("u",)
+        assert fault.culprits == {}  # the fix at fault uncovered nothing on its own lines
+
+    def test_each_step_at_fault_is_named_with_its_culprits(self) -> None:
+        """Two fixes of one step each leave a finding on their own lines: both are culprits."""
+        a = finding("PT009", "a", row=2)
+        b = finding("PT009", "b", row=4)
+        ok = finding("PT009", "c", row=6)
+        new_a = finding("PLR2004", "n1", row=2, message="magic")
+        new_b = finding("PLR2004", "n2", row=4, message="magic")
+        before = b"x\nA\nx\nB\nx\nC\n"
+        after = b"x\nA2\nx\nB2\nx\nC2\n"
+        table = {before: [a, b, ok], after: [new_a, new_b]}
+        problem = chain_problem([Step("a.py", before, after, (a, b, ok))], lint_table(table))
+        assert problem is not None
+        (fault,) = problem.faults
+        assert set(fault.blame) == {"a", "b", "c"}
+        assert fault.culprits == {
+            "a": "new violations: PLR2004 a.py:2: magic",
+            "b": "new violations: PLR2004 a.py:4: magic",
+        }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from agents import RuffAgent, Stage, Task
 from orchestrator._job import Job
 from sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
+from sandbox._types import Fault
 
 PATH = "pkg/m.py"
 
@@ -138,15 +139,21 @@ class TestNarrowing:
 LINT = Verdict(patch_id=PATH, accepted=False, reason="lint", detail="new violations: D103")
 
 
+def fault(blame, culprits=None) -> Verdict:
+    """A lint refusal pinned on one step's fixes."""
+    pinned = Fault(blame=tuple(blame), detail="new violations: X", culprits=culprits or {})
+    return LINT.model_copy(update={"faults": (pinned,)})
+
+
 class TestStaticNarrowing:
-    """A chain lint refuses is narrowed without a test run, pinned by the verdict's blame."""
+    """A chain lint refuses is narrowed without a test run, pinned by the verdict's faults."""
 
     def test_one_fix_to_blame_is_refused(self):
-        """Blame on one fix: refused for good, and asked for no more."""
+        """A fault pinned on one fix: refused for good, and asked for no more."""
         j = job()
         j.pending = chain(*RISKY)
         blamed = RISKY[1].fingerprint
-        assert j.refuse_static(LINT.model_copy(update={"blame": (blamed,)}))
+        assert j.refuse_static(fault([blamed]))
         assert j.blocked == {blamed}
         (record,) = j.records
         assert (record.status, [v.fingerprint for v in record.patch.targets]) == (
@@ -155,26 +162,26 @@ class TestStaticNarrowing:
         )
         assert j.pending == []
 
-    def test_suspects_go_alone(self):
-        """The fixes on the lines of what is new each get a step; the rest one together."""
+    def test_culprits_are_refused_at_once(self):
+        """Fixes whose own lines hold what is new are refused together, each naming its finding."""
         j = job()
         j.pending = chain(*SAFE)
-        blame = tuple(v.fingerprint for v in SAFE)
-        verdict = LINT.model_copy(update={"blame": blame, "suspects": (SAFE[2].fingerprint,)})
-        assert j.refuse_static(verdict)
-        assert j.groups == [
-            frozenset({SAFE[2].fingerprint}),
-            frozenset(blame) - {SAFE[2].fingerprint},
-        ]
-        assert j.records == []
+        blame = [v.fingerprint for v in SAFE]
+        culprits = {SAFE[1].fingerprint: "new violations: A", SAFE[3].fingerprint: "new: B"}
+        assert j.refuse_static(fault(blame, culprits))
+        assert j.blocked == set(culprits)
+        assert sorted(r.verdict.detail for r in j.records) == sorted(culprits.values())
+        assert len({r.patch.id for r in j.records}) == 2  # ids stay unique in the report
+        assert j.groups == []  # the rest is asked for again whole
 
-    def test_no_suspect_halves(self):
-        """Without a suspect, the blamed fixes are split in two steps."""
+    def test_no_culprit_halves(self):
+        """Without a culprit, the fixes at fault are split in two steps."""
         j = job()
         j.pending = chain(*SAFE[:4])
-        blame = tuple(sorted(v.fingerprint for v in SAFE[:4]))
-        assert j.refuse_static(LINT.model_copy(update={"blame": blame}))
+        blame = sorted(v.fingerprint for v in SAFE[:4])
+        assert j.refuse_static(fault(blame))
         assert j.groups == [frozenset(blame[:2]), frozenset(blame[2:])]
+        assert j.records == []
 
     def test_nothing_to_blame_takes_the_usual_way(self):
         """A refusal pinned on nothing (a policy one) is not narrowed here."""

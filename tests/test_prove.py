@@ -213,7 +213,7 @@ class TestStaticChecks:
         verdict = (await prover.prove([await candidate(repo, 1, elsewhere)], {}))["pkg/m1.py"]
         assert not verdict.accepted
         assert verdict.reason == "lint"
-        remain = "targeted violation(s) remain: F401 pkg/m1.py:1: `os` imported but unused"
+        remain = "targeted violation remains: F401 pkg/m1.py:1: `os` imported but unused"
         assert remain in verdict.detail
         assert verdict.new_violations == ()
 
