@@ -183,10 +183,11 @@ def merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str,
 
 def refused(cand: Candidate, problems: Mapping[str, str]) -> Verdict:
     detail = "; ".join(f"{t}: {s}" for t, s in sorted(problems.items())[:10])
+    limited = any(s.endswith(" limit)") for s in problems.values())
     return Verdict(
         patch_id=cand.key,
         accepted=False,
-        reason="tests",
+        reason="limit" if limited else "tests",
         detail=detail,
         failing_tests=tuple(sorted(problems)),
     )

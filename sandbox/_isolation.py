@@ -84,7 +84,8 @@ class Limits:
         args = [
             f"--as={self.memory_mib * MiB}" if self.memory_mib else "",
             f"--nproc={self.processes}" if self.processes else "",
-            f"--cpu={self.cpu_seconds}" if self.cpu_seconds else "",
+            # A soft limit under the hard one: SIGXCPU (named in the report), not SIGKILL.
+            f"--cpu={self.cpu_seconds}:{self.cpu_seconds + 10}" if self.cpu_seconds else "",
             f"--fsize={self.file_size_mib * MiB}" if self.file_size_mib else "",
         ]
         args = [a for a in args if a]

@@ -295,6 +295,9 @@ class Prover(StaticChecks, Bisection):
         base = self.baseline.results
         assert base is not None  # noqa: S101 - set before _ready, for the type checker
         problems = self.baseline.problems(results, within=selection)
+        if problems and results.limit:
+            # Not a behaviour change shown by a test: the run was stopped at a limit.
+            return {t: f"{s} (the run hit its {results.limit} limit)" for t, s in problems.items()}
         if problems and self.test_command.is_pytest and base.per_test:
             await self._find_flaky(sorted(problems))
             problems = {t: s for t, s in problems.items() if t not in self.baseline.flaky}

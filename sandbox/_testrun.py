@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import sys
 import time
 import tomllib
@@ -204,6 +205,9 @@ async def run_tests(
     output = done.output
     if done.timed_out:
         output += f"\n[fixbot] the tests timed out after {timeout:g} s"
+    limit = limit_hit(done.returncode, output)
+    if limit:
+        output += f"\n[fixbot] the tests hit their {limit} limit"
     outcomes: dict[str, TestStatus] | None = None
     if xml is not None:
         try:
@@ -224,7 +228,23 @@ async def run_tests(
         output=output[-OUTPUT_TAIL:],
         seconds=seconds,
         per_test=per_test,
+        limit=limit,
     )
+
+
+# Killed by the kernel for going past an rlimit: as a signal, or as 128 + the signal
+# when a launcher (bubblewrap, a shell) reports its child's death.
+_LIMIT_SIGNALS = {signal.SIGXCPU: "CPU time", signal.SIGXFSZ: "file size"}
+
+
+def limit_hit(returncode: int, output: str) -> str:
+    """The resource limit a test run went past ("" for none)."""
+    for sig, name in _LIMIT_SIGNALS.items():
+        if returncode in {-sig, 128 + sig}:
+            return name
+    if "MemoryError" in output:
+        return "memory"
+    return ""
 
 
 def _test_env(python: str, worktree: Path) -> dict[str, str]:

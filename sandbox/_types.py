@@ -184,6 +184,7 @@ class TestResults(_Frozen):
     per_test: bool = Field(
         default=True, description="False when the command gave no JUnit XML (exit code only)"
     )
+    limit: str = Field(default="", description="the resource limit the run hit, if any")
 
 
 def sha256(data: bytes) -> str:

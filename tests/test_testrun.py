@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import anyio
 import pytest
 
 from sandbox._errors import TestCommandError
+from sandbox._isolation import Limits, probe_isolation
 from sandbox._process import repo_env, run
 from sandbox._testrun import (
     TestCommand,
@@ -578,3 +580,32 @@ class TestWorktreeCodeIsTested:
             "tests/test_which.py::test_imports_worktree": "passed",
             "tests/test_which.py::test_runs_in_repo_venv": "passed",
         }, results.output
+
+
+class TestLimits:
+    """A run past a resource limit is stopped by the kernel and says which limit it hit."""
+
+    def limited(self, tmp_path: Path, body: str, limits: Limits) -> TestResults:
+        repo = write(tmp_path / "r", {"tests/test_hog.py": f"def test_hog():\n{body}"})
+        make_venv(repo / ".venv")
+        isolation = anyio.run(
+            functools.partial(
+                probe_isolation, str(repo / ".venv" / "bin" / "python"), limits=limits
+            )
+        )
+        return run_sync(pytest_command(repo), repo, isolation=isolation, timeout=60)
+
+    @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is needed")
+    def test_cpu_time(self, tmp_path: Path) -> None:
+        """A test that spins is killed at its CPU time, and the run names the limit."""
+        results = self.limited(tmp_path, "    while True:\n        pass\n", Limits(cpu_seconds=1))
+        assert results.limit == "CPU time"
+        assert results.outcomes.get("tests/test_hog.py::test_hog") != "passed"
+
+    @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is needed")
+    def test_memory(self, tmp_path: Path) -> None:
+        """A test that allocates past its memory limit fails with MemoryError, named as such."""
+        body = "    hoard = bytearray(4 * 2**30)\n    assert hoard\n"
+        results = self.limited(tmp_path, body, Limits(memory_mib=1024))
+        assert results.limit == "memory"
+        assert results.outcomes["tests/test_hog.py::test_hog"] == "failed"
