@@ -62,6 +62,7 @@ class Config(BaseModel):
     test_cmd: str | None = None  # "" asks for lint-only proof
     test_timeout: _Seconds = 900.0
     test_impact: bool = True
+    test_cache: bool = True
     always_run: list[_Text] = Field(default_factory=list)
     report_dir: _Text | None = None
     dry_run: bool = False

@@ -28,12 +28,14 @@ from sandbox import (
     git,
     probe_isolation,
     resolve_test_command,
+    sha256,
     sweep,
 )
 from sandbox._git import common_dir, rev_parse, toplevel
 from sandbox._guard import Fingerprint, MetadataGuard
 from sandbox._impact import build_impact_map
 from sandbox._judge import entropy_bound
+from sandbox._testcache import TestCache, environment_of
 
 from ._agents import estimate_llm, llm_block, make_agents
 from ._fanout import FanOut
@@ -45,7 +47,7 @@ from ._report import Report, build_report, save_rejected, write_reports
 from ._state import RunLock, new_run_dir, worktree_root
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from sandbox import Isolation, TestCommand, TestResults, Violation, Worktree
 
@@ -242,6 +244,8 @@ async def _stages(
     with ctx.timer.stage("gate"):
         await final_gate(prover, fan.jobs, ctx.reference)
     facts = {**isolation.facts, "checkout": _checkout_fact(ctx.repo, checkout)}
+    if ctx.pool.submodules or ctx.pool.missing_submodules:
+        facts["submodules"] = _submodule_fact(ctx.pool.submodules, ctx.pool.missing_submodules)
     with ctx.timer.stage("lint_after"):
         after = await _lint_after(ctx, fan)
     with ctx.timer.stage("merge"):
@@ -269,6 +273,21 @@ async def _stages(
         report_dir = _report_dir(ctx.config, ctx.run_dir)
         write_reports(report, report_dir)
     return Outcome(report=report, report_dir=report_dir, run_dir=ctx.run_dir)
+
+
+def _submodule_fact(present: Mapping[str, str], missing: Sequence[str]) -> str:
+    """Which submodules the worktrees have, and which tests therefore protect nothing."""
+    parts = []
+    if present:
+        parts.append("cloned offline from your checkout's own: " + ", ".join(sorted(present)))
+    if missing:
+        log.warning("submodules.missing", paths=list(missing))
+        parts.append(
+            "NOT in your checkout, so not in the worktrees: "
+            + ", ".join(sorted(missing))
+            + " (tests that need them fail at base and protect nothing)"
+        )
+    return "; ".join(parts)
 
 
 def _checkout_fact(repo: Path, before: Fingerprint | None) -> str:
@@ -306,7 +325,19 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
         impact = await build_impact_map(
             ctx.reference.path, ctx.ruff_exe, always_full=ctx.config.always_run
         )
+    cache = None
+    if command is not None and ctx.config.test_cache:
+        tree = (await git("rev-parse", f"{ctx.base}^{{tree}}", cwd=ctx.repo)).stdout.decode()
+        salt = {
+            "tree": tree.strip(),
+            "command": list(command.argv),
+            "environment": environment_of(command.python),
+            "generated": {p: sha256((ctx.repo / p).read_bytes()) for p in ctx.pool.generated},
+            "limits": isolation.facts.get("limits", ""),
+        }
+        cache = TestCache(ctx.home / "cache" / "tests", salt)
     prover = Prover(
+        cache=cache,
         guard=None if isolation.fences_files else MetadataGuard(ctx.home.parent),
         pool=ctx.pool,
         select=ctx.select,
@@ -375,6 +406,7 @@ def proof_block(rounds: int, prover: Prover, records: list[PatchRecord]) -> dict
         "test_seconds": round(stats.test_seconds, 3),
         "selected_runs": stats.selected_runs,
         "reused_runs": stats.reused_runs,
+        "cached_runs": stats.cached_runs,
         "reruns_at_base": stats.reruns_at_base,
         "tested": stats.tested,
         "failed_tests": stats.failed_tests,

@@ -7,6 +7,7 @@ run left (worktrees, half-written files) is swept by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -72,7 +73,16 @@ class RunLock:
 
 
 def new_run_dir(home: Path, run_id: str) -> Path:
-    """A fresh folder for this run's report and rejected patches."""
-    path = home / "runs" / run_id
+    """A fresh folder for this run's report and rejected patches.
+
+    What a killed run left is swept first (the run lock is held): its private temp
+    folders, and its run folder if nothing was written to it.
+    """
+    runs = home / "runs"
+    for old in runs.iterdir() if runs.is_dir() else ():
+        shutil.rmtree(old / "tmp", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            old.rmdir()  # only when empty
+    path = runs / run_id
     path.mkdir(parents=True, exist_ok=True)
     return path

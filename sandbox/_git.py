@@ -60,6 +60,12 @@ async def toplevel(path: Path) -> Path:
         raise RepoError(f"not a directory: {path}")
     done = await git("rev-parse", "--show-toplevel", cwd=path, check=False)
     if done.returncode != 0:
+        bare = await git("rev-parse", "--is-bare-repository", cwd=path, check=False)
+        if bare.stdout.strip() == b"true":
+            raise RepoError(
+                f"a bare repository has no checkout to fix: {path} "
+                "(clone it, or add a worktree with `git worktree add`, and run fixbot there)"
+            )
         raise RepoError(f"not a git repository: {path}")
     return Path(done.stdout.decode().strip())
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._guard import MetadataGuard
     from ._impact import ImpactMap
     from ._isolation import Isolation
+    from ._testcache import TestCache
     from ._testrun import TestCommand
     from ._worktree import Worktree, WorktreePool
 
@@ -76,6 +77,7 @@ class ProofStats:
     failed_tests: int = 0  # of those, rejected for the tests
     selected_runs: int = 0  # test runs narrowed by test impact selection
     reused_runs: int = 0  # whole-suite runs on a tree that had passed it already
+    cached_runs: int = 0  # runs found made already, in this run or an earlier one
 
 
 class Prover(StaticChecks, Bisection):
@@ -94,10 +96,12 @@ class Prover(StaticChecks, Bisection):
         test_timeout: float = 900,
         impact: ImpactMap | None = None,
         guard: MetadataGuard | None = None,
+        cache: TestCache | None = None,
     ) -> None:
         self.pool = pool
         # Where tests can write the git folder (no fence), it is checked after each run.
         self.guard = guard
+        self.cache = cache  # test runs remembered across runs (see _testcache.py)
         self.select = tuple(select) if select else None
         self.ruff_executable = ruff_executable
         self.python = python
@@ -221,9 +225,21 @@ class Prover(StaticChecks, Bisection):
         node_ids: Sequence[str] | None = None,
         *,
         counted: bool = True,
+        reuse: bool = True,
     ) -> TestResults:
-        """The configured tests on base + `files` (`counted` in the proof's stats)."""
+        """The configured tests on base + `files` (`counted` in the proof's stats).
+
+        A run made before on exactly this tree, selection and environment (in this
+        run or an earlier one) is reused, unless `reuse` is off (the reruns that
+        decide flakiness must really run).
+        """
         assert self.test_command is not None  # noqa: S101 - callers check
+        if reuse and self.cache is not None:
+            cached = self.cache.get(files, node_ids)
+            if cached is not None:
+                self.stats.cached_runs += 1
+                log.info("tests.cached", files=len(files), tests=len(cached.outcomes))
+                return cached
         async with self.pool.use() as tree:
             tree.write(files)
             start = time.perf_counter()
@@ -237,6 +253,8 @@ class Prover(StaticChecks, Bisection):
             seconds = time.perf_counter() - start
             if self.guard is not None:
                 self.guard.check()
+            if self.cache is not None:
+                self.cache.put(files, node_ids, results)
             if counted:
                 self.stats.test_runs += 1
                 self.stats.test_seconds += seconds
@@ -307,8 +325,13 @@ class Prover(StaticChecks, Bisection):
         """Rerun failing tests at base: one that fails there too is flaky, not a patch's fault.
 
         Flakiness is decided at base only, and once per test: a test that passed
-        both reruns is known to be stable and is not rerun for the next batch.
+        both reruns is known to be stable and is not rerun for the next batch. The
+        decisions are kept with the cached test runs, for the same base and environment.
         """
+        if self.cache is not None:
+            flaky, stable = self.cache.flakiness()
+            self.baseline.flaky |= flaky
+            self.baseline.stable |= stable - flaky
         unknown = [
             t for t in tests if t not in self.baseline.stable and t not in self.baseline.flaky
         ]
@@ -316,7 +339,7 @@ class Prover(StaticChecks, Bisection):
             return
 
         async def rerun() -> None:
-            results = await self.run_suite({}, node_ids=unknown)
+            results = await self.run_suite({}, node_ids=unknown, reuse=False)
             self.stats.reruns_at_base += 1
             for test in unknown:
                 if results.outcomes.get(test) != "passed":
@@ -327,6 +350,8 @@ class Prover(StaticChecks, Bisection):
             for _ in range(2):
                 tg.start_soon(rerun)
         self.baseline.stable.update(t for t in unknown if t not in self.baseline.flaky)
+        if self.cache is not None:
+            self.cache.keep_flakiness(self.baseline.flaky, self.baseline.stable)
 
     async def _tested(
         self, cands: Sequence[Candidate], ground: Mapping[str, bytes], *, whole: bool = False

@@ -119,7 +119,8 @@ async def generated_files(repo: Path) -> list[str]:
 class WorktreePool:
     """Up to `size` worktrees of `repo` at `base`, handed out one user at a time.
 
-    Each gets a copy of the checkout's `generated` files (see `generated_files`).
+    Each gets a copy of the checkout's `generated` files (see `generated_files`),
+    and its submodules, cloned offline from the checkout's own (`submodules`).
     """
 
     def __init__(
@@ -135,9 +136,21 @@ class WorktreePool:
         self._slots = anyio.Semaphore(self.size)
         self._create_lock = anyio.Lock()
         self._created = 0
+        # path -> the commit the base records; and the ones the checkout lacks.
+        self.submodules: dict[str, str] = {}
+        self.missing_submodules: list[str] = []
 
     async def __aenter__(self) -> Self:
         self.root.mkdir(parents=True, exist_ok=True)
+        listed = await git("ls-tree", "-r", "-z", self.base, cwd=self.repo)
+        for entry in listed.stdout.split(b"\0"):
+            meta, _, path = entry.partition(b"\t")
+            if meta.startswith(b"160000 commit "):
+                rel = path.decode()
+                if (self.repo / rel / ".git").exists():
+                    self.submodules[rel] = meta.split()[2].decode()
+                else:
+                    self.missing_submodules.append(rel)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -188,6 +201,14 @@ class WorktreePool:
                 target = path / rel
                 if target.parent.is_dir() and not target.exists():
                     shutil.copy2(self.repo / rel, target)
+            for rel, commit in self.submodules.items():
+                # A clone of the checkout's own submodule, offline; never `git submodule
+                # update`, which would fetch, and write the shared config.
+                await git(
+                    "-c", "protocol.file.allow=always", "clone", "-q", "--no-checkout",
+                    "--shared", self.repo / rel, path / rel, cwd=path,
+                )  # fmt: skip
+                await git("checkout", "-q", "--detach", commit, cwd=path / rel)
             tree = Worktree(path, head.stdout.decode().strip())
             self._all.append(tree)
             return tree

@@ -415,3 +415,35 @@ class TestInterrupts:
         done = fixbot("run", repo, "--test-cmd", "")
         assert done.returncode == 0, done.stderr
         assert "fixbot-wt-" not in git(repo, "worktree", "list")
+
+
+class TestReuse:
+    """Test runs survive the run that made them, and are reused only where they hold."""
+
+    def test_unchanged_repo_reuses_every_test_run(self, tmp_path: Path) -> None:
+        """The next run on an unchanged repo makes no test run; a changed file makes new ones."""
+        repo = init_repo(tmp_path / "r", SMALL)
+        first = fixbot("run", repo, "--dry-run")
+        assert first.returncode == 0, first.stderr
+        made = report_of(repo)["proof"]
+        assert made["test_runs"] > 0
+        assert made["cached_runs"] == 0
+        again = fixbot("run", repo, "--dry-run")
+        assert again.returncode == 0, again.stderr
+        reused = report_of(repo)
+        assert reused["proof"]["test_runs"] == 0
+        assert reused["proof"]["cached_runs"] >= 2  # the baseline and the round at least
+        assert reused["violations_after"] == report_of(repo)["violations_after"]
+        (repo / "pkg" / "__init__.py").write_text("X = 1\n")
+        commit_all(repo, "a new base tree")
+        third = fixbot("run", repo, "--dry-run")
+        assert third.returncode == 0, third.stderr
+        assert report_of(repo)["proof"]["test_runs"] > 0
+
+    def test_cache_can_be_turned_off(self, tmp_path: Path) -> None:
+        """FIXBOT_TEST_CACHE=0 proves everything again."""
+        repo = init_repo(tmp_path / "r", SMALL)
+        assert fixbot("run", repo, "--dry-run").returncode == 0
+        done = fixbot("run", repo, "--dry-run", env={"FIXBOT_TEST_CACHE": "0"})
+        assert done.returncode == 0, done.stderr
+        assert report_of(repo)["proof"]["cached_runs"] == 0

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -332,3 +333,52 @@ class TestSmallerFaults:
         assert report["isolation"]["checkout"] == "CHANGED during the run: notes.txt"
         assert "not touched" not in done.stdout
         assert "WARNING: your checkout was CHANGED during the run: notes.txt" in done.stdout
+
+
+def with_submodule(tmp_path: Path) -> Path:
+    """A repo whose test imports code from a submodule at vendor/lib."""
+    lib = init_repo(tmp_path / "lib", {"helper.py": "def two():\n    return 2\n"}, venv=False)
+    repo = small_repo(tmp_path / "r")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    (repo / "tests" / "test_vendor.py").write_text(
+        "import sys\n\n\ndef test_two():\n    sys.path.insert(0, 'vendor/lib')\n"
+        "    import helper\n\n    assert helper.two() == 2\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "vendor lib")
+    return repo
+
+
+class TestSubmodules:
+    """Tests that import from a submodule protect what they should."""
+
+    def test_cloned_offline_into_worktrees(self, tmp_path: Path) -> None:
+        """The worktrees get the checkout's submodule: its tests pass at base and guard patches."""
+        repo = with_submodule(tmp_path)
+        config = (repo / ".git" / "config").read_bytes()
+        done = fixbot("run", repo, "--select", "F401", "--dry-run")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["tests"]["already_failing"] == 0
+        assert report["tests"]["passed_before"] == 2
+        assert report["isolation"]["submodules"].startswith("cloned offline")
+        assert (repo / ".git" / "config").read_bytes() == config
+
+    def test_missing_submodule_is_said_plainly(self, tmp_path: Path) -> None:
+        """A submodule the checkout lacks: the report says which tests protect nothing."""
+        repo = with_submodule(tmp_path)
+        git(repo, "submodule", "deinit", "-q", "-f", "vendor/lib")
+        done = fixbot("run", repo, "--select", "F401", "--dry-run")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert "NOT in your checkout" in report["isolation"]["submodules"]
+        assert report["tests"]["already_failing"] == 1
+
+
+def test_bare_repository_gets_an_accurate_line(tmp_path: Path) -> None:
+    """A bare repository is not "not a git repository": it has no checkout to fix."""
+    repo = small_repo(tmp_path / "r")
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(tmp_path / "b.git")], check=True)
+    done = fixbot("run", tmp_path / "b.git")
+    assert done.returncode == 2
+    assert "a bare repository has no checkout to fix" in done.stderr
