@@ -19,10 +19,12 @@ time, file size and processes; `isolation` in the report says what held.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,8 +95,8 @@ class Limits:
             return ()
         return (prlimit, *args, "--")
 
-    def describe(self) -> str:
-        """The limits in words, for the report."""
+    def describe(self, *, cgroup: bool = False) -> str:
+        """The limits in words, for the report (`cgroup`: processes held by a pids cgroup)."""
         if not self.prefix():
             return "none (prlimit not found)" if shutil.which("prlimit") is None else "none"
         parts = [
@@ -104,9 +106,11 @@ class Limits:
             f"files up to {self.file_size_mib} MiB" if self.file_size_mib else "",
         ]
         text = ", ".join(p for p in parts if p)
-        if self.processes and os.geteuid() == 0:
+        if self.processes and cgroup:
+            text += " (processes held by a pids cgroup)"
+        elif self.processes and os.geteuid() == 0:
             # The kernel does not hold root to RLIMIT_NPROC.
-            text += " (the process limit does not bind root)"
+            text += " (the process limit does not bind root: no writable pids cgroup)"
         return text
 
 
@@ -119,7 +123,7 @@ def default_limits(workers: int, test_timeout: float) -> Limits:
         memory = 8192
     return Limits(
         memory_mib=max(2048, memory // max(1, workers)),
-        processes=4096,
+        processes=512,
         cpu_seconds=max(60, int(test_timeout * 2 * (os.cpu_count() or 1))),
         file_size_mib=4096,
     )
@@ -135,6 +139,9 @@ class Isolation:
     # Where private temp folders are made (under the run's folder); None: the system's.
     scratch: Path | None = None
     launcher: tuple[str, ...] = ()  # bwrap, or unshare (with its flags)
+    # A writable pids cgroup to hold each run's processes (rlimits on processes do not
+    # bind root); None where there is none.
+    pids: Path | None = None
 
     @property
     def fences_files(self) -> bool:
@@ -143,6 +150,19 @@ class Isolation:
 
     def command(self, argv: Sequence[str], worktree: Path, tmp: Path) -> list[str]:
         """`argv` run inside the fence, in `worktree`, with `tmp` its only other writable place."""
+        return [*self._cgroup(tmp), *self._fenced(argv, worktree, tmp)]
+
+    def _cgroup(self, tmp: Path) -> list[str]:
+        """A prefix that moves the run into its own pids cgroup (made by `private_tmp`)."""
+        group = self._group(tmp)
+        if group is None or not group.is_dir():
+            return []
+        return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(group)]
+
+    def _group(self, tmp: Path) -> Path | None:
+        return None if self.pids is None else self.pids / f"fixbot-{os.getpid()}-{tmp.name}"
+
+    def _fenced(self, argv: Sequence[str], worktree: Path, tmp: Path) -> list[str]:
         limited = [*self.limits.prefix(), *argv]
         if self.sandbox == "bwrap":
             return [
@@ -168,14 +188,70 @@ class Isolation:
         """A fresh temp folder for one run of the repo's code, removed afterwards."""
         if self.scratch is None:
             with tempfile.TemporaryDirectory(prefix="fixbot-tmp-") as tmp:
-                yield Path(tmp)
+                group = self._make_group(Path(tmp))
+                try:
+                    yield Path(tmp)
+                finally:
+                    if group is not None:
+                        _remove_group(group)
             return
         folder = self.scratch / uuid.uuid4().hex[:12]
         folder.mkdir(parents=True)
+        group = self._make_group(folder)
         try:
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            if group is not None:
+                _remove_group(group)
+
+    def _make_group(self, tmp: Path) -> Path | None:
+        group = self._group(tmp)
+        if group is None or not self.limits.processes:
+            return None
+        try:
+            group.mkdir()
+            (group / "pids.max").write_text(f"{self.limits.processes}\n")
+        except OSError:
+            return None
+        return group
+
+
+def _remove_group(group: Path) -> None:
+    """Remove a run's cgroup once its processes (killed with their group) are gone."""
+    for _ in range(50):
+        try:
+            group.rmdir()
+        except OSError:
+            time.sleep(0.01)
+        else:
+            return
+
+
+def find_pids_cgroup() -> Path | None:
+    """This process's pids cgroup, if a child can be made in it (cgroup v1 or v2)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            base = Path("/sys/fs/cgroup/pids") / path.lstrip("/")
+        elif controllers == "":
+            base = Path("/sys/fs/cgroup") / path.lstrip("/")
+        else:
+            continue
+        probe = base / f"fixbot-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        usable = (probe / "pids.max").exists()
+        _remove_group(probe)
+        if usable:
+            return base
+    return None
 
 
 _PLAIN_FACTS = {
@@ -204,12 +280,13 @@ async def probe_isolation(
     """Find the strongest isolation that works here, by trying it (about 10 ms each)."""
     limits = limits or Limits()
     python = python or sys.executable
+    pids = find_pids_cgroup() if limits.processes else None
     candidates: list[Isolation] = []
     if bwrap := shutil.which("bwrap"):
-        candidates.append(Isolation("bwrap", _BWRAP_FACTS, limits, scratch, (bwrap,)))
+        candidates.append(Isolation("bwrap", _BWRAP_FACTS, limits, scratch, (bwrap,), pids))
     if unshare := shutil.which("unshare"):
         candidates += [
-            Isolation("unshare", _UNSHARE_FACTS, limits, scratch, launcher)
+            Isolation("unshare", _UNSHARE_FACTS, limits, scratch, launcher, pids)
             for launcher in ((unshare,), (unshare, "--map-root-user"))
         ]
     for isolation in candidates:
@@ -219,11 +296,9 @@ async def probe_isolation(
         # PID 1 (unshare's fork) or 2 (bwrap's init is 1): either way, a PID namespace.
         if done.returncode == 0 and done.stdout.strip() in {b"1", b"2"}:
             return _with_limits(isolation)
-    return _with_limits(Isolation("none", _PLAIN_FACTS, limits, scratch))
+    return _with_limits(Isolation("none", _PLAIN_FACTS, limits, scratch, (), pids))
 
 
 def _with_limits(isolation: Isolation) -> Isolation:
-    facts = {**isolation.facts, "limits": isolation.limits.describe()}
-    return Isolation(
-        isolation.sandbox, facts, isolation.limits, isolation.scratch, isolation.launcher
-    )
+    limits = isolation.limits.describe(cgroup=isolation.pids is not None)
+    return dataclasses.replace(isolation, facts={**isolation.facts, "limits": limits})

@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from sandbox._errors import TestCommandError
-from sandbox._isolation import Limits, probe_isolation
+from sandbox._isolation import Limits, find_pids_cgroup, probe_isolation
 from sandbox._process import repo_env, run
 from sandbox._testrun import (
     TestCommand,
@@ -609,3 +609,25 @@ class TestLimits:
         results = self.limited(tmp_path, body, Limits(memory_mib=1024))
         assert results.limit == "memory"
         assert results.outcomes["tests/test_hog.py::test_hog"] == "failed"
+
+    def test_processes(self, tmp_path: Path) -> None:
+        """A test that forks past the process limit is refused forks (even as root: a cgroup)."""
+        body = (
+            "    import os, time\n"
+            "    children = []\n"
+            "    for _ in range(80):\n"
+            "        try:\n"
+            "            pid = os.fork()\n"
+            "        except OSError:\n"
+            "            break\n"
+            "        if pid == 0:\n"
+            "            time.sleep(30)\n"
+            "            os._exit(0)\n"
+            "        children.append(pid)\n"
+            "    assert len(children) < 80, 'forked past the limit'\n"
+        )
+        isolation_limits = Limits(processes=40)
+        results = self.limited(tmp_path, body, isolation_limits)
+        if os.geteuid() == 0 and find_pids_cgroup() is None:
+            pytest.skip("root, and no writable pids cgroup: nothing can hold the count")
+        assert results.outcomes["tests/test_hog.py::test_hog"] == "passed", results.output
