@@ -96,7 +96,11 @@ def run_fixbot(repo: Path, report_dir: Path, timeout: float, log: Path) -> dict[
     cmd += ["--report-dir", str(report_dir)]
     t0 = time.perf_counter()
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        # No test run reused from an earlier benchmark run: the proof is timed whole.
+        env = os.environ | {"FIXBOT_TEST_CACHE": "0"}
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
     hwm = tree = 0
     timed_out = False
     while proc.poll() is None:

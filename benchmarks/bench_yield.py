@@ -147,12 +147,17 @@ def run_fixbot(repo: Path, args: argparse.Namespace, extra: list[str], work: Pat
     log, src = work / "fixbot.log", HERE.parent  # fixbot is edited live: record what ran
     dirty = sh(["git", "status", "--porcelain", "--untracked-files=no"], src).stdout
     out: dict[str, Any] = {
-        "head": sh(["git", "rev-parse", "--short", "HEAD"], src).stdout.strip(),
-        "dirty": dirty.splitlines(),
+        "head": os.environ.get("FIXBOT_BENCH_LABEL")
+        or sh(["git", "rev-parse", "--short", "HEAD"], src).stdout.strip(),
+        "dirty": [] if os.environ.get("FIXBOT_BENCH_LABEL") else dirty.splitlines(),
     }
     t0 = time.perf_counter()
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        # No test run reused from an earlier benchmark run: the proof is timed whole.
+        env = os.environ | {"FIXBOT_TEST_CACHE": "0"}
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
     timed_out = False
     try:
         while proc.poll() is None and not timed_out:
