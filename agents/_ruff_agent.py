@@ -26,6 +26,8 @@ from sandbox._ruff import apply_edits, decode, encode, line_starts, offset_of
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from sandbox import LintCache
+
     from ._protocol import Request
 
 # Steps remembered per agent (content, rule and chosen fixes -> result); a bound on memory.
@@ -58,12 +60,15 @@ class RuffAgent:
         select: tuple[str, ...] | None,
         max_iterations: int = 10,
         modes: tuple[str, ...] = ("safe", "unsafe"),
+        lint_cache: LintCache | None = None,
     ) -> None:
         self.ruff_executable = ruff_executable
         self.select = select
         self.max_iterations = max_iterations
         self.modes = modes
         self._cache: dict[tuple[object, ...], Any] = {}
+        # Lints of content between steps, shared with the proof (see _ruff_batch.py).
+        self.lint_cache = lint_cache
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
         """Whether `mode` offers a fix for this violation."""

@@ -15,7 +15,7 @@ import dataclasses
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from sandbox import Ruff
+from sandbox import Ruff, sha256
 from sandbox._chain import carry_origins
 from sandbox._ruff import BOM, fix_args
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
-    from sandbox import Patch, Violation, Worktree
+    from sandbox import LintCache, Patch, Violation, Worktree
 
     from ._protocol import Request
     from ._ruff_agent import RuffAgent
@@ -59,6 +59,26 @@ async def _lint(ruff: Ruff, paths: list[str]) -> dict[str, list[Violation]]:
     return found
 
 
+async def _lint_all(
+    ruff: Ruff, tree: Worktree, paths: list[str], shared: LintCache | None
+) -> dict[str, list[Violation]]:
+    """Lint with noqa ignored, as the proof does, and share what it finds with the proof.
+
+    A lint is a function of ruff, the config, the path and the content: the proof
+    then finds the content between this chain's steps linted already.
+    """
+    found: dict[str, list[Violation]] = {p: [] for p in paths}
+    for chunk in _chunks(paths):
+        result = await ruff.lint(chunk, ignore_noqa=True)
+        found.update(result.by_path())
+        if shared is not None:
+            failed = set(result.failed)
+            for path in chunk:
+                if not any(path in f for f in failed):
+                    shared[(path, sha256(tree.read(path)))] = tuple(found[path])
+    return {p: [dataclasses.replace(v, origin=None) for v in vs] for p, vs in found.items()}
+
+
 Todo = dict[tuple[tuple[bool, str], bool], dict[str, list["Violation"]]]
 
 
@@ -68,7 +88,11 @@ def _todo(
     present: dict[str, list[Violation]],
     blocked: dict[str, set[str]],
 ) -> Todo:
-    """(order, unsafe) -> file -> the violations a step of that rule would fix there."""
+    """(order, unsafe) -> file -> the violations a step of that rule would fix there.
+
+    `blocked` holds, per file, what is never offered: fixes that failed, and
+    findings a `# noqa` suppresses (the lint here ignores noqa, as the proof's does).
+    """
     todo: Todo = defaultdict(lambda: defaultdict(list))
     for path, found in present.items():
         for v in found:
@@ -105,10 +129,14 @@ async def propose_many(
         tree.write(current)
         ruff = Ruff(tree.path, agent.select, agent.ruff_executable)
         clean = set(paths) - await ruff.unformatted(paths)
-        present = {
-            p: [dataclasses.replace(v, origin=None) for v in vs]
-            for p, vs in (await _lint(ruff, paths)).items()
-        }
+        present = await _lint_all(ruff, tree, paths, agent.lint_cache)
+        # Only a file that says "noqa" or "ruff:" can suppress a finding.
+        marked = [p for p in paths if b"noqa" in current[p] or b"ruff:" in current[p]]
+        honoured = await _lint(ruff, marked) if marked else {}
+        for path in marked:
+            # Findings a noqa suppresses were never asked for: never offered.
+            kept = Counter(v.fingerprint for v in honoured[path])
+            blocked[path] |= {v.fingerprint for v in present[path] if kept[v.fingerprint] == 0}
         while todo := _todo(agent, mode, present, blocked):
             key, files = min(todo.items())
             (_, rule), unsafe = key
@@ -127,7 +155,7 @@ async def propose_many(
                 if current[path].startswith(BOM_BYTES) and not data.startswith(BOM_BYTES):
                     tree.write({path: BOM_BYTES + data})
             changed = [p for p in targets if tree.read(p) != current[p]]
-            after = await _lint(ruff, changed) if changed else {}
+            after = await _lint_all(ruff, tree, changed, agent.lint_cache) if changed else {}
             for path in targets:
                 fixed = gone_of(files[path], present[path], after.get(path, present[path]))
                 # What a fix left in place is never offered again.

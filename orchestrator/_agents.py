@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from agents import Agent, Router
     from agents._llm_client import LlmClient
-    from sandbox import Ruff
+    from sandbox import LintCache, Ruff
 
     from ._config import Config
     from ._plan import Plan
@@ -32,7 +32,7 @@ def wanted(config: Config, name: str) -> bool:
 
 @asynccontextmanager
 async def make_agents(
-    config: Config, ruff: Ruff, cache: Path
+    config: Config, ruff: Ruff, cache: Path, lint_cache: LintCache | None = None
 ) -> AsyncIterator[tuple[list[Agent], LlmClient | None]]:
     """The enabled agents, cheapest and surest first, and the model client if any."""
     agents: list[Agent] = []
@@ -40,7 +40,9 @@ async def make_agents(
         # Safe and unsafe fixes in one chain per file: one round of proof instead of two;
         # a rejection is narrowed down to the fix that broke something.
         modes = ("fix",) if config.unsafe_fixes else ("safe",)
-        agents.append(RuffAgent(ruff.executable, ruff.select, config.max_fix_iterations, modes))
+        agents.append(
+            RuffAgent(ruff.executable, ruff.select, config.max_fix_iterations, modes, lint_cache)
+        )
     client = None
     if wanted(config, "llm") and config.llm_enabled:
         from agents._llm import LlmAgent  # noqa: PLC0415 - httpx only when a model is used

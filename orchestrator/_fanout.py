@@ -9,6 +9,7 @@ share a worktree, so the k-th probes of all files form a batch of their own.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -84,8 +85,16 @@ class FanOut:
             if not active or (budget is not None and budget <= 0):
                 return
             self.rounds += 1
+            started = time.perf_counter()
             await self._propose_all(active)
+            proposed = time.perf_counter()
             await self._narrow_static([j for j in active if j.pending])
+            log.info(
+                "round.static",
+                round=self.rounds,
+                propose_seconds=round(proposed - started, 2),
+                static_seconds=round(time.perf_counter() - proposed, 2),
+            )
             proposing = [j for j in active if j.pending]
             log.info(
                 "round.proposed",

@@ -204,7 +204,10 @@ async def _stages(
     # round's tests; only judging a test run waits for it (Prover.test_problems).
     async with (
         anyio.create_task_group() as background,
-        make_agents(ctx.config, ctx.ruff(), ctx.home / "cache") as (agents, client),
+        make_agents(ctx.config, ctx.ruff(), ctx.home / "cache", prover.lint_cache) as (
+            agents,
+            client,
+        ),
     ):
         background.start_soon(_baseline, ctx, command, prover)
         with ctx.timer.stage("plan"):

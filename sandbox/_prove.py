@@ -24,7 +24,7 @@ from ._policy import policy_problem
 from ._ruff import Ruff
 from ._static import StaticChecks
 from ._testrun import run_tests
-from ._types import Step, TestResults, Verdict, Violation, sha256
+from ._types import LintCache, Step, TestResults, Verdict, sha256
 
 log = structlog.get_logger("fixbot")
 
@@ -97,6 +97,7 @@ class Prover(StaticChecks, Bisection):
         impact: ImpactMap | None = None,
         guard: MetadataGuard | None = None,
         cache: TestCache | None = None,
+        lint_cache: LintCache | None = None,
     ) -> None:
         self.pool = pool
         # Where tests can write the git folder (no fence), it is checked after each run.
@@ -111,7 +112,8 @@ class Prover(StaticChecks, Bisection):
         self.stats = ProofStats()
         self.impact = impact
         self.batcher = Batcher()
-        self._lint: dict[tuple[str, str], tuple[Violation, ...]] = {}
+        # Shared with the ruff agent, which lints (noqa ignored) the content between steps.
+        self._lint: LintCache = lint_cache if lint_cache is not None else {}
         self._clean: dict[tuple[str, str], bool] = {}
         self._passed: set[tuple[str, str]] = set()
         self._static_ok: set[str] = set()
@@ -120,6 +122,11 @@ class Prover(StaticChecks, Bisection):
         self._passed_whole: set[frozenset[tuple[str, str]]] = set()
         self._ready = anyio.Event()
         self.baseline = baseline
+
+    @property
+    def lint_cache(self) -> LintCache:
+        """What the proof knows content lints to (noqa ignored); an agent may add to it."""
+        return self._lint
 
     @property
     def baseline(self) -> Baseline:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ._chain import ChainProblem, chain_problem
 from ._process import repo_env, run
+from ._ruff import LintResult
 from ._types import Fault, Step, Verdict, sha256
 
 if TYPE_CHECKING:
@@ -72,10 +73,11 @@ class StaticChecks:
             tree.write(cand.after)
         paths = sorted(p for c in cands for p in c.after)
         broken = await self._compile(tree, paths)
-        lint = await ruff.lint(paths, ignore_noqa=True)
-        self.stats.lint_runs += 1
+        missing = [p for p in paths if (p, sha256(tree.read(p))) not in self._lint]
+        lint = await ruff.lint(missing, ignore_noqa=True) if missing else LintResult([])
+        self.stats.lint_runs += bool(missing)
         after = lint.by_path()
-        for path in paths:
+        for path in missing:
             self._lint[(path, sha256(tree.read(path)))] = tuple(after.get(path, []))
         unformatted = await ruff.unformatted(paths)
         for cand in cands:
@@ -130,8 +132,16 @@ class StaticChecks:
             return self._lint[(path, sha256(data))]
 
         by_path: dict[str, list[Step]] = {}
-        for step in steps_of(cand, lint_of):
+        steps = steps_of(cand, lint_of)
+        for step in steps:
             by_path.setdefault(step.path, []).append(step)
+        named = Counter(v.fingerprint for step in steps for v in step.targets)
+        ghosts = sorted((Counter(cand.targets) - named) if not cand.steps else ())
+        if ghosts:
+            detail = "targeted violation not found in the content it starts from: " + ", ".join(
+                ghosts
+            )
+            return ChainProblem(detail, (), (Fault(blame=tuple(ghosts), detail=detail),))
         return next((p for steps in by_path.values() if (p := chain_problem(steps, lint_of))), None)
 
     def _checked(self, cand: Candidate) -> bool:
@@ -206,8 +216,8 @@ def steps_of(
     if cand.steps:
         return cand.steps
     out = []
+    wanted = Counter(cand.targets)
     for path, before in cand.before.items():
-        wanted = Counter(cand.targets)
         targets = []
         for v in lint_of(path, before):
             if wanted[v.fingerprint] > 0:

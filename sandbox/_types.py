@@ -108,6 +108,11 @@ def fingerprint(
     return digest.hexdigest()[:20]
 
 
+# Lint results with noqa ignored, by (path, sha256 of the content): a lint is a function
+# of ruff, the config, the path and the content, so whoever ran it, it holds.
+LintCache = dict[tuple[str, str], tuple[Violation, ...]]
+
+
 def fingerprints(violations: list[Violation] | tuple[Violation, ...]) -> Counter[str]:
     """The multiset of fingerprints: two identical findings count twice."""
     return Counter(v.fingerprint for v in violations)

@@ -226,3 +226,19 @@ class TestProposeMany:
         chains = await agent.propose_many(requests, pool.use)
         assert [[s.rules[0] for s in chain] for chain in chains] == [["F401"], ["W291"]]
         assert all(s.kind == "safe" for chain in chains for s in chain)
+
+
+async def test_noqa_is_honoured(repo: Path, pool: WorktreePool, agent: RuffAgent) -> None:
+    """A finding a `# noqa` suppresses is never fixed, though the lint (as the proof's)
+    ignores noqa; its lints are shared with the proof, keyed by content."""
+    shared: dict = {}
+    agent.lint_cache = shared
+    path = "pkg/a.py"
+    data = b"import os  # noqa: F401\nimport sys\n\nX = 1\n"
+    task = Task(key=path, files=(path,), violations=())
+    request = Request(task=task, mode="fix", content={path: data}, root=repo)
+    (chain,) = await agent.propose_many([request], pool.use)
+    assert [p.rules for p in chain] == [("F401",)]
+    assert chain[-1].changes[0].new == b"import os  # noqa: F401\n\nX = 1\n"
+    lint = await Ruff(repo, SELECT).lint_source(path, chain[-1].changes[0].new, ignore_noqa=True)
+    assert shared[(path, sha256(chain[-1].changes[0].new))] == tuple(lint.violations)
