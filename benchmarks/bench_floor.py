@@ -153,6 +153,7 @@ def bench_size(size: str, args: argparse.Namespace, work: Path) -> dict[str, Any
     gen = [sys.executable, str(HERE / "gen_monorepo.py"), str(repo), "--packages", str(n_pkg)]
     gen += ["--modules", str(n_mod), "--test-seconds", str(args.test_seconds)]
     gen += ["--breaking", str(args.breaking), "--seed", str(args.seed)]
+    gen += ["--no-cascades"] if args.no_cascades else []
     generated = json.loads(sh(gen, HERE).stdout)
     row: dict[str, Any] = {"size": size, "generated": generated, "load": [os.getloadavg()[0]]}
     row["floor"] = floor(repo, work)
@@ -273,6 +274,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--fixbot-timeout", type=float, default=1800.0)
     ap.add_argument("--keep", action="store_true", help="keep the generated repos (printed)")
+    ap.add_argument("--no-cascades", action="store_true", help="generate repos without cascades")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="fixbot-bench-"))

@@ -94,7 +94,8 @@ def build_module(
     n_unsafe = rng.randint(2, 4) - (breaking is not None)
     picks += [("unsafe", s) for s in rng.choices(pool["unsafe"], k=n_unsafe)]
     picks += [("none", s) for s in rng.choices(pool["none"], k=rng.randint(2, 4))]
-    picks += [("cascade", s) for s in rng.sample(pool["cascade"], k=rng.randint(1, 2))]
+    if pool["cascade"]:
+        picks += [("cascade", s) for s in rng.sample(pool["cascade"], k=rng.randint(1, 2))]
     if breaking is not None:
         picks.append(("unsafe", breaking))
     rng.shuffle(picks)
@@ -150,8 +151,12 @@ def make_venv(out: Path) -> None:
     Path(site.stdout.strip(), "_bench_pytest.pth").write_text(f"{holder}\n")
 
 
-def generate(out: Path, n_pkg: int, n_mod: int, seconds: float, k: int, seed: int) -> dict:
+def generate(
+    out: Path, n_pkg: int, n_mod: int, seconds: float, k: int, seed: int, *, cascades: bool = True
+) -> dict:
     rng, pool = random.Random(seed), parse_pool()
+    if not cascades:
+        pool["cascade"] = []
     if out.exists() and any(out.iterdir()):
         sys.exit(f"gen_monorepo: {out} exists and is not empty")
     if k > n_pkg * n_mod:
@@ -251,9 +256,14 @@ def main() -> None:
     ap.add_argument("--breaking", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verify", action="store_true", help="prove the counts on scratch copies")
+    ap.add_argument(
+        "--no-cascades", action="store_true", help="no cascades: the generator before 2026-11-27"
+    )
     a = ap.parse_args()
     out = a.out.resolve()
-    info = generate(out, a.packages, a.modules, a.test_seconds, a.breaking, a.seed)
+    info = generate(
+        out, a.packages, a.modules, a.test_seconds, a.breaking, a.seed, cascades=not a.no_cascades
+    )
     info["counts"] = ruff_counts(out)
     exp = info["expected"]
     info["counts_match"] = all(info["counts"][k] == exp[k] for k in exp)
