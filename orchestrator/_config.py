@@ -93,6 +93,8 @@ class Config(BaseModel):
     github_token: SecretStr | None = None
     # Where each setting that did not come from the defaults was set (snake_case keys).
     sources: dict[str, Source] = Field(default_factory=dict, repr=False)
+    # What is worth a warning but not an exit (an unknown FIXBOT_* variable).
+    notices: tuple[str, ...] = Field(default=(), repr=False)
 
     @field_validator("llm_base_url", "github_api_url")
     @classmethod
@@ -106,7 +108,7 @@ class Config(BaseModel):
     @field_validator("sources")
     @classmethod
     def _known_sources(cls, value: dict[str, Source]) -> dict[str, Source]:
-        unknown = sorted(set(value) - set(cls.model_fields) - {"sources"})
+        unknown = sorted(set(value) - set(cls.model_fields) - {"sources", "notices"})
         if unknown:
             raise ValueError(f"not settings: {', '.join(unknown)}")
         return value
@@ -119,14 +121,14 @@ class Config(BaseModel):
     def source(self, name: str) -> Source:
         """Where a setting came from; `name` may be snake_case or kebab-case."""
         field = name.replace("-", "_")
-        if field not in type(self).model_fields or field == "sources":
+        if field not in type(self).model_fields or field in {"sources", "notices"}:
             raise KeyError(name)
         return self.sources.get(field, "default")
 
 
 # Every setting a TOML key, a FIXBOT_ variable or a flag may set (snake_case).
 SETTINGS: tuple[str, ...] = tuple(
-    n for n in Config.model_fields if n not in {"github_token", "sources"}
+    n for n in Config.model_fields if n not in {"github_token", "sources", "notices"}
 )
 # Settings a repo's [tool.fixbot] may not set: secrets and where secrets are sent.
 ENV_OR_FLAG_ONLY: frozenset[str] = frozenset(
@@ -163,12 +165,18 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     merged: _Layer = {}
-    for layer in (_defaults_layer(), _repo_layer(repo), _env_layer(env), _flags_layer(flags)):
+    notices: list[str] = []
+    for layer in (
+        _defaults_layer(),
+        _repo_layer(repo),
+        _env_layer(env, notices),
+        _flags_layer(flags),
+    ):
         merged.update(layer)
     values = {name: value for name, (value, _, _) in merged.items()}
     sources = {name: src for name, (_, src, _) in merged.items() if src != "default"}
     try:
-        config = Config.model_validate({**values, "sources": sources})
+        config = Config.model_validate({**values, "sources": sources, "notices": tuple(notices)})
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, merged)) from None
     if config.agents is not None and "llm" in config.agents and not config.llm_enabled:
@@ -227,14 +235,17 @@ def _table_layer(table: dict[str, Any], *, label: str, source: Source, repo_conf
     return layer
 
 
-def _env_layer(environ: Mapping[str, str]) -> _Layer:
+def _env_layer(environ: Mapping[str, str], notices: list[str]) -> _Layer:
     layer: _Layer = {}
     for var in sorted(environ):
         if not var.startswith("FIXBOT_"):
             continue
         name = _BY_ENV.get(var)
         if name is None:
-            raise ConfigError(f"unknown environment variable {var}{_hint(var, _BY_ENV)}")
+            # A CI job's environment holds variables of other tools' making (a
+            # FIXBOT_VERSION of the pipeline's own): worth a warning, not an exit.
+            notices.append(f"unknown environment variable {var} ignored{_hint(var, _BY_ENV)}")
+            continue
         raw = environ[var].strip()
         if raw:
             layer[name] = (_parse_env(name, var, raw), "env", var)

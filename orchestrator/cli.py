@@ -135,6 +135,8 @@ def run(
         json_logs = _logging.use_json(config.log_format)
         level = logging.INFO if (json_logs or verbose) else logging.WARNING
         _logging.configure(config.log_format, secrets, level)
+        for notice in config.notices:
+            err.print(f"fixbot: warning: {notice}", markup=False, highlight=False, soft_wrap=True)
         outcome = _run_with_progress(
             repo, paths or [], config, show=not json_logs and err.is_terminal
         )

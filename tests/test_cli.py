@@ -447,3 +447,13 @@ class TestReuse:
         done = fixbot("run", repo, "--dry-run", env={"FIXBOT_TEST_CACHE": "0"})
         assert done.returncode == 0, done.stderr
         assert report_of(repo)["proof"]["cached_runs"] == 0
+
+
+def test_unknown_fixbot_variable_warns_and_runs(tmp_path: Path) -> None:
+    """FIXBOT_VERSION=0.1.0 in a CI job's environment: one warning line, and the run goes on."""
+    repo = init_repo(tmp_path / "r", SMALL)
+    done = fixbot("run", repo, "--dry-run", env={"FIXBOT_VERSION": "0.1.0"})
+    assert done.returncode == 0, done.stderr
+    warnings = [ln for ln in done.stderr.splitlines() if ln.startswith("fixbot: warning:")]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("fixbot: warning: unknown environment variable FIXBOT_VERSION")

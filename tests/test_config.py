@@ -227,10 +227,14 @@ class TestEnvironment:
         write_pyproject(tmp_path, 'base = "develop"')
         assert load(tmp_path, env={"FIXBOT_BASE": ""}).base == "develop"
 
-    def test_unknown_variable_is_named(self, tmp_path):
-        """An unknown FIXBOT_ variable is a ConfigError naming it."""
-        message = config_error(tmp_path, env={"FIXBOT_MAX_PATCH": "3"})
-        assert message.startswith("unknown environment variable FIXBOT_MAX_PATCH")
+    def test_unknown_variable_is_a_warning(self, tmp_path):
+        """An unknown FIXBOT_ variable is named in a notice (with a hint), never an exit."""
+        config = load(tmp_path, env={"FIXBOT_MAX_PATCH": "3", "FIXBOT_VERSION": "0.1.0"})
+        assert config.max_patches is None
+        first, second = config.notices
+        assert first.startswith("unknown environment variable FIXBOT_MAX_PATCH ignored")
+        assert "FIXBOT_MAX_PATCHES" in first
+        assert second.startswith("unknown environment variable FIXBOT_VERSION ignored")
 
     def test_other_variables_are_ignored(self, tmp_path):
         """Variables without the FIXBOT_ prefix are not settings."""
