@@ -1,7 +1,7 @@
 """The model as a micro-agent: one request per violation, many at once.
 
 Each request shows the model one violation and the smallest region around it;
-the reply's first fenced python block is the region rewritten (DESIGN.md, the
+the reply's first fenced python block is the region rewritten (docs/architecture.md, the
 LLM wire protocol). Replies that have no block, change nothing or do not fit
 back are dropped. A rejected fix comes back with its verdict in the system
 message, until the attempts run out.

@@ -6,7 +6,7 @@ fit the budget, and the request count is under its cap); stamina retries on 429,
 dropped connections and timeouts, honouring Retry-After; an overall deadline per
 attempt (httpx's read timeout is per chunk); plain and SSE replies alike; an on-disk
 cache of complete replies. The API key goes into one request header and nowhere else:
-no log event, exception, repr or cache file holds it (notes/safety.md, B4-B5).
+no log event, exception, repr or cache file holds it (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The code region a model sees for one violation, and how its reply goes back in.
 
-The model never writes line numbers or diffs (notes/prior-art.md: both are the
+The model never writes line numbers or diffs (prior agents found both the
 commonest way LLM edits fail). It gets the smallest enclosing function, class
 or statement, with its original indentation, and returns that region rewritten;
 fixbot splices it back, restoring the file's line endings and BOM.

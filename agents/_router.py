@@ -1,6 +1,6 @@
 """Which agent gets a violation: the cheapest, surest one that can fix it first.
 
-Order (DESIGN.md): ruff safe fix, ruff unsafe fix, codemod, model. A task runs
+Order (docs/architecture.md): ruff safe fix, ruff unsafe fix, codemod, model. A task runs
 through the stages in that order; each stage sees the content the earlier ones
 left, and only what they could not fix.
 """

@@ -2,7 +2,7 @@
 
 No secret is bound to a logger; as a second line of defence a processor blanks
 known secret keys and any known secret value before rendering, and tracebacks
-never show locals (notes/safety.md, B4).
+never show locals (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class LlmBlock(BaseModel):
 
 
 class Report(BaseModel):
-    """report.json, key for key as DESIGN.md lists them."""
+    """report.json, key for key as docs/architecture.md lists them."""
 
     base: str
     branch: str | None

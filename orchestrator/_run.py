@@ -393,7 +393,7 @@ async def _git_version(repo: Path) -> str:
 
 
 def proof_block(rounds: int, prover: Prover, records: list[PatchRecord]) -> dict[str, object]:
-    """What proving cost, against the information bound N·H(p) (notes A6).
+    """What proving cost, against the information bound N·H(p) (docs/architecture.md).
 
     N counts the patches decided and p the share refused for their tests; the runs
     it took (`test_runs` less `reruns_at_base`) are for comparison, not a promise:

@@ -29,7 +29,7 @@ class RunState:
 
 
 def _fast_tmp() -> Path | None:
-    # Worktrees on tmpfs are created in a tenth of the time (notes/ruff-0.17.md, section 6).
+    # Worktrees on tmpfs are created in a tenth of the time (docs/architecture.md).
     shm = Path("/dev/shm")  # noqa: S108 - a per-user folder is made below it, never a fixed file
     if shm.is_dir() and os.access(shm, os.W_OK):
         usage = shutil.disk_usage(shm)

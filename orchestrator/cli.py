@@ -1,4 +1,4 @@
-"""`fixbot`: the command line. One user-facing error type; exit codes per DESIGN.md."""
+"""`fixbot`: the command line. One user-facing error type; exit codes: docs/architecture.md."""
 
 from __future__ import annotations
 

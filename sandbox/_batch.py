@@ -1,9 +1,10 @@
 """How many candidates to prove in one batch: sized from the failure rate seen so far.
 
 One batch run answers "are all of these good?". When few patches are bad, big
-batches save runs; when many are, bisection costs more than it saves (notes/
-performance.md, A6: batch+bisect is near the N·H(p) bound with B* about 55 to 77 at
-p = 0.01, 13 at 0.05, 3 at 0.2, and one by one wins past p ≈ 0.38). So p is
+batches save runs; when many are, bisection costs more than it saves
+(docs/architecture.md, "Batches and their cost": batch+bisect is near the N·H(p)
+bound with B* about 55 to 77 at p = 0.01, 13 at 0.05, 3 at 0.2, and one by one
+wins past p ≈ 0.38). So p is
 estimated per kind of patch (agent and mode) from this run, starting from a
 prior, and the batch size follows it.
 """
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from ._prove import Candidate
 
 # Before anything is seen: ruff's safe fixes almost never break tests, unsafe ones
-# sometimes, a model's more often (guesses from notes/performance.md, A6).
+# sometimes, a model's more often (guesses; see docs/architecture.md, "Batches and their cost").
 PRIORS = {"safe": 0.005, "unsafe": 0.03, "fix": 0.01, "llm": 0.15}
 PRIOR_WEIGHT = 10
 MAX_BATCH = 256

@@ -1,6 +1,6 @@
 """Test impact selection: which test files can a change reach through imports.
 
-Built on `ruff analyze graph` (notes/ruff-0.17.md §4, performance.md §A2). The
+Built on `ruff analyze graph` (docs/architecture.md, "Facts about the tools"). The
 promise is one-sided: a test left out must be one the change cannot affect, so
 every doubt ends in `None` ("run the full suite") or in selecting more.
 """
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("fixbot")
 
-# `--min-dots 0`: the default (2) misses `import_module("pkg.lazy")` (notes §4).
+# `--min-dots 0`: the default (2) misses `import_module("pkg.lazy")`.
 # `--type-checking-imports`: annotations can be resolved at run time (pydantic,
 # typing.get_type_hints), so a TYPE_CHECKING import is a real edge; the flag also
 # overrides a repo's `[tool.ruff.analyze]` that turns them off.
@@ -192,7 +192,7 @@ async def _run_graph(
 ) -> tuple[dict[str, list[str]] | str, str]:
     """ruff's import map and its stderr, or why there is none (a str) and stderr."""
     try:
-        # The whole tree, never explicit files: explicit files limit the keys (notes §4).
+        # The whole tree, never explicit files: explicit files limit the keys.
         done = await run(
             [ruff_executable, *_GRAPH_ARGS], cwd=root, env=no_git_env(), timeout=timeout
         )
@@ -235,7 +235,7 @@ def _assemble(
             if not posixpath.isabs(target):
                 reverse.setdefault(target, set()).add(source)
     # Python runs every ancestor package's __init__ before the module itself, and
-    # ruff records `import pkg.util` as an edge to pkg/util.py only (notes §4).
+    # ruff records `import pkg.util` as an edge to pkg/util.py only.
     # (String ops, not PurePosixPath: this loop is most of the cost on large trees.)
     for module in list(reverse):
         folder = module.rpartition("/")[0]

@@ -1,6 +1,6 @@
 """Judging outcomes against the base: which tests got worse, what lint says.
 
-Pure functions and plain values, so each rule of "proven" (DESIGN.md,
+Pure functions and plain values, so each rule of "proven" (docs/architecture.md,
 Verification) can be read and tested on its own.
 """
 
@@ -98,7 +98,7 @@ def lint_problem(
 
 
 def entropy_bound(n: int, failures: int) -> float:
-    """N·H(p): the fewest test runs any scheme needs on average to sort N patches (notes A6)."""
+    """N·H(p): the fewest test runs any scheme needs on average to sort N patches."""
     if n == 0 or failures in {0, n}:
         return 0.0
     p = failures / n

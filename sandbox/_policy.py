@@ -2,7 +2,7 @@
 
 A model that cannot fix a finding may hide it instead (a `# noqa`, an edited
 ruff config, a deleted test); such patches never reach the linter or the tests.
-See notes/safety.md, B3.
+See docs/architecture.md, "What proven means".
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every subprocess fixbot starts goes through `run`.
 
 Why not `anyio.run_process`: on cancellation it kills only the direct child, so a
-test suite's grandchildren outlive a timed-out run (notes/safety.md, B2). Here
+test suite's grandchildren outlive a timed-out run. Here
 each child leads its own session and the whole process group is killed on
 timeout, on cancellation and on Ctrl-C.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from anyio.abc import Process
 
 # What a process that runs the repo's code may see of fixbot's environment. Tokens,
-# API keys and anything else not listed here never reach it (DESIGN: secrets).
+# API keys and anything else not listed here never reach it (docs/architecture.md, "Containment").
 ALLOWED_ENV = (
     "PATH",
     "HOME",

@@ -4,7 +4,7 @@ A candidate is one task's change (its files' whole new content). Many
 file-disjoint candidates are proven together: policy, compile, lint and format
 are judged per file in one pass each, the tests once for the whole batch; when
 the tests fail, the batch is bisected to the culprits, and a culprit is only
-blamed after a run of its own. See DESIGN.md, "Verification".
+blamed after a run of its own. See docs/architecture.md, "What proven means".
 """
 
 from __future__ import annotations

@@ -388,8 +388,8 @@ def violation_from_json(
 ) -> Violation:
     """Build a `Violation` from one object of ruff's JSON output.
 
-    ruff's schema is known and fixed (notes/ruff-0.17.md, 1.1): plain dataclasses,
-    built without validation.
+    ruff's schema is known and fixed (docs/architecture.md, "Facts about the
+    tools"): plain dataclasses, built without validation.
     """
     loc = _location(item["location"])
     end = _location(item["end_location"])

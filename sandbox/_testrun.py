@@ -1,7 +1,7 @@
 """Find the repo's test command and run it in a worktree, per test.
 
 Outcomes come from pytest's JUnit XML, never the exit code alone: a patch is
-judged test by test against base (DESIGN: Verification, step 6).
+judged test by test against base (docs/architecture.md, "What proven means", step 5).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A pool of git worktrees at the base commit, created once and reset between uses.
 
 Creating a worktree costs seconds on a large repo and resetting the few files a
-patch touched costs milliseconds (notes/performance.md, A3), so worktrees are
+patch touched costs milliseconds (docs/architecture.md, "Facts about the tools"), so worktrees are
 reused. They live under one folder per run; whatever a killed run left there is
 removed by the next run (`sweep`).
 """

@@ -1,7 +1,7 @@
 """A fake OpenAI chat-completions server on a real 127.0.0.1 socket, scripted per request.
 
 The model provider is the one remote service the tests cannot reach, so this speaks its
-wire protocol (DESIGN.md): `POST .../chat/completions`, a JSON reply or, when the request
+wire protocol (docs/architecture.md): `POST .../chat/completions`, a JSON reply or, when the request
 asks for `"stream": true`, server-sent events ending in `data: [DONE]`. A `responder`
 (request JSON -> `Scripted`) decides each reply: content and usage, a delay, an error
 status with Retry-After, a dropped connection, a reply cut off at its length limit.
