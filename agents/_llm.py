@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-
-from sandbox import FileChange, Patch, Ruff, sha256
+from fixbot.sandbox import FileChange, Patch, Ruff, sha256
 
 from ._llm_client import BudgetExhausted, LlmAuthError, LlmFailed
 from ._region import Region, extract_code, find_regions, splice
@@ -23,7 +22,7 @@ from ._region import Region, extract_code, find_regions, splice
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from sandbox import Violation
+    from fixbot.sandbox import Violation
 
     from ._llm_client import LlmClient
     from ._protocol import Request

@@ -25,9 +25,8 @@ import anyio
 import httpx
 import stamina
 import structlog
+from fixbot.sandbox import ServiceError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
-from sandbox import ServiceError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from sandbox import Patch, Violation
+    from fixbot.sandbox import Patch, Violation
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from sandbox import Violation
+    from fixbot.sandbox import Violation
 
     from ._protocol import Agent, Task
 

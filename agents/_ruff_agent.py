@@ -19,14 +19,14 @@ import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from sandbox import Edit, FileChange, FixDidNotConverge, Patch, Ruff, Violation, sha256
-from sandbox._chain import carry_origins
-from sandbox._ruff import apply_edits, decode, encode, line_starts, offset_of
+from fixbot.sandbox import Edit, FileChange, FixDidNotConverge, Patch, Ruff, Violation, sha256
+from fixbot.sandbox._chain import carry_origins
+from fixbot.sandbox._ruff import apply_edits, decode, encode, line_starts, offset_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from sandbox import LintCache
+    from fixbot.sandbox import LintCache
 
     from ._protocol import Request
 

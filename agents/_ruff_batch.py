@@ -15,9 +15,9 @@ import dataclasses
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from sandbox import Ruff, sha256
-from sandbox._chain import carry_origins
-from sandbox._ruff import BOM, fix_args
+from fixbot.sandbox import Ruff, sha256
+from fixbot.sandbox._chain import carry_origins
+from fixbot.sandbox._ruff import BOM, fix_args
 
 from ._ruff_agent import WANTED, gone_of, step_order
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
-    from sandbox import LintCache, Patch, Violation, Worktree
+    from fixbot.sandbox import LintCache, Patch, Violation, Worktree
 
     from ._protocol import Request
     from ._ruff_agent import RuffAgent

@@ -25,10 +25,10 @@ import structlog
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents import Request, Task  # noqa: E402
-from agents._llm import LlmAgent  # noqa: E402
-from agents._llm_client import LlmClient, LlmSettings  # noqa: E402
-from sandbox import Ruff  # noqa: E402
+from fixbot.agents import Request, Task  # noqa: E402
+from fixbot.agents._llm import LlmAgent  # noqa: E402
+from fixbot.agents._llm_client import LlmClient, LlmSettings  # noqa: E402
+from fixbot.sandbox import Ruff  # noqa: E402
 
 FUNCTION = """
 def f{i}(x):

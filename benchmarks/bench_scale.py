@@ -25,9 +25,9 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents import Router, RuffAgent  # noqa: E402
-from orchestrator._plan import make_plan  # noqa: E402
-from sandbox import Ruff, WorktreePool, default_ruff, run  # noqa: E402
+from fixbot.agents import Router, RuffAgent  # noqa: E402
+from fixbot.orchestrator._plan import make_plan  # noqa: E402
+from fixbot.sandbox import Ruff, WorktreePool, default_ruff, run  # noqa: E402
 
 DEBT = """import os
 import sys

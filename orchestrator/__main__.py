@@ -1,4 +1,4 @@
-"""`python -m orchestrator` is `fixbot`."""
+"""`python -m fixbot.orchestrator` is the `fixbot` command too."""
 
 from .cli import main
 

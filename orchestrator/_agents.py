@@ -6,7 +6,7 @@ import dataclasses
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from agents import RuffAgent
+from fixbot.agents import RuffAgent
 
 from ._report import LlmBlock
 
@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from agents import Agent, Router
-    from agents._llm_client import LlmClient
-    from sandbox import LintCache, Ruff
+    from fixbot.agents import Agent, Router
+    from fixbot.agents._llm_client import LlmClient
+    from fixbot.sandbox import LintCache, Ruff
 
     from ._config import Config
     from ._plan import Plan
@@ -45,8 +45,8 @@ async def make_agents(
         )
     client = None
     if wanted(config, "llm") and config.llm_enabled:
-        from agents._llm import LlmAgent  # noqa: PLC0415 - httpx only when a model is used
-        from agents._llm_client import LlmClient, LlmSettings  # noqa: PLC0415
+        from fixbot.agents._llm import LlmAgent  # noqa: PLC0415 - httpx only when a model is used
+        from fixbot.agents._llm_client import LlmClient, LlmSettings  # noqa: PLC0415
 
         client = LlmClient(
             LlmSettings(

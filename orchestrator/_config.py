@@ -18,6 +18,7 @@ import typing
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from fixbot.sandbox._errors import ConfigError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,8 +28,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-
-from sandbox._errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,7 +42,7 @@ _Identity = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[
 _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
 
-DEFAULTS_PACKAGE = "configs"
+DEFAULTS_PACKAGE = "fixbot.configs"
 DEFAULTS_FILE = "default.toml"
 
 

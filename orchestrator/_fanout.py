@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-
-from agents import Request
-from sandbox import Candidate, FileChange, Patch, Ruff, Step, Verdict, sha256
+from fixbot.agents import Request
+from fixbot.sandbox import Candidate, FileChange, Patch, Ruff, Step, Verdict, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from agents import Stage
-    from sandbox import Prover
+    from fixbot.agents import Stage
+    from fixbot.sandbox import Prover
 
     from ._job import Job
 

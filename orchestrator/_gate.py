@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import structlog
-
-from sandbox import Candidate
+from fixbot.sandbox import Candidate
 
 if TYPE_CHECKING:
-    from sandbox import Prover, Worktree
+    from fixbot.sandbox import Prover, Worktree
 
     from ._job import Job
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agents import Stage, Task
-    from sandbox import Patch, Verdict, Violation
+    from fixbot.agents import Stage, Task
+    from fixbot.sandbox import Patch, Verdict, Violation
 
 
 @dataclass(slots=True)

@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sandbox import RepoError, git
-from sandbox._git import checked_out_branches, ls_tree_modes
+from fixbot.sandbox import RepoError, git
+from fixbot.sandbox._git import checked_out_branches, ls_tree_modes
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from agents import Router, Task
-from sandbox import is_protected
+from fixbot.agents import Router, Task
+from fixbot.sandbox import is_protected
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Sequence
 
-    from sandbox import Violation
+    from fixbot.sandbox import Violation
 
 
 def in_scope(path: str, paths: Sequence[str], exclude: Sequence[str]) -> bool:

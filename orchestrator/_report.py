@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sandbox import Baseline, TestCommand, Violation
+    from fixbot.sandbox import Baseline, TestCommand, Violation
 
     from ._job import PatchRecord
     from ._plan import Plan

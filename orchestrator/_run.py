@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-
-from agents import Router
-from sandbox import (
+from fixbot.agents import Router
+from fixbot.sandbox import (
     Baseline,
     ConfigError,
     Prover,
@@ -31,11 +30,11 @@ from sandbox import (
     sha256,
     sweep,
 )
-from sandbox._git import common_dir, rev_parse, toplevel
-from sandbox._guard import Fingerprint, MetadataGuard
-from sandbox._impact import build_impact_map
-from sandbox._judge import entropy_bound
-from sandbox._testcache import TestCache, environment_of
+from fixbot.sandbox._git import common_dir, rev_parse, toplevel
+from fixbot.sandbox._guard import Fingerprint, MetadataGuard
+from fixbot.sandbox._impact import build_impact_map
+from fixbot.sandbox._judge import entropy_bound
+from fixbot.sandbox._testcache import TestCache, environment_of
 
 from ._agents import estimate_llm, llm_block, make_agents
 from ._fanout import FanOut
@@ -49,7 +48,7 @@ from ._state import RunLock, new_run_dir, worktree_root
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-    from sandbox import Isolation, TestCommand, TestResults, Violation, Worktree
+    from fixbot.sandbox import Isolation, TestCommand, TestResults, Violation, Worktree
 
     from ._config import Config
 

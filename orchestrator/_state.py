@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from sandbox import RepoError
+from fixbot.sandbox import RepoError
 
 
 @dataclass(frozen=True, slots=True)

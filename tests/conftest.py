@@ -129,7 +129,7 @@ def fixbot(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | Non
            timeout: float = 300) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """`fixbot ARGS` as a real subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        [sys.executable, "-m", "fixbot", *map(str, args)],
         cwd=cwd or ROOT,
         capture_output=True,
         text=True,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
-from sandbox._batch import MAX_BATCH, PRIOR_WEIGHT, PRIORS, Batcher
-from sandbox._prove import Candidate
+from fixbot.sandbox._batch import MAX_BATCH, PRIOR_WEIGHT, PRIORS, Batcher
+from fixbot.sandbox._prove import Candidate
 
 
 def cand(key: str, kind: str) -> Candidate:

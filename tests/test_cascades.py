@@ -17,19 +17,19 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
+from fixbot.agents import Request, RuffAgent, Task
+from fixbot.sandbox import Candidate, Isolation, Prover, Ruff, Step
+from fixbot.sandbox._judge import Baseline
+from fixbot.sandbox._ruff import default_ruff
+from fixbot.sandbox._worktree import WorktreePool
 
-from agents import Request, RuffAgent, Task
-from sandbox import Candidate, Isolation, Prover, Ruff, Step
-from sandbox._judge import Baseline
-from sandbox._ruff import default_ruff
-from sandbox._worktree import WorktreePool
 from tests.conftest import checkout_tests, fixbot, git, init_repo
 from tests.test_cli import report_of
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sandbox import Patch
+    from fixbot.sandbox import Patch
 
 pytestmark = pytest.mark.anyio
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sandbox import Location, Step, Violation
-from sandbox._chain import carry_origins, chain_problem
+from fixbot.sandbox import Location, Step, Violation
+from fixbot.sandbox._chain import carry_origins, chain_problem
 
 
 def finding(rule: str, fp: str, row: int = 1, message: str = "m") -> Violation:

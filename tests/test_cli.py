@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from fixbot.orchestrator._state import worktree_root
 
-from orchestrator._state import worktree_root
 from tests.conftest import (
     ROOT,
     checkout_tests,
@@ -339,7 +339,7 @@ class TestInterrupts:
     def start(self, repo: Path) -> subprocess.Popen[str]:
         env = {**os.environ, "FIXBOT_LOG_FORMAT": "json"}
         return subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "run", str(repo)],
+            [sys.executable, "-m", "fixbot", "run", str(repo)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agents import RuffAgent, Stage, Task
-from orchestrator._job import Job
-from sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
-from sandbox._types import Fault
+from fixbot.agents import RuffAgent, Stage, Task
+from fixbot.orchestrator._job import Job
+from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
+from fixbot.sandbox._types import Fault
 
 PATH = "pkg/m.py"
 

@@ -10,16 +10,15 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
-
-from sandbox import _judge
-from sandbox._judge import Baseline, entropy_bound, lint_problem
-from sandbox._ruff import Ruff
-from sandbox._types import TestResults
+from fixbot.sandbox import _judge
+from fixbot.sandbox._judge import Baseline, entropy_bound, lint_problem
+from fixbot.sandbox._ruff import Ruff
+from fixbot.sandbox._types import TestResults
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sandbox._types import TestStatus, Violation
+    from fixbot.sandbox._types import TestStatus, Violation
 
 pytestmark = pytest.mark.anyio
 

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 import structlog
-from structlog.testing import capture_logs
-
-from agents._llm_client import (
+from fixbot.agents._llm_client import (
     BudgetExhausted,
     LlmAuthError,
     LlmClient,
@@ -24,7 +22,9 @@ from agents._llm_client import (
     Reply,
     parse_retry_after,
 )
-from sandbox import ServiceError
+from fixbot.sandbox import ServiceError
+from structlog.testing import capture_logs
+
 from tests.fake_openai import FakeOpenAI, Scripted
 from tests.fake_openai import fake_openai as _fake_openai_fixture
 

@@ -10,9 +10,8 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-
-from orchestrator._job import PatchRecord
-from orchestrator._merge import (
+from fixbot.orchestrator._job import PatchRecord
+from fixbot.orchestrator._merge import (
     TRAILER,
     Identity,
     base_identity,
@@ -21,8 +20,9 @@ from orchestrator._merge import (
     move_branch,
     write_commits,
 )
-from sandbox import FileChange, Patch, RepoError, Verdict, sha256
-from sandbox._ruff import Ruff
+from fixbot.sandbox import FileChange, Patch, RepoError, Verdict, sha256
+from fixbot.sandbox._ruff import Ruff
+
 from tests.conftest import git, write_files
 
 if TYPE_CHECKING:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from agents._region import MAX_REGION_LINES, Region, extract_code, find_region, find_regions, splice
+from fixbot.agents._region import (
+    MAX_REGION_LINES,
+    Region,
+    extract_code,
+    find_region,
+    find_regions,
+    splice,
+)
 
 SOURCE = '''\
 """A module."""

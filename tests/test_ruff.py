@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
-
-from sandbox._errors import ToolError
-from sandbox._ruff import (
+from fixbot.sandbox._errors import ToolError
+from fixbot.sandbox._ruff import (
     BOM,
     LintResult,
     Ruff,
@@ -24,7 +23,8 @@ from sandbox._ruff import (
     split_lines,
     violation_from_json,
 )
-from sandbox._types import Edit, Location, Violation, fingerprint, fingerprints
+from fixbot.sandbox._types import Edit, Location, Violation, fingerprint, fingerprints
+
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:

@@ -6,15 +6,14 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
-
-from agents import Request, RuffAgent, Task
-from sandbox import sha256
-from sandbox._ruff import BOM, Ruff, default_ruff
+from fixbot.agents import Request, RuffAgent, Task
+from fixbot.sandbox import sha256
+from fixbot.sandbox._ruff import BOM, Ruff, default_ruff
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sandbox import Patch, Violation
+    from fixbot.sandbox import Patch, Violation
 
 pytestmark = pytest.mark.anyio
 

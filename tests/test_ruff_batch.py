@@ -9,18 +9,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from fixbot.agents import Request, RuffAgent, Task
+from fixbot.sandbox import Ruff, sha256
+from fixbot.sandbox._ruff import default_ruff
+from fixbot.sandbox._worktree import WorktreePool
 
-from agents import Request, RuffAgent, Task
-from sandbox import Ruff, sha256
-from sandbox._ruff import default_ruff
-from sandbox._worktree import WorktreePool
 from tests.conftest import git, init_repo
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from sandbox import Patch
+    from fixbot.sandbox import Patch
 
 pytestmark = pytest.mark.anyio
 

@@ -84,7 +84,7 @@ class TestSampleRepo:
         tests = checkout_tests(repo, "fixbot/sample", where)
         assert tests.returncode == 0, tests.stdout
         assert "26 passed" in tests.stdout
-        from sandbox import default_ruff  # noqa: PLC0415
+        from fixbot.sandbox import default_ruff  # noqa: PLC0415
 
         lint = subprocess.run(
             [default_ruff(), "check", "--no-cache", "--output-format", "concise", "."],

@@ -17,21 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-
-from sandbox._errors import TestCommandError
-from sandbox._isolation import Limits, find_pids_cgroup, probe_isolation
-from sandbox._process import repo_env, run
-from sandbox._testrun import (
+from fixbot.sandbox._errors import TestCommandError
+from fixbot.sandbox._isolation import Limits, find_pids_cgroup, probe_isolation
+from fixbot.sandbox._process import repo_env, run
+from fixbot.sandbox._testrun import (
     TestCommand,
     find_python,
     parse_junit,
     resolve_test_command,
     run_tests,
 )
+
 from tests.conftest import PYTEST_ONLY
 
 if TYPE_CHECKING:
-    from sandbox._types import TestResults
+    from fixbot.sandbox._types import TestResults
 
 
 SAMPLE_TESTS = """

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-
-from sandbox._worktree import (
+from fixbot.sandbox._worktree import (
     MARKER,
     UnsafePathError,
     Worktree,
@@ -20,6 +19,7 @@ from sandbox._worktree import (
     generated_files,
     sweep,
 )
+
 from tests.conftest import commit_all, git, init_repo
 
 pytestmark = pytest.mark.anyio
