@@ -4,4 +4,26 @@ from ._protocol import Agent, Request, Task
 from ._router import Router, Stage
 from ._ruff_agent import RuffAgent
 
-__all__ = ["Agent", "Request", "Router", "RuffAgent", "Stage", "Task"]
+__all__ = [
+    "Agent",
+    "LlmAgent",
+    "LlmClient",
+    "LlmSettings",
+    "Request",
+    "Router",
+    "RuffAgent",
+    "Stage",
+    "Task",
+]
+
+# The model's agent and client import httpx: only when a model is used.
+_LAZY = {"LlmAgent": "._llm", "LlmClient": "._llm_client", "LlmSettings": "._llm_client"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415 - a lazy export
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

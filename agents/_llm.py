@@ -9,11 +9,11 @@ message, until the attempts run out.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import anyio
 import structlog
+
 from fixbot.sandbox import FileChange, Patch, Ruff, sha256
 
 from ._llm_client import BudgetExhausted, LlmAuthError, LlmFailed
@@ -70,11 +70,7 @@ class RuleDocs:
         """The rule's name, summary and explanation (trimmed)."""
         async with self._lock:
             if rule not in self._docs:
-                done = await self._ruff._run(["rule", rule, "--output-format", "json"])  # noqa: SLF001
-                try:
-                    data = json.loads(done.stdout)
-                except json.JSONDecodeError:
-                    data = {}
+                data = await self._ruff.rule_doc(rule)
                 self._docs[rule] = {
                     "name": str(data.get("name", rule)),
                     "summary": str(data.get("summary", "")),

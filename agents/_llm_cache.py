@@ -9,14 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
-
-if TYPE_CHECKING:
-    from ._llm_client import Reply
 
 log = structlog.get_logger("fixbot")
 
@@ -26,6 +23,17 @@ def cache_key(model: str, body: dict[str, Any]) -> str:
     unstreamed = {k: v for k, v in body.items() if k != "stream"}
     raw = json.dumps([model, unstreamed], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The model's answer, the same whether it was streamed, sent whole or cached."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool = False
 
 
 class ReplyCache:
@@ -39,8 +47,6 @@ class ReplyCache:
 
     def get(self, key: str) -> Reply | None:
         """The stored reply, marked cached, or None."""
-        from ._llm_client import Reply  # noqa: PLC0415 - the client imports this module
-
         if (path := self._path(key)) is None or not path.is_file():
             return None
         try:

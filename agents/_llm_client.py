@@ -25,13 +25,14 @@ import anyio
 import httpx
 import stamina
 import structlog
-from fixbot.sandbox import ServiceError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from fixbot.sandbox import ServiceError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-from ._llm_cache import ReplyCache, cache_key
+from ._llm_cache import Reply, ReplyCache, cache_key
 
 log = structlog.get_logger("fixbot")
 POOL_SIZE = 16
@@ -79,17 +80,6 @@ class Usage:
     failures: int = 0
     cache_hits: int = 0
     budget_exhausted: bool = False
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The model's answer, the same whether it was streamed, sent whole or cached."""
-
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    cached: bool = False
 
 
 class BudgetExhausted(Exception):  # noqa: N818 - the name is the contract

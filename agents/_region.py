@@ -12,7 +12,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from fixbot.sandbox._ruff import decode, encode
+from fixbot.sandbox import decode, encode
 
 MAX_REGION_LINES = 120
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)

@@ -16,37 +16,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from fixbot.sandbox import Edit, FileChange, FixDidNotConverge, Patch, Ruff, Violation, sha256
-from fixbot.sandbox._chain import carry_origins
-from fixbot.sandbox._ruff import apply_edits, decode, encode, line_starts, offset_of
+from fixbot.sandbox import (
+    Edit,
+    FileChange,
+    FixDidNotConverge,
+    Patch,
+    Ruff,
+    Violation,
+    apply_edits,
+    carry_origins,
+    decode,
+    encode,
+    line_starts,
+    offset_of,
+    sha256,
+)
+
+from ._ruff_batch import propose_many
+from ._ruff_steps import ALLOWED, WANTED, gone_of, step_kind, step_order
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
 
-    from fixbot.sandbox import LintCache
+    from fixbot.sandbox import LintCache, Worktree
 
     from ._protocol import Request
 
 # Steps remembered per agent (content, rule and chosen fixes -> result); a bound on memory.
 _CACHE_SIZE = 4096
-# Which fixes a mode offers, and which it may apply along the way (cascades).
-WANTED = {"safe": {"safe"}, "unsafe": {"unsafe"}, "fix": {"safe", "unsafe"}}
-ALLOWED = {"safe": {"safe"}, "unsafe": {"safe", "unsafe"}, "fix": {"safe", "unsafe"}}
-
-
-def step_order(violation: Violation) -> tuple[int, str]:
-    """Safe fixes before unsafe ones, then by rule."""
-    return (violation.applicability != "safe", violation.rule)
-
-
-def step_kind(targets: tuple[Violation, ...] | list[Violation], mode: str) -> str:
-    """'unsafe' if any target's fix is unsafe, else 'safe'."""
-    if not targets:
-        return "safe" if mode == "safe" else mode
-    return "unsafe" if any(v.applicability == "unsafe" for v in targets) else "safe"
 
 
 class RuffAgent:
@@ -202,24 +202,13 @@ class RuffAgent:
             return False
         return request.wanted is None or violation.identity in request.wanted
 
-    async def propose_many(self, requests: list[Request], scratch: object) -> list[list[Patch]]:
+    async def propose_many(
+        self,
+        requests: list[Request],
+        scratch: Callable[[], AbstractAsyncContextManager[Worktree]],
+    ) -> list[list[Patch]]:
         """`propose` for many files at once: one ruff process per rule, not per file."""
-        from ._ruff_batch import propose_many  # noqa: PLC0415 - keeps this module small
-
         return await propose_many(self, requests, scratch)
-
-
-def gone_of(
-    chosen: Sequence[Violation], before: Sequence[Violation], after: Sequence[Violation]
-) -> list[Violation]:
-    """The chosen findings a step fixed: gone from `after`, counted as a multiset."""
-    gone = Counter(v.fingerprint for v in before) - Counter(v.fingerprint for v in after)
-    out = []
-    for v in chosen:
-        if gone[v.fingerprint] > 0:
-            gone[v.fingerprint] -= 1
-            out.append(v)
-    return out
 
 
 def _grouped(chosen: list[Violation], groups: Sequence[frozenset[str]]) -> list[Violation]:

@@ -15,11 +15,9 @@ import dataclasses
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox import Ruff, sha256
-from fixbot.sandbox._chain import carry_origins
-from fixbot.sandbox._ruff import BOM, fix_args
+from fixbot.sandbox import BOM, Ruff, carry_origins, sha256
 
-from ._ruff_agent import WANTED, gone_of, step_order
+from ._ruff_steps import WANTED, gone_of, step_order
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -28,7 +26,7 @@ if TYPE_CHECKING:
     from fixbot.sandbox import LintCache, Patch, Violation, Worktree
 
     from ._protocol import Request
-    from ._ruff_agent import RuffAgent
+    from ._ruff_steps import StepMaker
 
 BOM_BYTES = BOM.encode()
 # Files per ruff command line: far below ARG_MAX even with long paths.
@@ -37,19 +35,6 @@ CHUNK = 500
 
 def _chunks(paths: Sequence[str]) -> list[list[str]]:
     return [list(paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK)]
-
-
-async def _fix(ruff: Ruff, rule: str, unsafe: bool, paths: list[str]) -> None:
-    args = [*fix_args(unsafe=unsafe), "--select", rule]
-    for chunk in _chunks(paths):
-        await ruff._run([*args, "--force-exclude", "--", *chunk])  # noqa: SLF001
-
-
-async def _format(ruff: Ruff, paths: list[str]) -> None:
-    for chunk in _chunks(paths):
-        await ruff._run(  # noqa: SLF001
-            ["format", "--no-cache", "--force-exclude", "--", *chunk], parse_errors_ok=True
-        )
 
 
 async def _lint(ruff: Ruff, paths: list[str]) -> dict[str, list[Violation]]:
@@ -83,7 +68,7 @@ Todo = dict[tuple[tuple[bool, str], bool], dict[str, list["Violation"]]]
 
 
 def _todo(
-    agent: RuffAgent,
+    agent: StepMaker,
     mode: str,
     present: dict[str, list[Violation]],
     blocked: dict[str, set[str]],
@@ -107,7 +92,7 @@ def _todo(
 
 
 async def propose_many(
-    agent: RuffAgent,
+    agent: StepMaker,
     requests: list[Request],
     scratch: Callable[[], AbstractAsyncContextManager[Worktree]],
 ) -> list[list[Patch]]:
@@ -147,8 +132,8 @@ async def propose_many(
                 for path in targets:
                     blocked[path] |= {v.identity for v in files[path]}
                 continue
-            await _fix(ruff, rule, unsafe, targets)
-            await _format(ruff, [p for p in targets if p in clean])
+            await ruff.fix_files(targets, rule, unsafe=unsafe)
+            await ruff.format_files([p for p in targets if p in clean])
             for path in targets:
                 # ruff's fix keeps a BOM, its formatter drops it: put it back.
                 data = tree.read(path)

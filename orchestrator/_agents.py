@@ -14,8 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from fixbot.agents import Agent, Router
-    from fixbot.agents._llm_client import LlmClient
+    from fixbot.agents import Agent, LlmClient, Router
     from fixbot.sandbox import LintCache, Ruff
 
     from ._config import Config
@@ -45,8 +44,7 @@ async def make_agents(
         )
     client = None
     if wanted(config, "llm") and config.llm_enabled:
-        from fixbot.agents._llm import LlmAgent  # noqa: PLC0415 - httpx only when a model is used
-        from fixbot.agents._llm_client import LlmClient, LlmSettings  # noqa: PLC0415
+        from fixbot.agents import LlmAgent, LlmClient, LlmSettings  # noqa: PLC0415 - httpx only when a model is used
 
         client = LlmClient(
             LlmSettings(

@@ -18,7 +18,6 @@ import typing
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fixbot.sandbox._errors import ConfigError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,6 +27,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from fixbot.sandbox import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import structlog
+
 from fixbot.agents import Request
 from fixbot.sandbox import Candidate, FileChange, Patch, Ruff, Step, Verdict, sha256
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import structlog
+
 from fixbot.sandbox import Candidate
 
 if TYPE_CHECKING:

@@ -12,8 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox import RepoError, git
-from fixbot.sandbox._git import checked_out_branches, ls_tree_modes
+from fixbot.sandbox import RepoError, checked_out_branches, git, ls_tree_modes
 
 if TYPE_CHECKING:
     from pathlib import Path

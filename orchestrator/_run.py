@@ -12,29 +12,34 @@ from typing import TYPE_CHECKING
 
 import anyio
 import structlog
+
 from fixbot.agents import Router
 from fixbot.sandbox import (
     Baseline,
     ConfigError,
+    Fingerprint,
+    MetadataGuard,
     Prover,
     Ruff,
+    TestCache,
     TestCommandError,
     WorktreePool,
+    build_impact_map,
+    common_dir,
     default_limits,
     default_ruff,
+    entropy_bound,
+    environment_of,
     find_python,
     generated_files,
     git,
     probe_isolation,
     resolve_test_command,
+    rev_parse,
     sha256,
     sweep,
+    toplevel,
 )
-from fixbot.sandbox._git import common_dir, rev_parse, toplevel
-from fixbot.sandbox._guard import Fingerprint, MetadataGuard
-from fixbot.sandbox._impact import build_impact_map
-from fixbot.sandbox._judge import entropy_bound
-from fixbot.sandbox._testcache import TestCache, environment_of
 
 from ._agents import estimate_llm, llm_block, make_agents
 from ._fanout import FanOut

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from fixbot.sandbox import FixbotError
 from rich.console import Console
 from rich.table import Table
+
+from fixbot.sandbox import FixbotError
 
 from . import _logging
 from ._config import load_config

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._prove import Candidate
+    from ._candidate import Candidate
 
 # Before anything is seen: ruff's safe fixes almost never break tests, unsafe ones
 # sometimes, a model's more often (guesses; see docs/architecture.md, "Batches and their cost").

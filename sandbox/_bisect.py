@@ -19,8 +19,8 @@ from ._types import Verdict
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
+    from ._candidate import Candidate
     from ._impact import ImpactMap
-    from ._prove import Candidate
 
 
 class Bisection:

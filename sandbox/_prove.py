@@ -10,8 +10,6 @@ blamed after a run of its own. See docs/architecture.md, "What proven means".
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
@@ -19,12 +17,13 @@ import structlog
 
 from ._batch import Batcher
 from ._bisect import Bisection, changed_files, merged, proven
+from ._candidate import Candidate, ProofStats
 from ._judge import Baseline, test_file
 from ._policy import policy_problem
 from ._ruff import Ruff
 from ._static import StaticChecks
 from ._testrun import run_tests
-from ._types import LintCache, Step, TestResults, Verdict, sha256
+from ._types import LintCache, TestResults, Verdict, sha256
 
 log = structlog.get_logger("fixbot")
 
@@ -37,47 +36,6 @@ if TYPE_CHECKING:
     from ._testcache import TestCache
     from ._testrun import TestCommand
     from ._worktree import Worktree, WorktreePool
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One task's proposed change, judged as a unit."""
-
-    key: str
-    agent: str
-    before: Mapping[str, bytes]
-    after: Mapping[str, bytes]
-    targets: Counter[str] = field(default_factory=Counter)
-    # The chain's steps, each judged for lint against the content it started from;
-    # empty: one step per file, from `before` to `after`, fixing `targets`.
-    steps: tuple[Step, ...] = ()
-    kind: str = ""  # e.g. "ruff:unsafe": candidates of a kind share a failure rate
-    # A file's whole accepted chain against the base (the gate's): each step of it
-    # passed the static checks, so content that passed them needs no second look.
-    accepted_chain: bool = False
-    # Whether the caller, if this is refused, tries each of its fixes alone: then a
-    # batch run that pins a failing test on it alone needs no confirming run of its own.
-    narrowed: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.kind:
-            object.__setattr__(self, "kind", self.agent)
-
-
-@dataclass(slots=True)
-class ProofStats:
-    """What proving cost, for the report and the benchmarks."""
-
-    test_runs: int = 0
-    test_seconds: float = 0.0
-    reruns_at_base: int = 0
-    lint_runs: int = 0
-    batches: int = 0
-    tested: int = 0  # candidates that reached the tests
-    failed_tests: int = 0  # of those, rejected for the tests
-    selected_runs: int = 0  # test runs narrowed by test impact selection
-    reused_runs: int = 0  # whole-suite runs on a tree that had passed it already
-    cached_runs: int = 0  # runs found made already, in this run or an earlier one
 
 
 class Prover(StaticChecks, Bisection):

@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ToolError
 from ._process import Completed, no_git_env, run
+from ._text import BOM, decode, split_lines
 from ._types import Edit, Fix, Location, Violation, fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
-
-BOM = "\ufeff"
-# ruff counts \r\n, \r and \n as line breaks, and nothing else (str.splitlines does).
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def default_ruff() -> str:
@@ -31,54 +28,6 @@ def default_ruff() -> str:
     from ruff.__main__ import find_ruff_bin  # noqa: PLC0415 - only where needed
 
     return os.fspath(find_ruff_bin())
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines as ruff numbers them, without their line breaks."""
-    return _LINE_BREAK.split(text)
-
-
-def line_starts(text: str) -> list[int]:
-    """Offset of the start of each line, as ruff numbers rows."""
-    return [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
-
-
-def offset_of(starts: list[int], text: str, loc: Location) -> int:
-    """Turn a 1-based row and code-point column into an index into `text`."""
-    if loc.row - 1 >= len(starts):
-        return len(text)
-    return min(starts[loc.row - 1] + loc.column - 1, len(text))
-
-
-def apply_edits(source: str, edits: Iterable[Edit]) -> str:
-    """Apply one fix's edits to source text that has no BOM (ruff does not count it)."""
-    starts = line_starts(source)
-    spans = sorted(
-        (offset_of(starts, source, e.location), offset_of(starts, source, e.end_location), e)
-        for e in edits
-    )
-    out, pos = [], 0
-    for start, end, edit in spans:
-        if start < pos:
-            msg = "overlapping edits in one fix"
-            raise ValueError(msg)
-        out += [source[pos:start], edit.content]
-        pos = end
-    out.append(source[pos:])
-    return "".join(out)
-
-
-def decode(data: bytes) -> tuple[str, bool]:
-    """Source text without its BOM, and whether it had one."""
-    text = data.decode("utf-8", "surrogateescape")
-    if text.startswith(BOM):
-        return text[1:], True
-    return text, False
-
-
-def encode(text: str, bom: bool) -> bytes:
-    """The inverse of `decode`."""
-    return ((BOM if bom else "") + text).encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +163,28 @@ class Ruff:
             raise FixDidNotConverge(path)
         return done.stdout
 
+    async def fix_files(self, paths: Sequence[str], rule: str, *, unsafe: bool) -> None:
+        """ruff's fix loop for one rule, in place, on files of the checkout."""
+        args = [*fix_args(unsafe=unsafe), "--select", rule, "--force-exclude", "--"]
+        for chunk in _chunks(paths):
+            await self._run([*args, *chunk])
+
+    async def format_files(self, paths: Sequence[str]) -> None:
+        """`ruff format`, in place, on files of the checkout (a BOM is dropped: see decode)."""
+        for chunk in _chunks(paths):
+            await self._run(
+                ["format", "--no-cache", "--force-exclude", "--", *chunk], parse_errors_ok=True
+            )
+
+    async def rule_doc(self, rule: str) -> dict[str, Any]:
+        """`ruff rule RULE` as JSON: its name, summary and explanation ({} if unreadable)."""
+        done = await self._run(["rule", rule, "--output-format", "json"])
+        try:
+            data = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
     async def format_source(self, path: str, source: bytes) -> bytes:
         """`ruff format` of content in memory; the BOM, which ruff drops, is kept."""
         text, bom = decode(source)
@@ -296,6 +267,14 @@ class _Sources:
 
 class FixDidNotConverge(Exception):  # noqa: N818 - it reads as what happened
     """ruff's fix loop gave up on a file."""
+
+
+# Files per ruff command line: far below ARG_MAX even with long paths.
+_CHUNK = 500
+
+
+def _chunks(paths: Sequence[str]) -> list[list[str]]:
+    return [list(paths[i : i + _CHUNK]) for i in range(0, len(paths), _CHUNK)]
 
 
 def fix_args(*, unsafe: bool) -> list[str]:

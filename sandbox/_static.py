@@ -21,8 +21,8 @@ from ._types import Fault, Step, Verdict, sha256
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from ._candidate import Candidate, ProofStats
     from ._isolation import Isolation
-    from ._prove import Candidate, ProofStats
     from ._ruff import Ruff
     from ._types import Violation
     from ._worktree import Worktree

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
 from fixbot.sandbox._batch import MAX_BATCH, PRIOR_WEIGHT, PRIORS, Batcher
 from fixbot.sandbox._prove import Candidate
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fixbot.orchestrator._state import worktree_root
 
+from fixbot.orchestrator._state import worktree_root
 from tests.conftest import (
     ROOT,
     checkout_tests,

@@ -7,6 +7,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from fixbot.orchestrator import _config
 from fixbot.orchestrator._config import ENV_OR_FLAG_ONLY, SETTINGS, Config, load_config
 from fixbot.sandbox._errors import ConfigError

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+
 from fixbot.sandbox import _impact
 from fixbot.sandbox._impact import ImpactMap, build_impact_map
 from fixbot.sandbox._ruff import default_ruff
-
 from tests.conftest import write_files
 
 if TYPE_CHECKING:

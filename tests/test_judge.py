@@ -10,6 +10,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
+
 from fixbot.sandbox import _judge
 from fixbot.sandbox._judge import Baseline, entropy_bound, lint_problem
 from fixbot.sandbox._ruff import Ruff

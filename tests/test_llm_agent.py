@@ -13,13 +13,13 @@ import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from fixbot.agents import Request, Task
 from fixbot.agents._llm import SYSTEM, LlmAgent, build_messages
 from fixbot.agents._llm_client import LlmAuthError, LlmClient, LlmSettings
 from fixbot.agents._region import find_region
 from fixbot.sandbox import Ruff, sha256
 from fixbot.sandbox._ruff import default_ruff
-
 from tests.fake_openai import FENCED, FakeOpenAI, Scripted
 from tests.fake_openai import fake_openai as _fake_openai_fixture
 

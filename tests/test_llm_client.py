@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 import structlog
+from structlog.testing import capture_logs
+
 from fixbot.agents._llm_client import (
     BudgetExhausted,
     LlmAuthError,
@@ -23,8 +25,6 @@ from fixbot.agents._llm_client import (
     parse_retry_after,
 )
 from fixbot.sandbox import ServiceError
-from structlog.testing import capture_logs
-
 from tests.fake_openai import FakeOpenAI, Scripted
 from tests.fake_openai import fake_openai as _fake_openai_fixture
 

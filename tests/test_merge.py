@@ -10,6 +10,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
+
 from fixbot.orchestrator._job import PatchRecord
 from fixbot.orchestrator._merge import (
     TRAILER,
@@ -22,7 +23,6 @@ from fixbot.orchestrator._merge import (
 )
 from fixbot.sandbox import FileChange, Patch, RepoError, Verdict, sha256
 from fixbot.sandbox._ruff import Ruff
-
 from tests.conftest import git, write_files
 
 if TYPE_CHECKING:

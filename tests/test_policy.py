@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
 from fixbot.sandbox._policy import policy_problem, suppressions
 
 BASE = b"import os\n\n\ndef f():\n    return os.sep\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from fixbot.sandbox._process import ALLOWED_ENV, no_git_env, repo_env, run
 
 # Started in the background by the command under test: its pid goes to `pidfile`.

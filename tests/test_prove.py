@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+
 from fixbot.sandbox._impact import build_impact_map
 from fixbot.sandbox._isolation import Isolation, probe_isolation
 from fixbot.sandbox._prove import Baseline, Candidate, Prover
 from fixbot.sandbox._ruff import Ruff, default_ruff
 from fixbot.sandbox._testrun import TestCommand, resolve_test_command
 from fixbot.sandbox._worktree import WorktreePool
-
 from tests.conftest import git, init_repo
 
 if TYPE_CHECKING:

@@ -9,22 +9,18 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+
 from fixbot.sandbox._errors import ToolError
 from fixbot.sandbox._ruff import (
-    BOM,
     LintResult,
     Ruff,
-    apply_edits,
-    decode,
     default_ruff,
-    encode,
     scope_of,
     scope_table,
-    split_lines,
     violation_from_json,
 )
+from fixbot.sandbox._text import BOM, apply_edits, decode, encode, split_lines
 from fixbot.sandbox._types import Edit, Location, Violation, fingerprint, fingerprints
-
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:

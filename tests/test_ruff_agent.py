@@ -6,9 +6,11 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
+
 from fixbot.agents import Request, RuffAgent, Task
 from fixbot.sandbox import sha256
-from fixbot.sandbox._ruff import BOM, Ruff, default_ruff
+from fixbot.sandbox._ruff import Ruff, default_ruff
+from fixbot.sandbox._text import BOM
 
 if TYPE_CHECKING:
     from pathlib import Path

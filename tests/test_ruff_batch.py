@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+
 from fixbot.agents import Request, RuffAgent, Task
 from fixbot.sandbox import Ruff, sha256
 from fixbot.sandbox._ruff import default_ruff
 from fixbot.sandbox._worktree import WorktreePool
-
 from tests.conftest import git, init_repo
 
 if TYPE_CHECKING:

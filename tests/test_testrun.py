@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+
 from fixbot.sandbox._errors import TestCommandError
 from fixbot.sandbox._isolation import Limits, find_pids_cgroup, probe_isolation
 from fixbot.sandbox._process import repo_env, run
@@ -27,7 +28,6 @@ from fixbot.sandbox._testrun import (
     resolve_test_command,
     run_tests,
 )
-
 from tests.conftest import PYTEST_ONLY
 
 if TYPE_CHECKING:

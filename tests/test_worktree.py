@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from fixbot.sandbox._worktree import (
     MARKER,
     UnsafePathError,
@@ -19,7 +20,6 @@ from fixbot.sandbox._worktree import (
     generated_files,
     sweep,
 )
-
 from tests.conftest import commit_all, git, init_repo
 
 pytestmark = pytest.mark.anyio
