@@ -1,8 +1,14 @@
 """Agents propose patches: ruff's own fixes and a model over an OpenAI-compatible API."""
 
+from typing import TYPE_CHECKING
+
 from ._protocol import Agent, Request, Task
 from ._router import Router, Stage
 from ._ruff_agent import RuffAgent
+
+if TYPE_CHECKING:
+    from ._llm import LlmAgent
+    from ._llm_client import LlmClient, LlmSettings
 
 __all__ = [
     "Agent",

@@ -106,7 +106,7 @@ class LlmAgent:
     """Asks a model to rewrite the region around each violation no other agent can fix."""
 
     name = "llm"
-    modes = ("llm",)
+    modes: tuple[str, ...] = ("llm",)
     learns = True  # a rejected fix comes back with its verdict
 
     def __init__(

@@ -230,9 +230,9 @@ def _apply(content: bytes, chosen: Sequence[Violation]) -> bytes:
     for v in chosen:
         if v.fix is None or not v.fix.edits:
             continue
-        at = [offset_of(starts, text, e.location) for e in v.fix.edits]
-        end = [offset_of(starts, text, e.end_location) for e in v.fix.edits]
-        spans.append((min(at), max(end), v.fix.edits))
+        first = min(offset_of(starts, text, e.location) for e in v.fix.edits)
+        last = max(offset_of(starts, text, e.end_location) for e in v.fix.edits)
+        spans.append((first, last, v.fix.edits))
     edits: list[Edit] = []
     reach = -1
     for start, end, fix in sorted(spans, key=lambda s: (s[0], s[1])):

@@ -64,7 +64,7 @@ async def _lint_all(
     return {p: [dataclasses.replace(v, origin=None) for v in vs] for p, vs in found.items()}
 
 
-Todo = dict[tuple[tuple[bool, str], bool], dict[str, list["Violation"]]]
+Todo = dict[tuple[tuple[int, str], bool], dict[str, list["Violation"]]]
 
 
 def _todo(
@@ -109,7 +109,7 @@ async def propose_many(
     current = {p: by_path[p].content[p] for p in paths}
     chains: dict[str, list[Patch]] = defaultdict(list)
     blocked: dict[str, set[str]] = defaultdict(set)
-    visits: Counter[tuple[tuple[bool, str], bool]] = Counter()
+    visits: Counter[tuple[tuple[int, str], bool]] = Counter()
     async with scratch() as tree:
         tree.write(current)
         ruff = Ruff(tree.path, agent.select, agent.ruff_executable)

@@ -85,5 +85,5 @@ def estimate_llm(plan: Plan, router: Router, config: Config) -> dict[str, int]:
 def llm_block(client: LlmClient | None, estimate: dict[str, int]) -> LlmBlock:
     """report.json's `llm` block."""
     if client is None:
-        return LlmBlock(**estimate)
-    return LlmBlock(**dataclasses.asdict(client.usage), **estimate)
+        return LlmBlock.model_validate(estimate)
+    return LlmBlock.model_validate({**dataclasses.asdict(client.usage), **estimate})

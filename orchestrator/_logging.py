@@ -17,6 +17,8 @@ import structlog
 if TYPE_CHECKING:
     from collections.abc import Iterable, MutableMapping
 
+    from structlog.typing import Processor
+
 _SECRET_KEYS = frozenset(
     {"api_key", "authorization", "token", "llm_api_key", "github_token", "password"}
 )
@@ -59,7 +61,7 @@ def configure(
     renderer: Any
     if json_out:
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
-        exc = structlog.processors.ExceptionRenderer(
+        exc: Processor = structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
         )
     else:

@@ -296,8 +296,8 @@ def render_markdown(report: Report) -> str:
             f"{c.landed} | {tests} | {lint} | {other} |"
         )
     if report.not_attempted:
-        reasons = ", ".join(f"{n} ({reason})" for reason, n in sorted(report.not_attempted.items()))
-        lines += ["", f"Not attempted: {reasons}."]
+        skipped = ", ".join(f"{n} ({why})" for why, n in sorted(report.not_attempted.items()))
+        lines += ["", f"Not attempted: {skipped}."]
     for title, reasons in REFUSALS:
         refused = [
             p

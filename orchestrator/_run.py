@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import structlog
@@ -322,7 +322,9 @@ async def _lint(ctx: Context) -> tuple[str, list[Violation]]:
 
 async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, Prover]:
     """The test command, how runs are isolated, the import graph, and a Prover."""
-    source = "flag" if ctx.config.source("test_cmd") in {"flag", "env"} else "config"
+    source: Literal["flag", "config"] = (
+        "flag" if ctx.config.source("test_cmd") in {"flag", "env"} else "config"
+    )
     command = resolve_test_command(ctx.repo, ctx.config.test_cmd, source)
     python = command.python if command else find_python(ctx.repo)
     limits = default_limits(ctx.pool.size, ctx.config.test_timeout)

@@ -92,7 +92,9 @@ class Bisection:
         graph can tell.
         """
         assert self.impact is not None  # noqa: S101 - only with suspects from the graph
-        reach = {c.key: self.impact.tests_for(c.after) or set() for c in suspects}
+        reach: dict[str, set[str]] = {
+            c.key: set(self.impact.tests_for(c.after) or ()) for c in suspects
+        }
         pins = {}
         for cand in suspects:
             others = set().union(*(r for k, r in reach.items() if k != cand.key))
