@@ -179,6 +179,19 @@ def load_config(
         config = Config.model_validate({**values, "sources": sources, "notices": tuple(notices)})
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, merged)) from None
+    # Contracts whose code is not built yet: refused, never a silent no-op (FIXBOT_PUSH=1
+    # exiting 0 having pushed nothing would be a lie).
+    for name, asked in (("push", config.push), ("open_pr", config.open_pr)):
+        if asked:
+            raise ConfigError(
+                f"{name.replace('_', '-')} ({merged[name][2]}) is not built yet:"
+                " fixbot writes the branch; push it yourself"
+            )
+    if config.agents is not None and "codemod" in config.agents:
+        raise ConfigError(
+            f"agents include 'codemod' ({merged['agents'][2]}), which is not built yet:"
+            " use 'ruff' and 'llm'"
+        )
     if config.agents is not None and "llm" in config.agents and not config.llm_enabled:
         raise ConfigError(
             f"agents include 'llm' ({merged['agents'][2]}) but llm-base-url and llm-model"

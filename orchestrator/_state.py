@@ -12,20 +12,10 @@ import fcntl
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
 from fixbot.sandbox import RepoError
-
-
-@dataclass(frozen=True, slots=True)
-class RunState:
-    """The folders of one run."""
-
-    home: Path  # .git/fixbot
-    run_dir: Path  # .git/fixbot/runs/<id>
-    worktrees: Path
 
 
 def _fast_tmp() -> Path | None:

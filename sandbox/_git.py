@@ -100,22 +100,3 @@ async def ls_tree_modes(repo: Path, commit: str, paths: Sequence[str]) -> dict[s
             meta, path = entry.split(b"\t", 1)
             out[path.decode()] = meta.split()[0].decode()
     return out
-
-
-async def show_blobs(repo: Path, commit: str, paths: Sequence[str]) -> dict[str, bytes]:
-    """The content of each path at `commit`, read in one `git cat-file --batch`."""
-    if not paths:
-        return {}
-    request = "".join(f"{commit}:{p}\n" for p in paths).encode()
-    done = await git("cat-file", "--batch", cwd=repo, stdin=request)
-    out, data, pos = {}, done.stdout, 0
-    for path in paths:
-        header_end = data.index(b"\n", pos)
-        header = data[pos:header_end].split()
-        if header[-1] == b"missing":
-            pos = header_end + 1
-            continue
-        size = int(header[2])
-        out[path] = data[header_end + 1 : header_end + 1 + size]
-        pos = header_end + 1 + size + 1
-    return out

@@ -134,11 +134,6 @@ class ImpactMap:
         return {t for t in self.tests if t.startswith(prefix)}
 
 
-def test_files_to_node_prefixes(files: Iterable[str]) -> list[str]:
-    """pytest node-id prefixes for test files: the paths themselves, sorted."""
-    return sorted(files)
-
-
 async def build_impact_map(
     root: Path,
     ruff_executable: str,

@@ -202,10 +202,10 @@ class TestEnvironment:
 
     def test_lists_are_comma_separated(self, tmp_path):
         """Items are split on commas, stripped, and empty items dropped."""
-        env = {"FIXBOT_SELECT": " F401, E501 ,,UP ", "FIXBOT_AGENTS": "ruff,codemod"}
+        env = {"FIXBOT_SELECT": " F401, E501 ,,UP ", "FIXBOT_AGENTS": "ruff,"}
         config = load(tmp_path, env=env)
         assert config.select == ["F401", "E501", "UP"]
-        assert config.agents == ["ruff", "codemod"]
+        assert config.agents == ["ruff"]
 
     @pytest.mark.parametrize(
         ("raw", "expected"),
@@ -325,10 +325,10 @@ class TestSecrets:
 
     def test_allowed_from_env_and_flags(self, tmp_path):
         """The same settings come from the environment and flags."""
-        env = {"FIXBOT_LLM_BASE_URL": "http://127.0.0.1:9/v1/", "FIXBOT_PUSH": "yes"}
-        config = load(tmp_path, env=env, flags={"open_pr": True, "github_api_url": "https://g.x"})
+        env = {"FIXBOT_LLM_BASE_URL": "http://127.0.0.1:9/v1/", "FIXBOT_PUSH": "no"}
+        config = load(tmp_path, env=env, flags={"open_pr": False, "github_api_url": "https://g.x"})
         assert config.llm_base_url == "http://127.0.0.1:9/v1"
-        assert (config.push, config.open_pr, config.github_api_url) == (True, True, "https://g.x")
+        assert (config.push, config.open_pr, config.github_api_url) == (False, False, "https://g.x")
 
     def test_model_name_may_come_from_repo(self, tmp_path):
         """llm-model is not a secret and may be set in [tool.fixbot]."""
@@ -455,3 +455,21 @@ class TestLlmEnabled:
         """With URL and model set the llm agent may be chosen."""
         env = {"FIXBOT_LLM_BASE_URL": "http://127.0.0.1:1/v1", "FIXBOT_LLM_MODEL": "m"}
         assert load(tmp_path, flags={"agents": ["llm"]}, env=env).agents == ["llm"]
+
+
+class TestNotBuiltYet:
+    """A setting whose code does not exist yet is refused with one line, never ignored."""
+
+    def test_push_and_open_pr(self, tmp_path):
+        """FIXBOT_PUSH=1 and --open-pr name themselves and say they are not built."""
+        assert config_error(tmp_path, env={"FIXBOT_PUSH": "1"}).startswith(
+            "push (FIXBOT_PUSH) is not built yet"
+        )
+        assert config_error(tmp_path, flags={"open_pr": True}).startswith(
+            "open-pr (--open-pr) is not built yet"
+        )
+
+    def test_codemod_agent(self, tmp_path):
+        """--agents codemod names the agent that does not exist."""
+        message = config_error(tmp_path, flags={"agents": "ruff,codemod"})
+        assert message.startswith("agents include 'codemod' (--agents), which is not built yet")

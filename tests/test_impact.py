@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from fixbot.sandbox import _impact
 from fixbot.sandbox._impact import ImpactMap, build_impact_map
 from fixbot.sandbox._ruff import default_ruff
 from tests.conftest import write_files
@@ -254,18 +253,6 @@ class TestConservative:
         impact = anyio.run(build_impact_map, tmp_path, str(tmp_path / "no-such-ruff"))
         assert impact.blind is not None
         assert impact.tests_for(["pkg/lazy.py"]) is None
-
-
-class TestNodePrefixes:
-    def test_sorted_paths(self):
-        """Node-id prefixes are the test file paths, sorted."""
-        files = {"tests/b/test_z.py", "tests/test_a.py", "tests/b/test_a.py"}
-        # Through the module: a test_* name imported here would be collected as a test.
-        assert _impact.test_files_to_node_prefixes(files) == [
-            "tests/b/test_a.py",
-            "tests/b/test_z.py",
-            "tests/test_a.py",
-        ]
 
 
 class TestScale:
