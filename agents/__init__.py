@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from ._protocol import Agent, Request, Task
+from ._protocol import Agent, BatchAgent, Request, Task
 from ._router import Router, Stage
 from ._ruff_agent import RuffAgent
 
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Agent",
+    "BatchAgent",
     "LlmAgent",
     "LlmClient",
     "LlmSettings",

@@ -192,6 +192,8 @@ class LlmAgent:
             steps.append(
                 Patch(
                     id=f"{path}@llm.{request.round}.{len(steps) + 1}",
+                    round=request.round,
+                    step=len(steps) + 1,
                     agent=self.name,
                     kind="llm",
                     rules=(v.rule,),

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+    from contextlib import AbstractAsyncContextManager
     from pathlib import Path
 
-    from fixbot.sandbox import Patch, Violation
+    from fixbot.sandbox import Patch, Violation, Worktree
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +53,15 @@ class Request:
 
 @runtime_checkable
 class Agent(Protocol):
-    """Proposes patches; never applies or proves them."""
+    """Proposes patches; never applies or proves them.
+
+    `learns`: whether a rejected fix may come back to it with its verdict (a model
+    can use one; ruff's fixes are what they are).
+    """
 
     name: str
     modes: tuple[str, ...]
+    learns: bool
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
         """Whether this agent, in `mode`, has a fix to offer for `violation`."""
@@ -63,4 +69,17 @@ class Agent(Protocol):
 
     async def propose(self, request: Request) -> list[Patch]:
         """A chain of patches (each builds on the one before), or [] for nothing to do."""
+        ...
+
+
+@runtime_checkable
+class BatchAgent(Agent, Protocol):
+    """An agent that proposes for many files at once, in a scratch worktree it is lent."""
+
+    async def propose_many(
+        self,
+        requests: list[Request],
+        scratch: Callable[[], AbstractAsyncContextManager[Worktree]],
+    ) -> list[list[Patch]]:
+        """`propose` for every request, in the requests' order."""
         ...

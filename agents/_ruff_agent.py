@@ -53,6 +53,7 @@ class RuffAgent:
     """Proposes ruff's fixes for one file, to a fixed point, bounded."""
 
     name = "ruff"
+    learns = False  # ruff's fixes are what they are: a verdict changes nothing
 
     def __init__(
         self,
@@ -187,6 +188,8 @@ class RuffAgent:
         """One step of a chain: one rule's fixes in one file."""
         return Patch(
             id=f"{path}@{request.mode}.{request.round}.{number}",
+            round=request.round,
+            step=number,
             agent=self.name,
             kind=step_kind(targets, request.mode),
             rules=(rule,),

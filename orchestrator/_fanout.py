@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from fixbot.agents import Request
+from fixbot.agents import BatchAgent, Request
 from fixbot.sandbox import Candidate, FileChange, Patch, Ruff, Step, Verdict, sha256
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidat
     return Candidate(
         key=key or job.path,
         agent=chain[0].agent,
-        kind=job.stages[job.stage].label,
+        mode=job.stages[job.stage].mode,
         before={job.path: job.content},
         after={job.path: chain[-1].changes[0].new},
         targets=Counter(v.fingerprint for p in chain for v in p.targets),
@@ -216,13 +216,15 @@ class FanOut:
             if job.blocked or job.groups:
                 continue
             stage = job.stages[job.stage]
-            if hasattr(stage.agent, "propose_many"):
+            if isinstance(stage.agent, BatchAgent):
                 groups.setdefault((id(stage.agent), stage.mode), (stage, []))[1].append(job)
         for stage, jobs in groups.values():
             if len(jobs) < 2:
                 continue
             requests = [self._request(job) for job in jobs]
-            chains = await stage.agent.propose_many(requests, self.prover.pool.use)  # type: ignore[attr-defined]
+            agent = stage.agent
+            assert isinstance(agent, BatchAgent)  # noqa: S101 - grouped by it above
+            chains = await agent.propose_many(requests, self.prover.pool.use)
             for job, chain in zip(jobs, chains, strict=True):
                 job.pending = chain
                 if not chain:

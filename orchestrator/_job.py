@@ -93,7 +93,7 @@ class Job:
     @property
     def learns(self) -> bool:
         """Whether the current stage's agent can use a verdict to try again."""
-        return self.active and getattr(self.stages[self.stage].agent, "learns", False)
+        return self.active and self.stages[self.stage].agent.learns
 
     def settle(self, verdict: Verdict) -> None:
         """Record the verdict on the pending chain and decide what to try next."""

@@ -7,7 +7,6 @@ the base commit's date, so the same base, config and fixes give the same shas.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from ._job import PatchRecord
 
 TRAILER = "Fixbot-Proof:"
-_STEP = re.compile(r"@(?P<mode>\w+)\.(?P<round>\d+)\.(?P<step>\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +97,7 @@ def commit_groups(
     for chain in by_file.values():
         passes, last, last_round = 0, (-1, ""), -1
         for rec in chain:
-            match = _STEP.search(rec.patch.id)
-            rnd = int(match["round"]) if match else 0
+            rnd = rec.patch.round
             order = (int(rec.patch.kind != "safe"), rec.patch.rules[0])
             if rnd != last_round:
                 passes, last_round = 0, rnd

@@ -35,7 +35,7 @@ class Batcher:
 
     def failure_rate(self, kind: str) -> float:
         """Estimated chance that a candidate of this kind fails the tests."""
-        prior = PRIORS.get(kind.rsplit(":", 1)[-1], 0.05)
+        prior = PRIORS.get(kind.rsplit(":", 1)[-1], 0.05)  # by mode, else by agent
         return (self.failed[kind] + prior * PRIOR_WEIGHT) / (self.tested[kind] + PRIOR_WEIGHT)
 
     def size(self, kind: str) -> int:

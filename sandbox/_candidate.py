@@ -28,7 +28,9 @@ class Candidate:
     # The chain's steps, each judged for lint against the content it started from;
     # empty: one step per file, from `before` to `after`, fixing `targets`.
     steps: tuple[Step, ...] = ()
-    kind: str = ""  # e.g. "ruff:unsafe": candidates of a kind share a failure rate
+    # How the agent made it ("fix", "safe", "llm"...): candidates of one agent and mode
+    # share a failure rate.
+    mode: str = ""
     # A file's whole accepted chain against the base (the gate's): each step of it
     # passed the static checks, so content that passed them needs no second look.
     accepted_chain: bool = False
@@ -36,9 +38,10 @@ class Candidate:
     # batch run that pins a failing test on it alone needs no confirming run of its own.
     narrowed: bool = False
 
-    def __post_init__(self) -> None:
-        if not self.kind:
-            object.__setattr__(self, "kind", self.agent)
+    @property
+    def kind(self) -> str:
+        """The agent and mode, as one key of the failure rates (`agent:mode`)."""
+        return f"{self.agent}:{self.mode}" if self.mode else self.agent
 
 
 @dataclass(slots=True)

@@ -153,6 +153,8 @@ class Patch(_Frozen):
     changes: tuple[FileChange, ...]
     parent: str | None = None
     attempt: int = 1
+    round: int = Field(default=0, description="the fan-out round that proposed it")
+    step: int = Field(default=1, description="its place in its chain, from 1")
 
 
 class Fault(_Frozen):

@@ -12,7 +12,8 @@ from fixbot.sandbox._prove import Candidate
 
 def cand(key: str, kind: str) -> Candidate:
     """A candidate that changes nothing, of `kind`."""
-    return Candidate(key=key, agent=kind.split(":", 1)[0], before={}, after={}, kind=kind)
+    agent, _, mode = kind.partition(":")
+    return Candidate(key=key, agent=agent, before={}, after={}, mode=mode)
 
 
 def fail(batcher: Batcher, kind: str, failed: int, passed: int) -> None:

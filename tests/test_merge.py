@@ -108,8 +108,11 @@ async def record(
     lint = await Ruff(repo).lint_source(path, before.encode(), select=["F401", "F841"])
     targets = tuple(v for v in lint.violations if v.rule == rule)
     assert targets, (path, rule)
+    rnd, number = (int(n) for n in step.split("."))
     patch = Patch(
         id=f"{path}@{kind}.{step}",
+        round=rnd,
+        step=number,
         agent="ruff",
         kind=kind,
         rules=(rule,),
