@@ -56,12 +56,16 @@ class Agent(Protocol):
     """Proposes patches; never applies or proves them.
 
     `learns`: whether a rejected fix may come back to it with its verdict (a model
-    can use one; ruff's fixes are what they are).
+    can use one; ruff's fixes are what they are). `dropped`: why it proposed nothing
+    for a finding it was given.
     """
 
     name: str
     modes: tuple[str, ...]
     learns: bool
+    # Finding (fingerprint) -> why the agent proposed nothing for it (a model's reply
+    # that had no code, a request that failed): reported with what stayed unfixed.
+    dropped: Mapping[str, str]
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
         """Whether this agent, in `mode`, has a fix to offer for `violation`."""

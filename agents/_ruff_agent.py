@@ -68,6 +68,7 @@ class RuffAgent:
         self.max_iterations = max_iterations
         self.modes = modes
         self._cache: dict[tuple[object, ...], Any] = {}
+        self.dropped: dict[str, str] = {}  # ruff's fixes are deterministic: none dropped
         # Lints of content between steps, shared with the proof (see _ruff_batch.py).
         self.lint_cache = lint_cache
 

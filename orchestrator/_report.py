@@ -102,6 +102,10 @@ class Report(BaseModel):
     not_attempted: dict[str, int] = Field(
         default_factory=dict, description="violations no agent was given, by reason (notebook...)"
     )
+    unfixed_reasons: dict[str, int] = Field(
+        default_factory=dict,
+        description="violations an agent was given and proposed nothing for, by its reason",
+    )
 
 
 def count_by_rule(
@@ -157,6 +161,7 @@ def build_report(
     isolation: dict[str, str],
     dry_run: bool,
     proof: dict[str, Any],
+    dropped_by_agents: dict[str, int] | None = None,
 ) -> Report:
     """Assemble report.json from what the stages produced."""
     results = baseline.results
@@ -198,6 +203,7 @@ def build_report(
         dry_run=dry_run,
         proof=proof,
         not_attempted=dict(Counter(plan.skipped.values())),
+        unfixed_reasons=dict(sorted((dropped_by_agents or {}).items())),
     )
 
 
@@ -295,6 +301,9 @@ def render_markdown(report: Report) -> str:
             f"| {rule} | {c.found} | {c.fixed} | {c.unfixed + c.rejected} | {c.offered} | "
             f"{c.landed} | {tests} | {lint} | {other} |"
         )
+    if report.unfixed_reasons:
+        why = ", ".join(f"{n} ({reason})" for reason, n in report.unfixed_reasons.items())
+        lines += ["", f"Proposed nothing for: {why}."]
     if report.not_attempted:
         skipped = ", ".join(f"{n} ({why})" for why, n in sorted(report.not_attempted.items()))
         lines += ["", f"Not attempted: {skipped}."]

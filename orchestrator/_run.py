@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -247,6 +248,7 @@ async def _stages(
                 log.warning("llm.estimate", budget=ctx.config.llm_token_budget, **estimate)
         with ctx.timer.stage("prove"):
             await fan.run()
+        dropped = Counter(reason for agent in agents for reason in agent.dropped.values())
     llm_usage = llm_block(client, estimate)
     with ctx.timer.stage("gate"):
         await final_gate(prover, fan.jobs, ctx.reference)
@@ -275,6 +277,7 @@ async def _stages(
             isolation=facts,
             dry_run=ctx.config.dry_run,
             proof=proof_block(fan.rounds, prover, records),
+            dropped_by_agents=dict(dropped),
         )
         save_rejected(ctx.run_dir, records)
         report_dir = _report_dir(ctx.config, ctx.run_dir)

@@ -187,6 +187,7 @@ class TestImperfectModel:
         # Three model replies broke a test, one tried a noqa: both kept apart by reason.
         assert e722["refused"] == {"tests": 3, "policy": 1}
         assert data["by_rule"]["E741"]["unfixed"] == 2  # the reply had no code
+        assert data["unfixed_reasons"].get("reply has no python block", 0) >= 1
         llm = data["llm"]
         assert llm["retries"] >= 3  # the 429, the 500, the dropped connection
         assert llm["requests"] >= len(fake_openai.requests) > 0
