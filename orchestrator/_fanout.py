@@ -199,11 +199,9 @@ class FanOut:
         kept = []
         for job in proposing:
             if budget <= 0:
-                job.pending = []
-                job.stage = len(job.stages)
+                job.stop()
                 continue
-            job.pending = job.pending[:budget]
-            budget -= len(job.pending)
+            budget -= job.keep_first(budget)
             kept.append(job)
         return kept
 
@@ -226,11 +224,7 @@ class FanOut:
             assert isinstance(agent, BatchAgent)  # noqa: S101 - grouped by it above
             chains = await agent.propose_many(requests, self.prover.pool.use)
             for job, chain in zip(jobs, chains, strict=True):
-                job.pending = chain
-                if not chain:
-                    job.queue.pop(0)
-                    if not job.queue:
-                        job.advance()
+                job.proposed(chain)
 
     def _request(self, job: Job, wanted: frozenset[str] | None = None) -> Request:
         stage = job.stages[job.stage]
@@ -260,31 +254,19 @@ class FanOut:
                 for group in job.probes:
                     tg.start_soon(self._probe, job, group, limiter)
         for job in active:
-            job.probes = []
-            if not job.probe_pending:
-                job.release_held()  # no probe had anything to try
-            if job.active and not (job.queue or job.pending or job.probe_pending):
-                job.advance()
+            job.end_proposing()
 
     async def _propose(self, job: Job, limiter: anyio.CapacityLimiter) -> None:
         async with limiter:
             while job.active and job.queue and not job.pending:
                 stage = job.stages[job.stage]
-                job.pending = await self._tidy(job, await stage.agent.propose(self._request(job)))
-                if not job.pending:
-                    job.queue.pop(0)
-                    if not job.queue and not job.probes:
-                        job.advance()
+                job.proposed(await self._tidy(job, await stage.agent.propose(self._request(job))))
 
     async def _probe(self, job: Job, group: frozenset[str], limiter: anyio.CapacityLimiter) -> None:
         async with limiter:
             stage = job.stages[job.stage]
             request = self._request(job, wanted=group)
-            chain = await self._tidy(job, await stage.agent.propose(request))
-            if chain:
-                job.probe_pending.append((group, chain))
-            else:
-                job.blocked |= group  # nothing left to propose for it
+            job.probe_proposed(group, await self._tidy(job, await stage.agent.propose(request)))
 
     async def _tidy(self, job: Job, chain: list[Patch]) -> list[Patch]:
         """Format what a fix disturbed in a file that was format-clean (and only there)."""

@@ -25,11 +25,7 @@ ROUNDS = 3
 
 
 def _drop(job: Job, reference: Worktree, reason: str, detail: str) -> None:
-    for rec in job.records:
-        if rec.status == "accepted":
-            rec.status = "dropped"
-            rec.verdict = rec.verdict.model_copy(update={"reason": reason, "detail": detail})
-    job.content = reference.read(job.path)
+    job.drop_accepted(reason, detail, reference.read(job.path))
 
 
 async def final_gate(prover: Prover, jobs: list[Job], reference: Worktree) -> None:

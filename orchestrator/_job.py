@@ -11,7 +11,7 @@ refused while the other fixes of its file still land.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from fixbot.agents import Stage, Task
@@ -29,6 +29,7 @@ class PatchRecord:
 
 
 PROBE_LIMIT = 8
+Status = Literal["asking", "proving", "done"]
 
 
 def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
@@ -85,10 +86,63 @@ class Job:
         """Whether this job has anything left to propose."""
         return self.stage < len(self.stages)
 
+    @property
+    def status(self) -> Status:
+        """Where the job is: done, with a chain or probes to prove, or with more to ask for."""
+        if not self.active:
+            return "done"
+        if self.pending or self.probe_pending:
+            return "proving"
+        return "asking"
+
     def advance(self) -> None:
         """On to the next stage, asking for everything again."""
         self.stage += 1
         self.queue = [None]
+
+    def _advance_if_idle(self) -> None:
+        """The one rule: a stage with nothing queued, probed or pending is exhausted."""
+        if self.active and not (self.queue or self.probes or self.probe_pending or self.pending):
+            self.advance()
+
+    def drop_accepted(self, reason: str, detail: str, base: bytes) -> None:
+        """The final gate drops what landed here: the file goes back to `base`."""
+        for rec in self.records:
+            if rec.status == "accepted":
+                rec.status = "dropped"
+                rec.verdict = rec.verdict.model_copy(update={"reason": reason, "detail": detail})
+        self.content = base
+
+    def stop(self) -> None:
+        """Propose nothing more (the run's patch budget is spent)."""
+        self.pending = []
+        self.stage = len(self.stages)
+
+    def keep_first(self, budget: int) -> int:
+        """Keep at most `budget` steps of the pending chain; how many are kept."""
+        self.pending = self.pending[:budget]
+        return len(self.pending)
+
+    def proposed(self, chain: list[Patch]) -> None:
+        """The agent's chain for the head of the queue; none moves on to the next group."""
+        self.pending = chain
+        if not chain:
+            self.queue.pop(0)
+            self._advance_if_idle()
+
+    def probe_proposed(self, group: frozenset[str], chain: list[Patch]) -> None:
+        """A probe's chain to prove; none means nothing is left to propose for it."""
+        if chain:
+            self.probe_pending.append((group, chain))
+        else:
+            self.blocked |= group
+
+    def end_proposing(self) -> None:
+        """The round's proposals are in: probes asked, held fixes released if none came."""
+        self.probes = []
+        if not self.probe_pending:
+            self.release_held()  # no probe had anything to try
+        self._advance_if_idle()
 
     @property
     def learns(self) -> bool:
@@ -113,8 +167,7 @@ class Job:
                 self._narrow(asked)
             else:
                 self._refuse(chain, verdict, before, fingerprints)
-        if not (self.queue or self.probes or self.probe_pending):
-            self.advance()
+        self._advance_if_idle()
 
     def would_narrow(self) -> bool:
         """Whether a refusal of the pending chain would be narrowed down, not recorded."""
@@ -203,8 +256,7 @@ class Job:
             # what landed meanwhile, they are proven once more before anything lands.
             self.queue.insert(0, frozenset(good | self.held))
             self.held = frozenset()
-        if not (self.queue or self.probes):
-            self.advance()
+        self._advance_if_idle()
 
     def _refuse(
         self, chain: list[Patch], verdict: Verdict, before: bytes, fingerprints: list[str]
