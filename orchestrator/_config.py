@@ -131,8 +131,21 @@ SETTINGS: tuple[str, ...] = tuple(
     n for n in Config.model_fields if n not in {"github_token", "sources", "notices"}
 )
 # Settings a repo's [tool.fixbot] may not set: secrets and where secrets are sent.
+# Also what runs outside the fence, or what fixbot deletes or overwrites: a repo must
+# not name the ruff binary fixbot runs (it would see every secret), the folder its
+# sweep empties, where reports are written, or that foreign commits may be replaced.
 ENV_OR_FLAG_ONLY: frozenset[str] = frozenset(
-    {"llm_base_url", "llm_api_key", "github_api_url", "push", "open_pr"}
+    {
+        "llm_base_url",
+        "llm_api_key",
+        "github_api_url",
+        "push",
+        "open_pr",
+        "ruff_path",
+        "worktree_dir",
+        "report_dir",
+        "force",
+    }
 )
 # Other variables read besides FIXBOT_*: (setting, variable), used when FIXBOT_* is unset.
 _FALLBACK_ENV = (
@@ -241,7 +254,8 @@ def _table_layer(table: dict[str, Any], *, label: str, source: Source, repo_conf
             raise ConfigError(f"unknown key {key!r} in {label}{_hint(key, _BY_KEY)}")
         if repo_config and name in ENV_OR_FLAG_ONLY:
             raise ConfigError(
-                f"{key!r} may not be set in {label}: it is a secret or says where secrets go,"
+                f"{key!r} may not be set in {label}: it is a secret, says where secrets go,"
+                " or names what fixbot runs or removes,"
                 f" so only {_env_var(name)} or --{key} may set it"
             )
         layer[name] = (value, source, f"{key!r} in {label}")

@@ -331,7 +331,14 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
     command = resolve_test_command(ctx.repo, ctx.config.test_cmd, source)
     python = command.python if command else find_python(ctx.repo)
     limits = default_limits(ctx.pool.size, ctx.config.test_timeout)
-    isolation = await probe_isolation(python, limits=limits, scratch=ctx.run_dir / "tmp")
+    isolation = await probe_isolation(limits=limits, scratch=ctx.run_dir / "tmp")
+    if not isolation.fences_files:
+        # Said out loud: without bubblewrap a test can reach what fixbot's user can.
+        log.warning(
+            "isolation.weak",
+            sandbox=isolation.sandbox,
+            advice="install bubblewrap: the repo's tests are not fenced off the filesystem",
+        )
     impact = None
     if command is not None and ctx.config.test_impact:
         impact = await build_impact_map(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ._errors import TamperError
 
+MARKER = "fixbot-wt-"  # the name of fixbot's own worktrees (as in _worktree.py)
 # `-c` on the command line outranks every config file: what a planted config could
 # make git run is switched off for fixbot's own commands.
 GIT_HARDENING = (
@@ -49,7 +50,8 @@ def _snapshot(common: Path) -> dict[str, bytes]:
             paths += [Path(d, f) for d, _, files in os.walk(root) for f in files]
     worktrees = common / "worktrees"
     if worktrees.is_dir():
-        paths += list(worktrees.glob("*/config.worktree"))
+        for name in ("config.worktree", "commondir", "gitdir"):
+            paths += list(worktrees.glob(f"*/{name}"))
     for path in paths:
         try:
             out[path.relative_to(common).as_posix()] = path.read_bytes()
@@ -68,6 +70,11 @@ class MetadataGuard:
     def changed(self) -> list[str]:
         """The watched files added, removed or changed since the snapshot."""
         now = _snapshot(self.common)
+        for key in now.keys() - self.before.keys():
+            # fixbot adds worktrees of its own as it goes: their records are adopted as
+            # they appear, and watched from then on.
+            if key.startswith(f"worktrees/{MARKER}"):
+                self.before[key] = now[key]
         return sorted(
             k for k in self.before.keys() | now.keys() if self.before.get(k) != now.get(k)
         )
@@ -100,7 +107,12 @@ class MetadataGuard:
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """Every file of a checkout (but its .git) by path, size and modification time."""
+    """Every file of a checkout (but its .git) by path, size and change time.
+
+    The change time (ctime), not the modification time: a write that puts the size
+    and mtime back (`os.utime`) still moves it, and nothing short of root's clock can
+    set it.
+    """
 
     files: frozenset[tuple[str, int, int]]
 
@@ -117,7 +129,7 @@ class Fingerprint:
                     st = path.lstat()
                 except OSError:
                     continue
-                out.add((path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+                out.add((path.relative_to(root).as_posix(), st.st_size, st.st_ctime_ns))
         return cls(frozenset(out))
 
     def changed(self, other: Fingerprint) -> list[str]:

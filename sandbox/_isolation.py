@@ -55,6 +55,9 @@ _UNSHARE = (
 _BWRAP = (
     "--die-with-parent",
     "--new-session",
+    # As root, bubblewrap would keep every capability: a test could remount / read-write.
+    "--cap-drop",
+    "ALL",
     "--unshare-net",
     "--unshare-pid",
     "--unshare-ipc",
@@ -66,6 +69,13 @@ _BWRAP = (
     "/dev",
     "--proc",
     "/proc",
+    # Root without capabilities may still write sysctls (core_pattern runs a program).
+    "--ro-bind",
+    "/proc/sys",
+    "/proc/sys",
+    # Host services listen on sockets here (dbus, docker): no way to reach them.
+    "--tmpfs",
+    "/run",
 )
 Sandbox = Literal["bwrap", "unshare", "none"]
 MiB = 1024 * 1024
@@ -275,11 +285,10 @@ _BWRAP_FACTS = {
 
 
 async def probe_isolation(
-    python: str | None = None, *, limits: Limits | None = None, scratch: Path | None = None
+    *, limits: Limits | None = None, scratch: Path | None = None
 ) -> Isolation:
     """Find the strongest isolation that works here, by trying it (about 10 ms each)."""
     limits = limits or Limits()
-    python = python or sys.executable
     pids = find_pids_cgroup() if limits.processes else None
     candidates: list[Isolation] = []
     if bwrap := shutil.which("bwrap"):
@@ -291,7 +300,11 @@ async def probe_isolation(
         ]
     for isolation in candidates:
         with isolation.private_tmp() as tmp:
-            argv = isolation.command([python, "-c", "import os; print(os.getpid())"], tmp, tmp)
+            # fixbot's own interpreter, never the repo's: a repo's python that lied
+            # about its PID would talk fixbot down to no fence at all.
+            argv = isolation.command(
+                [sys.executable, "-c", "import os; print(os.getpid())"], tmp, tmp
+            )
             done = await run(argv, cwd=tmp, env=repo_env(), timeout=10)
         # PID 1 (unshare's fork) or 2 (bwrap's init is 1): either way, a PID namespace.
         if done.returncode == 0 and done.stdout.strip() in {b"1", b"2"}:

@@ -95,11 +95,13 @@ def _kill_group(process: Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-async def _drain(stream: object, sink: bytearray) -> None:
+async def _drain(stream: object, sink: bytearray, keep: int | None = None) -> None:
     if stream is None:
         return
     async for chunk in stream:  # type: ignore[attr-defined]
         sink.extend(chunk)
+        if keep is not None and len(sink) > 2 * keep:
+            del sink[:-keep]  # only the tail: output as big as a test likes is no memory
 
 
 async def _drain_lines(stream: object, on_line: Callable[[bytes], None]) -> None:
@@ -122,13 +124,15 @@ async def run(
     stdin: bytes | None = None,
     timeout: float | None = None,
     on_line: Callable[[bytes], None] | None = None,
+    keep: int | None = None,
 ) -> Completed:
     """Run a command to the end, or kill its whole process group.
 
     Returns even when the command fails; `timed_out` says whether the deadline
     ended it. Cancellation kills the group too, then propagates. With `on_line`,
     stdout is handed over line by line as it arrives instead of being kept, so a
-    large output (ruff's findings on a monorepo) is never held whole.
+    large output (ruff's findings on a monorepo) is never held whole. With `keep`,
+    only about the last `keep` bytes of each stream are kept (untrusted output).
     """
     argv = tuple(os.fspath(a) for a in args)
     out, err = bytearray(), bytearray()
@@ -144,10 +148,10 @@ async def run(
         with anyio.move_on_after(timeout) as scope:
             async with anyio.create_task_group() as tg:
                 if on_line is None:
-                    tg.start_soon(_drain, process.stdout, out)
+                    tg.start_soon(_drain, process.stdout, out, keep)
                 else:
                     tg.start_soon(_drain_lines, process.stdout, on_line)
-                tg.start_soon(_drain, process.stderr, err)
+                tg.start_soon(_drain, process.stderr, err, keep)
                 if stdin is not None and process.stdin is not None:
                     # A command may exit without reading all its input (ruff does on a
                     # bad config); its exit code tells, not a broken pipe.

@@ -193,14 +193,13 @@ async def run_tests(
         argv = isolation.command(argv, worktree, tmp)
         started = time.monotonic()
         try:
-            done = await run(argv, cwd=worktree, env=env, timeout=timeout)
+            done = await run(argv, cwd=worktree, env=env, timeout=timeout, keep=KEEP_OUTPUT)
         except (FileNotFoundError, PermissionError) as exc:
             raise TestCommandError(
                 f"cannot start the test command `{command.display}`: {exc.strerror}"
             ) from None
         seconds = time.monotonic() - started
-        report = anyio.Path(junit)
-        xml = await report.read_bytes() if await report.is_file() else None
+        xml = await _read_junit(junit)
 
     output = done.output
     if done.timed_out:
@@ -232,9 +231,23 @@ async def run_tests(
     )
 
 
+# What is kept of a test run's output (its tail), and the largest JUnit XML read.
+KEEP_OUTPUT = 1024 * 1024
+MAX_JUNIT = 256 * 1024 * 1024
+
 # Killed by the kernel for going past an rlimit: as a signal, or as 128 + the signal
 # when a launcher (bubblewrap, a shell) reports its child's death.
 _LIMIT_SIGNALS = {signal.SIGXCPU: "CPU time", signal.SIGXFSZ: "file size"}
+
+
+async def _read_junit(junit: Path) -> bytes | None:
+    """The JUnit XML the untrusted run wrote: a regular file of sane size, or nothing."""
+    report = anyio.Path(junit)
+    if await report.is_symlink() or not await report.is_file():
+        return None
+    if (await report.stat()).st_size > MAX_JUNIT:
+        return None
+    return await report.read_bytes()
 
 
 def limit_hit(returncode: int, output: str) -> str:

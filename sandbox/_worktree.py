@@ -20,7 +20,9 @@ from ._errors import RepoError
 from ._git import git
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+
+    from ._process import Completed
 
 MARKER = "fixbot-wt-"
 
@@ -52,9 +54,20 @@ def check_path(root: Path, rel: str) -> Path:
 class Worktree:
     """One checkout of the base commit that patches are written into."""
 
-    def __init__(self, path: Path, base: str = "HEAD") -> None:
+    def __init__(
+        self,
+        path: Path,
+        base: str = "HEAD",
+        gitdir: Path | None = None,
+        refill: Callable[[Path], None] | None = None,
+    ) -> None:
         self.path = path
         self.base = base
+        # The worktree's own folder in the shared .git: named outright in every git
+        # command, so a `.git` file a test rewrote is never read (it could name another
+        # git folder whose config runs a filter, or a `core.worktree` to wipe).
+        self._gitdir = gitdir
+        self._refill = refill  # puts the generated files back after a clean
         self._touched: set[str] = set()
 
     def write(self, files: Mapping[str, bytes]) -> None:
@@ -68,22 +81,59 @@ class Worktree:
         """The current content of a file of the worktree."""
         return check_path(self.path, rel).read_bytes()
 
+    @property
+    def gitdir(self) -> Path:
+        """The worktree's own folder in the shared .git."""
+        if self._gitdir is None:
+            self._gitdir = _gitdir_of(self.path)
+        return self._gitdir
+
+    async def _git(self, *args: str) -> Completed:
+        """git on this worktree, by its own git folder: never through its `.git` file,
+        nor with the user's global config (a filter there would run here)."""
+        return await git(
+            f"--git-dir={self.gitdir}", f"--work-tree={self.path}", *args,
+            cwd=self.path, env={"GIT_CONFIG_GLOBAL": os.devnull},
+        )  # fmt: skip
+
     async def reset(self) -> None:
         """Back to the base commit: the touched files, then whatever tests left."""
+        _restore_dotgit(self.path, self.gitdir)
         if self._touched:
-            await git(
-                "checkout", "-q", "--force", self.base, "--", *sorted(self._touched), cwd=self.path
-            )
+            await self._git("checkout", "-q", "--force", self.base, "--", *sorted(self._touched))
             self._touched.clear()
         # Tests may create or change files too, or even commit or switch branches
-        # (which leaves the status clean); ignored files (caches) may stay.
-        status = await git("status", "--porcelain=v2", "--branch", "-z", cwd=self.path)
+        # (which leaves the status clean), or leave ignored files behind (a cache, a
+        # file as big as they like): all go, but for the generated files put back.
+        status = await self._git("status", "--porcelain=v2", "--branch", "--ignored", "-z")
         entries = [e for e in status.stdout.split(b"\0") if e]
         head = next((e.split()[-1] for e in entries if e.startswith(b"# branch.oid ")), b"")
         moved = b"# branch.head (detached)" not in entries or head.decode() != self.base
-        if moved or any(not e.startswith(b"#") for e in entries):
-            await git("checkout", "-q", "--force", "--detach", self.base, cwd=self.path)
-            await git("clean", "-q", "-f", "-d", cwd=self.path)
+        kept = {b"! " + rel.encode() for rel in self._generated()}
+        if moved or any(not e.startswith(b"#") and e not in kept for e in entries):
+            await self._git("checkout", "-q", "--force", "--detach", self.base)
+            await self._git("clean", "-q", "-ffdx")
+            if self._refill is not None:
+                self._refill(self.path)
+
+    def _generated(self) -> tuple[str, ...]:
+        return getattr(self._refill, "paths", ())
+
+
+def _gitdir_of(path: Path) -> Path:
+    """A linked worktree's own git folder, from its `.git` file (read before any test ran)."""
+    text = (path / ".git").read_text().strip()
+    return Path(text.removeprefix("gitdir:").strip())
+
+
+def _restore_dotgit(path: Path, gitdir: Path) -> None:
+    """The worktree's `.git` file as git wrote it, whatever a test made of it."""
+    dotgit = path / ".git"
+    if dotgit.is_symlink() or dotgit.is_file():
+        dotgit.unlink()
+    elif dotgit.exists():
+        shutil.rmtree(dotgit)
+    dotgit.write_text(f"gitdir: {gitdir}\n")
 
 
 # What an install generates next to a package's code and the package imports: a
@@ -197,10 +247,8 @@ class WorktreePool:
                 path, self.base, cwd=self.repo,
             )  # fmt: skip
             head = await git("rev-parse", "HEAD", cwd=path)
-            for rel in self.generated:
-                target = path / rel
-                if target.parent.is_dir() and not target.exists():
-                    shutil.copy2(self.repo / rel, target)
+            refill = _Refill(self.repo, self.generated)
+            refill(path)
             for rel, commit in self.submodules.items():
                 # A clone of the checkout's own submodule, offline; never `git submodule
                 # update`, which would fetch, and write the shared config.
@@ -209,9 +257,23 @@ class WorktreePool:
                     "--shared", self.repo / rel, path / rel, cwd=path,
                 )  # fmt: skip
                 await git("checkout", "-q", "--detach", commit, cwd=path / rel)
-            tree = Worktree(path, head.stdout.decode().strip())
+            tree = Worktree(path, head.stdout.decode().strip(), _gitdir_of(path), refill)
             self._all.append(tree)
             return tree
+
+
+class _Refill:
+    """Copies the checkout's generated files (see `generated_files`) into a worktree."""
+
+    def __init__(self, repo: Path, paths: Sequence[str]) -> None:
+        self.repo = repo
+        self.paths = tuple(paths)
+
+    def __call__(self, tree: Path) -> None:
+        for rel in self.paths:
+            target = tree / rel
+            if target.parent.is_dir() and not target.exists():
+                shutil.copy2(self.repo / rel, target)
 
 
 async def sweep(repo: Path, root: Path) -> int:
@@ -225,8 +287,9 @@ async def sweep(repo: Path, root: Path) -> int:
         if path.name.startswith(MARKER) and root in path.parents:
             await git("worktree", "remove", "--force", path, cwd=repo, check=False)
             removed += 1
-    # Folders git no longer knows of (a run killed while creating one) go too.
-    leftovers = list(root.iterdir()) if root.exists() else []
+    # Folders git no longer knows of (a run killed while creating one) go too; only
+    # fixbot's own, whatever else the folder holds.
+    leftovers = [c for c in root.iterdir() if c.name.startswith(MARKER)] if root.exists() else []
     for child in leftovers:
         shutil.rmtree(child, ignore_errors=True)
     removed += sum(1 for child in leftovers if child.name.startswith(MARKER))

@@ -318,10 +318,20 @@ class TestSecrets:
         assert "secret" in message
 
     def test_all_secret_keys_are_covered(self):
-        """The refused set is exactly the documented one."""
-        assert {"llm_base_url", "llm_api_key", "github_api_url", "push", "open_pr"} == set(
-            ENV_OR_FLAG_ONLY
-        )
+        """The refused set is exactly the documented one: secrets and where they go, and
+        what runs outside the fence or decides what fixbot deletes or overwrites."""
+        secrets = {"llm_base_url", "llm_api_key", "github_api_url", "push", "open_pr"}
+        outside = {"ruff_path", "worktree_dir", "report_dir", "force"}
+        assert secrets | outside == set(ENV_OR_FLAG_ONLY)
+
+    @pytest.mark.parametrize(
+        "key", ["ruff-path = 'tools/ruff.sh'", "worktree-dir = '/tmp/x'", "force = true"]
+    )
+    def test_repo_cannot_name_what_runs_or_is_deleted(self, tmp_path, key):
+        """A repo's [tool.fixbot] may not name the ruff fixbot runs (outside the fence, with
+        every secret), the folder its sweep empties, or force over foreign commits."""
+        write_pyproject(tmp_path, key)
+        assert "[tool.fixbot]" in config_error(tmp_path) or "environment" in config_error(tmp_path)
 
     def test_allowed_from_env_and_flags(self, tmp_path):
         """The same settings come from the environment and flags."""

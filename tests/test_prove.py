@@ -435,7 +435,7 @@ class TestTests:
         repo, results = shared
         command = resolve_test_command(repo, None)
         assert command is not None
-        isolation = await probe_isolation(command.python)
+        isolation = await probe_isolation()
         assert set(isolation.facts) == {
             "environment",
             "network",

@@ -588,11 +588,7 @@ class TestLimits:
     def limited(self, tmp_path: Path, body: str, limits: Limits) -> TestResults:
         repo = write(tmp_path / "r", {"tests/test_hog.py": f"def test_hog():\n{body}"})
         make_venv(repo / ".venv")
-        isolation = anyio.run(
-            functools.partial(
-                probe_isolation, str(repo / ".venv" / "bin" / "python"), limits=limits
-            )
-        )
+        isolation = anyio.run(functools.partial(probe_isolation, limits=limits))
         return run_sync(pytest_command(repo), repo, isolation=isolation, timeout=60)
 
     @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is needed")
