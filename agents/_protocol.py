@@ -63,9 +63,12 @@ class Agent(Protocol):
     name: str
     modes: tuple[str, ...]
     learns: bool
-    # Finding (fingerprint) -> why the agent proposed nothing for it (a model's reply
-    # that had no code, a request that failed): reported with what stayed unfixed.
-    dropped: Mapping[str, str]
+
+    @property
+    def dropped(self) -> Mapping[str, str]:
+        """Finding (fingerprint) -> why the agent proposed nothing for it (a model's reply
+        that had no code, a request that failed): reported with what stayed unfixed."""
+        ...
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
         """Whether this agent, in `mode`, has a fix to offer for `violation`."""

@@ -9,7 +9,7 @@ Modes: "safe" fixes safe fixes; "unsafe" fixes unsafe ones (on top of the safe
 stage); "fix" does both in one chain, safe steps first. A fix may uncover a new
 violation (an import left unused); that one is fixed too, in a later step.
 Each step's targets are found in the content that step starts from: that is
-how the proof judges them (`sandbox/_chain.py`).
+how the proof judges them (`sandbox/proof/_chain.py`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Everything that touches the machine: git, subprocesses, ruff, tests, proof."""
 
-from ._chain import carry_origins
 from ._errors import (
     ConfigError,
     FixbotError,
@@ -22,10 +21,8 @@ from ._git import (
 from ._guard import Fingerprint, MetadataGuard
 from ._impact import ImpactMap, build_impact_map
 from ._isolation import Isolation, Limits, default_limits, probe_isolation
-from ._judge import entropy_bound
 from ._policy import is_protected
 from ._process import Completed, no_git_env, repo_env, run
-from ._prove import Baseline, Candidate, ProofStats, Prover
 from ._ruff import FixDidNotConverge, LintResult, Ruff, default_ruff
 from ._testcache import TestCache, environment_of
 from ._testrun import TestCommand, find_python, resolve_test_command, run_tests
@@ -46,6 +43,7 @@ from ._types import (
     sha256,
 )
 from ._worktree import Worktree, WorktreePool, generated_files, sweep
+from .proof import Baseline, Candidate, ProofStats, Prover, carry_origins, entropy_bound
 
 __all__ = [
     "BOM",

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from fixbot.sandbox._batch import MAX_BATCH, PRIOR_WEIGHT, PRIORS, Batcher
-from fixbot.sandbox._prove import Candidate
+from fixbot.sandbox.proof._batch import MAX_BATCH, PRIOR_WEIGHT, PRIORS, Batcher
+from fixbot.sandbox.proof._prove import Candidate
 
 
 def cand(key: str, kind: str) -> Candidate:

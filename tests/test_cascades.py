@@ -20,9 +20,9 @@ import pytest
 
 from fixbot.agents import Request, RuffAgent, Task
 from fixbot.sandbox import Candidate, Isolation, Prover, Ruff, Step
-from fixbot.sandbox._judge import Baseline
 from fixbot.sandbox._ruff import default_ruff
 from fixbot.sandbox._worktree import WorktreePool
+from fixbot.sandbox.proof._judge import Baseline
 from tests.conftest import checkout_tests, fixbot, git, init_repo
 from tests.test_cli import report_of
 

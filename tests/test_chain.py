@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fixbot.sandbox import Location, Step, Violation
-from fixbot.sandbox._chain import carry_origins, chain_problem
+from fixbot.sandbox.proof._chain import carry_origins, chain_problem
 
 
 def finding(rule: str, fp: str, row: int = 1, message: str = "m") -> Violation:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fixbot.sandbox import _judge
-from fixbot.sandbox._judge import Baseline, entropy_bound, lint_problem
 from fixbot.sandbox._ruff import Ruff
 from fixbot.sandbox._types import TestResults
+from fixbot.sandbox.proof import _judge
+from fixbot.sandbox.proof._judge import Baseline, entropy_bound, lint_problem
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,7 +20,10 @@ BELOW = {"sandbox": set(), "agents": {"sandbox"}, "orchestrator": {"sandbox", "a
 
 
 def imports(path: Path, package: str) -> list[tuple[str, int]]:
-    """Every module `path` imports, as a dotted name under `fixbot.` where it is fixbot's."""
+    """Every module `path` imports, as a dotted name under `fixbot.` where it is fixbot's.
+
+    `package` is the dotted package the file is in, below `fixbot.` (e.g. `sandbox.proof`).
+    """
     tree = ast.parse(path.read_text(), str(path))
     out = []
     for node in ast.walk(tree):
@@ -28,7 +31,8 @@ def imports(path: Path, package: str) -> list[tuple[str, int]]:
             out += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = f"fixbot.{package}" if node.level == 1 else "fixbot"
+                parts = f"fixbot.{package}".split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
                 module = f"{base}.{node.module}" if node.module else base
                 names = [f"{module}.{a.name}" for a in node.names]
                 out += [(module, node.lineno)] + [(n, node.lineno) for n in names]
@@ -43,10 +47,11 @@ def layer_problems(root: Path) -> list[str]:
     problems = []
     graph: dict[str, set[str]] = {}
     for package in PACKAGES:
-        for path in sorted((root / package).glob("*.py")):
-            me = f"fixbot.{package}.{path.stem}"
+        for path in sorted((root / package).rglob("*.py")):
+            folder = ".".join(path.parent.relative_to(root).parts)  # e.g. sandbox.proof
+            me = f"fixbot.{folder}.{path.stem}"
             graph[me] = set()
-            for name, line in imports(path, package):
+            for name, line in imports(path, folder):
                 parts = name.split(".")
                 if parts[0] in PACKAGES:
                     problems.append(f"{path.name}:{line}: imports {name} outside `fixbot.`")
@@ -64,12 +69,12 @@ def layer_problems(root: Path) -> list[str]:
                     problems.append(
                         f"{package}/{path.name}:{line}: reaches into private {'.'.join(parts[:3])}"
                     )
-                if (
-                    other == package
-                    and len(parts) > 2
-                    and (root / package / f"{parts[2]}.py").exists()
-                ):
-                    graph[me].add(f"fixbot.{package}.{parts[2]}")
+                # A module of the same folder (or a subfolder's): an edge for the circles.
+                inner = parts[1:]
+                while inner and not (root.joinpath(*inner[:-1]) / f"{inner[-1]}.py").exists():
+                    inner = inner[:-1]
+                if other == package and len(inner) > 1:
+                    graph[me].add("fixbot." + ".".join(inner))
     problems += [f"import circle: {' -> '.join(c)}" for c in _circles(graph)]
     return problems
 

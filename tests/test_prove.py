@@ -1,4 +1,4 @@
-"""sandbox._prove: what "proven" means, against a real repo, real ruff and real pytest.
+"""sandbox.proof._prove: what "proven" means, against a real repo, real ruff and real pytest.
 
 One small repo (a package of six modules, each with an unused import, and a
 test per module, plus one test that already fails at base) is shared by the
@@ -18,10 +18,10 @@ import pytest
 
 from fixbot.sandbox._impact import build_impact_map
 from fixbot.sandbox._isolation import Isolation, probe_isolation
-from fixbot.sandbox._prove import Baseline, Candidate, Prover
 from fixbot.sandbox._ruff import Ruff, default_ruff
 from fixbot.sandbox._testrun import TestCommand, resolve_test_command
 from fixbot.sandbox._worktree import WorktreePool
+from fixbot.sandbox.proof._prove import Baseline, Candidate, Prover
 from tests.conftest import git, init_repo
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
 
-    from ._types import TestResults, Violation
+    from fixbot.sandbox._types import TestResults, Violation
 
 
 def test_file(node_id: str) -> str:

@@ -13,28 +13,32 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from fixbot.sandbox._types import Verdict
+
 from ._judge import test_file
-from ._types import Verdict
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from fixbot.sandbox._impact import ImpactMap
 
     from ._candidate import Candidate
-    from ._impact import ImpactMap
 
 
 class Bisection:
-    """Finding the culprits of a failing batch, for the Prover."""
+    """Finding the culprits of a failing batch: a part of the Prover.
 
-    impact: ImpactMap | None
+    `test_problems(files, changed, also)` runs the tests on the base plus `files`
+    (those that can reach `changed`, and `also`) and says which got worse.
+    """
 
-    async def test_problems(
+    def __init__(
         self,
-        files: Mapping[str, bytes],
-        changed: Collection[str] | None = None,
-        also: Collection[str] = (),
-    ) -> dict[str, str]:
-        raise NotImplementedError
+        impact: ImpactMap | None,
+        test_problems: Callable[..., Awaitable[dict[str, str]]],
+    ) -> None:
+        self.impact = impact
+        self.test_problems = test_problems
 
     def _suspects(self, cands: list[Candidate], problems: dict[str, str]) -> list[Candidate] | None:
         """The candidates whose files can reach a failing test, or None if the graph cannot say."""
@@ -78,7 +82,7 @@ class Bisection:
         left = {t: s for t, s in problems.items() if not any(t in pins[k] for k in blamed)}
         alone = await self.test_problems(merged(ground, rest), changed_files(rest), also=left)
         if alone:
-            return innocent | blamed | await self._bisect(rest, ground, alone)
+            return innocent | blamed | await self.bisect(rest, ground, alone)
         if blamed:
             return innocent | blamed | {c.key: proven(c) for c in rest}
         return None  # each part passes alone: an interaction, for halving to find
@@ -127,10 +131,10 @@ class Bisection:
                 merged(ground, passed), changed_files(passed), also=also
             )
             if together:
-                out |= await self._bisect(passed, ground, together)
+                out |= await self.bisect(passed, ground, together)
         return out
 
-    async def _bisect(
+    async def bisect(
         self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
     ) -> dict[str, Verdict]:
         if by_suspects := await self._by_suspects(cands, ground, problems):
@@ -154,12 +158,12 @@ class Bisection:
             # half stands; the right is narrowed down on top of it, as a merge queue
             # would, so the fix that breaks with the others is found and only it is refused.
             left = {c.key: proven(c) for c in parts[0]}
-            together = await self._bisect(parts[1], merged(ground, parts[0]), problems)
+            together = await self.bisect(parts[1], merged(ground, parts[0]), problems)
             return left | {k: _together(v) for k, v in together.items()}
         out: dict[str, Verdict] = {}
         for part, part_problems in zip(parts, found, strict=True):
             if part_problems:
-                out |= await self._bisect(part, ground, part_problems)
+                out |= await self.bisect(part, ground, part_problems)
             else:
                 out |= {c.key: proven(c) for c in part}
         return out

@@ -15,30 +15,30 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
+from fixbot.sandbox._policy import policy_problem
+from fixbot.sandbox._testrun import run_tests
+from fixbot.sandbox._types import LintCache, TestResults, Verdict, sha256
+
 from ._batch import Batcher
 from ._bisect import Bisection, changed_files, merged, proven
 from ._candidate import Candidate, ProofStats
 from ._judge import Baseline, test_file
-from ._policy import policy_problem
-from ._ruff import Ruff
 from ._static import StaticChecks
-from ._testrun import run_tests
-from ._types import LintCache, TestResults, Verdict, sha256
 
 log = structlog.get_logger("fixbot")
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping, Sequence
 
-    from ._guard import MetadataGuard
-    from ._impact import ImpactMap
-    from ._isolation import Isolation
-    from ._testcache import TestCache
-    from ._testrun import TestCommand
-    from ._worktree import Worktree, WorktreePool
+    from fixbot.sandbox._guard import MetadataGuard
+    from fixbot.sandbox._impact import ImpactMap
+    from fixbot.sandbox._isolation import Isolation
+    from fixbot.sandbox._testcache import TestCache
+    from fixbot.sandbox._testrun import TestCommand
+    from fixbot.sandbox._worktree import WorktreePool
 
 
-class Prover(StaticChecks, Bisection):
+class Prover:
     """Proves batches of candidates on top of the accepted tree (`ground`)."""
 
     def __init__(
@@ -68,13 +68,18 @@ class Prover(StaticChecks, Bisection):
         self.test_command = test_command
         self.test_timeout = test_timeout
         self.stats = ProofStats()
-        self.impact = impact
         self.batcher = Batcher()
         # Shared with the ruff agent, which lints (noqa ignored) the content between steps.
-        self._lint: LintCache = lint_cache if lint_cache is not None else {}
-        self._clean: dict[tuple[str, str], bool] = {}
-        self._passed: set[tuple[str, str]] = set()
-        self._static_ok: set[str] = set()
+        # Its parts: the checks that need no tests, and finding a failing batch's culprits.
+        self.static = StaticChecks(
+            select=self.select,
+            ruff_executable=ruff_executable,
+            python=python,
+            isolation=isolation,
+            stats=self.stats,
+            lint_cache=lint_cache,
+        )
+        self.bisection = Bisection(impact, self.test_problems)
         # Trees (as path -> content hash) on which the whole suite passed, so the gate
         # need not run it again on exactly that tree.
         self._passed_whole: set[frozenset[tuple[str, str]]] = set()
@@ -82,9 +87,18 @@ class Prover(StaticChecks, Bisection):
         self.baseline = baseline
 
     @property
+    def impact(self) -> ImpactMap | None:
+        """The import graph that selects tests and names suspects (None: run them all)."""
+        return self.bisection.impact
+
+    @impact.setter
+    def impact(self, value: ImpactMap | None) -> None:
+        self.bisection.impact = value
+
+    @property
     def lint_cache(self) -> LintCache:
         """What the proof knows content lints to (noqa ignored); an agent may add to it."""
-        return self._lint
+        return self.static.lint
 
     @property
     def baseline(self) -> Baseline:
@@ -113,9 +127,6 @@ class Prover(StaticChecks, Bisection):
         self.baseline = Baseline(results)
         return results
 
-    def _ruff(self, tree: Worktree) -> Ruff:
-        return Ruff(tree.path, self.select, self.ruff_executable)
-
     async def prove(
         self,
         candidates: Sequence[Candidate],
@@ -136,7 +147,7 @@ class Prover(StaticChecks, Bisection):
 
         async def prove_batch(batch: list[Candidate]) -> None:
             async with self.pool.use() as tree:
-                verdicts.update(await self._static(tree, batch, ground))
+                verdicts.update(await self.static.check(tree, batch, ground))
             survivors = [c for c in batch if c.key not in verdicts]
             if survivors:
                 tested = await self._tested(survivors, ground, whole=whole)
@@ -168,7 +179,7 @@ class Prover(StaticChecks, Bisection):
         standing = [c for c in candidates if c.key not in verdicts]
         if standing:
             async with self.pool.use() as tree:
-                verdicts.update(await self._static(tree, standing, ground))
+                verdicts.update(await self.static.check(tree, standing, ground))
         return verdicts
 
     def _policy(self, cand: Candidate) -> Verdict | None:
@@ -334,4 +345,4 @@ class Prover(StaticChecks, Bisection):
             if whole:
                 self._passed_whole.add(digest)
             return {c.key: proven(c) for c in cands}
-        return await self._bisect(list(cands), ground, problems)
+        return await self.bisection.bisect(list(cands), ground, problems)

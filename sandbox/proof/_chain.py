@@ -18,12 +18,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._types import Fault
+from fixbot.sandbox._types import Fault
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from ._types import Step, Violation
+    from fixbot.sandbox._types import Step, Violation
 
 
 def carry_origins(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._types import Step
+    from fixbot.sandbox._types import Step
 
 
 @dataclass(frozen=True, slots=True)

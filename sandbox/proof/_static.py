@@ -13,19 +13,20 @@ import json
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from fixbot.sandbox._process import repo_env, run
+from fixbot.sandbox._ruff import LintResult, Ruff
+from fixbot.sandbox._types import Fault, Step, Verdict, sha256
+
 from ._chain import ChainProblem, chain_problem
-from ._process import repo_env, run
-from ._ruff import LintResult
-from ._types import Fault, Step, Verdict, sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from fixbot.sandbox._isolation import Isolation
+    from fixbot.sandbox._types import LintCache, Violation
+    from fixbot.sandbox._worktree import Worktree
+
     from ._candidate import Candidate, ProofStats
-    from ._isolation import Isolation
-    from ._ruff import Ruff
-    from ._types import Violation
-    from ._worktree import Worktree
 
 _COMPILE = """
 import json, sys
@@ -41,20 +42,33 @@ print(json.dumps(bad))
 
 
 class StaticChecks:
-    """Compile, lint and format checks of a batch, for the Prover."""
+    """Compile, lint and format checks of a batch: a part of the Prover."""
 
-    python: str
-    isolation: Isolation
-    stats: ProofStats
-    _lint: dict[tuple[str, str], tuple[Violation, ...]]
-    _clean: dict[tuple[str, str], bool]
-    _passed: set[tuple[str, str]]  # (path, hash) of content that passed every check here
-    _static_ok: set[str]  # digests of candidates that passed every check here
+    def __init__(
+        self,
+        *,
+        select: tuple[str, ...] | None,
+        ruff_executable: str,
+        python: str,
+        isolation: Isolation,
+        stats: ProofStats,
+        lint_cache: LintCache | None = None,
+    ) -> None:
+        self.select = select
+        self.ruff_executable = ruff_executable
+        self.python = python
+        self.isolation = isolation
+        self.stats = stats
+        # What content lints to (noqa ignored), by (path, hash); the ruff agent adds to it.
+        self.lint: LintCache = lint_cache if lint_cache is not None else {}
+        self.clean: dict[tuple[str, str], bool] = {}
+        self.passed: set[tuple[str, str]] = set()  # (path, hash) that passed every check
+        self.ok: set[str] = set()  # digests of candidates that passed every check
 
     def _ruff(self, tree: Worktree) -> Ruff:
-        raise NotImplementedError
+        return Ruff(tree.path, self.select, self.ruff_executable)
 
-    async def _static(
+    async def check(
         self, tree: Worktree, cands: Sequence[Candidate], ground: Mapping[str, bytes]
     ) -> dict[str, Verdict]:
         ruff = self._ruff(tree)
@@ -73,12 +87,12 @@ class StaticChecks:
             tree.write(cand.after)
         paths = sorted(p for c in cands for p in c.after)
         broken = await self._compile(tree, paths)
-        missing = [p for p in paths if (p, sha256(tree.read(p))) not in self._lint]
+        missing = [p for p in paths if (p, sha256(tree.read(p))) not in self.lint]
         lint = await ruff.lint(missing, ignore_noqa=True) if missing else LintResult([])
         self.stats.lint_runs += bool(missing)
         after = lint.by_path()
         for path in missing:
-            self._lint[(path, sha256(tree.read(path)))] = tuple(after.get(path, []))
+            self.lint[(path, sha256(tree.read(path)))] = tuple(after.get(path, []))
         unformatted = await ruff.unformatted(paths)
         for cand in cands:
             verdict = self._judge(cand, broken, lint.failed, unformatted)
@@ -87,9 +101,9 @@ class StaticChecks:
                 continue
             for path, data in cand.after.items():
                 key = (path, sha256(data))
-                self._clean[key] = path not in unformatted
-                self._passed.add(key)
-            self._static_ok.add(_digest(cand))
+                self.clean[key] = path not in unformatted
+                self.passed.add(key)
+            self.ok.add(_digest(cand))
         return out
 
     def _judge(
@@ -111,7 +125,7 @@ class StaticChecks:
                     ", ".join(
                         p
                         for p, d in cand.before.items()
-                        if self._clean.get((p, sha256(d))) and p in unformatted
+                        if self.clean.get((p, sha256(d))) and p in unformatted
                     ),
                 ),
             ]
@@ -129,7 +143,7 @@ class StaticChecks:
 
     def _chain_problem(self, cand: Candidate) -> ChainProblem | None:
         def lint_of(path: str, data: bytes) -> tuple[Violation, ...]:
-            return self._lint[(path, sha256(data))]
+            return self.lint[(path, sha256(data))]
 
         by_path: dict[str, list[Step]] = {}
         steps = steps_of(cand, lint_of)
@@ -151,16 +165,16 @@ class StaticChecks:
         its file compiling, format-clean if it was, and without a new finding of any
         rule: so the content holds against the base too, and needs no second look.
         """
-        if _digest(cand) in self._static_ok:
+        if _digest(cand) in self.ok:
             return True  # this very chain passed here (checked before its round's tests)
         return cand.accepted_chain and all(
-            (path, sha256(data)) in self._passed for path, data in cand.after.items()
+            (path, sha256(data)) in self.passed for path, data in cand.after.items()
         )
 
     async def _learn_before(self, tree: Worktree, ruff: Ruff, cands: Sequence[Candidate]) -> None:
         """Lint (noqa ignored) and format state of the content each candidate replaces."""
         missing = sorted(
-            {p for c in cands for p, d in c.before.items() if (p, sha256(d)) not in self._lint}
+            {p for c in cands for p, d in c.before.items() if (p, sha256(d)) not in self.lint}
         )
         if not missing:
             return
@@ -170,8 +184,8 @@ class StaticChecks:
         unformatted = await ruff.unformatted(missing)
         for path in missing:
             key = (path, sha256(tree.read(path)))
-            self._lint[key] = tuple(found.get(path, []))
-            self._clean[key] = path not in unformatted
+            self.lint[key] = tuple(found.get(path, []))
+            self.clean[key] = path not in unformatted
 
     async def _learn_steps(self, tree: Worktree, ruff: Ruff, cands: Sequence[Candidate]) -> None:
         """Lint (noqa ignored) the content between the steps of every chain.
@@ -184,7 +198,7 @@ class StaticChecks:
             for depth, step in enumerate(cand.steps[:-1]):
                 if len(layers) <= depth:
                     layers.append({})
-                if (step.path, sha256(step.after)) not in self._lint:
+                if (step.path, sha256(step.after)) not in self.lint:
                     layers[depth][step.path] = step.after
         for layer in layers:
             if not layer:
@@ -193,7 +207,7 @@ class StaticChecks:
             found = (await ruff.lint(sorted(layer), ignore_noqa=True)).by_path()
             self.stats.lint_runs += 1
             for path, data in layer.items():
-                self._lint[(path, sha256(data))] = tuple(found.get(path, []))
+                self.lint[(path, sha256(data))] = tuple(found.get(path, []))
 
     async def _compile(self, tree: Worktree, paths: Sequence[str]) -> dict[str, str]:
         with self.isolation.private_tmp() as tmp:

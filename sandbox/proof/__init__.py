@@ -1,0 +1,22 @@
+"""The proof algorithm: what "proven" means, batching, bisection, narrowing, static checks.
+
+Apart from the machine adapters beside it (git, worktrees, processes, ruff, the
+test runner, isolation), which it uses. See docs/architecture.md, "What proven means".
+"""
+
+from ._candidate import Candidate, ProofStats
+from ._chain import ChainProblem, carry_origins, chain_problem
+from ._judge import Baseline, entropy_bound, test_file
+from ._prove import Prover
+
+__all__ = [
+    "Baseline",
+    "Candidate",
+    "ChainProblem",
+    "ProofStats",
+    "Prover",
+    "carry_origins",
+    "chain_problem",
+    "entropy_bound",
+    "test_file",
+]
