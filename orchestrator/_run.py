@@ -106,6 +106,8 @@ class Context:
     pool: WorktreePool
     reference: Worktree  # a worktree at base that nothing writes to
     ruff_exe: str = field(default_factory=default_ruff)
+    # Where no fence keeps tests off the git metadata, its watcher (see _prepare_tests).
+    guard: MetadataGuard | None = None
 
     @property
     def select(self) -> tuple[str, ...] | None:
@@ -184,7 +186,14 @@ async def run_fixbot(
             )
             if config.ruff_path:
                 ctx.ruff_exe = config.ruff_path
-            return await _stages(ctx, old_tip, jobs, on_round)
+            try:
+                return await _stages(ctx, old_tip, jobs, on_round)
+            finally:
+                if ctx.guard is not None:
+                    # Every test process is gone now (killed with its group): what one
+                    # planted after the last check, in a race with a stopping run, is
+                    # put back too.
+                    ctx.guard.put_back()
 
 
 def _relative(repo: Path, repo_arg: Path, path: str) -> str:
@@ -333,6 +342,7 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
     limits = default_limits(ctx.pool.size, ctx.config.test_timeout)
     isolation = await probe_isolation(limits=limits, scratch=ctx.run_dir / "tmp")
     if not isolation.fences_files:
+        ctx.guard = MetadataGuard(ctx.home.parent)  # before any test runs
         # Said out loud: without bubblewrap a test can reach what fixbot's user can.
         log.warning(
             "isolation.weak",
@@ -357,7 +367,7 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
         cache = TestCache(ctx.home / "cache" / "tests", salt)
     prover = Prover(
         cache=cache,
-        guard=None if isolation.fences_files else MetadataGuard(ctx.home.parent),
+        guard=ctx.guard,
         pool=ctx.pool,
         select=ctx.select,
         ruff_executable=ctx.ruff_exe,

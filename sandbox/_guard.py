@@ -80,8 +80,14 @@ class MetadataGuard:
         )
 
     def restore(self, paths: list[str]) -> None:
-        """Put the watched files back as they were (and remove the ones that are new)."""
+        """Put the watched files back as they were (and remove the ones that are new).
+
+        Not refs: a ref that moved may be the user's own commit, made meanwhile in their
+        checkout; a moved ref is only named. What can make git run a program is put back.
+        """
         for rel in paths:
+            if rel.startswith("refs/") or rel == "packed-refs":
+                continue
             target = self.common / rel
             if rel in self.before:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +105,10 @@ class MetadataGuard:
                 + ", ".join(changed[:5])
                 + "); it was put back, and the run stops: its tests are not trusted"
             )
+
+    def put_back(self) -> None:
+        """Restore whatever changed (all but refs) since the snapshot; at the end of a run."""
+        self.restore(self.changed())
 
     def refresh(self) -> None:
         """Take fixbot's own later writes (its branch) as the new state."""
