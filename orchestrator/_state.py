@@ -73,6 +73,9 @@ def new_run_dir(home: Path, run_id: str) -> Path:
         shutil.rmtree(old / "tmp", ignore_errors=True)
         with contextlib.suppress(OSError):
             old.rmdir()  # only when empty
-    path = runs / run_id
-    path.mkdir(parents=True, exist_ok=True)
+    path, copies = runs / run_id, 1
+    while path.exists():  # two runs in one second, at one base
+        copies += 1
+        path = runs / f"{run_id}-{copies}"
+    path.mkdir(parents=True)
     return path

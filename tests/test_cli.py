@@ -83,8 +83,9 @@ def snapshot(repo: Path) -> dict[str, str]:
 
 
 def report_of(repo: Path) -> dict:
-    runs = sorted((repo / ".git" / "fixbot" / "runs").iterdir())
-    return json.loads((runs[-1] / "report.json").read_text())
+    """The report of the latest run (by when it was written: two runs may share a second)."""
+    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
+    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())
 
 
 @pytest.fixture
