@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -119,9 +120,17 @@ class Context:
         return Ruff((tree or self.reference).path, self.select, self.ruff_exe)
 
 
+_CONTROL = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|.)|[\x00-\x08\x0b-\x1f\x7f]"
+)
+
+
 def check_baseline(command: TestCommand, results: TestResults) -> None:
     """A test command that cannot run at base makes every later verdict meaningless."""
-    tail = "\n" + results.output[-3000:] if results.output else ""
+    # The untrusted run's own words: without terminal control sequences (a fake "all
+    # passed" line, a window title, the clipboard), before they reach a terminal or a log.
+    shown = _CONTROL.sub("", results.output[-3000:])
+    tail = "\n" + shown if shown else ""
     problem = None
     if not results.per_test:
         if results.returncode != 0:

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Self
 
@@ -34,7 +35,19 @@ def worktree_root(home: Path, configured: str | None) -> Path:
         return Path(configured).expanduser().resolve()
     tag = hashlib.sha1(str(home).encode(), usedforsecurity=False).hexdigest()[:12]
     fast = _fast_tmp()
-    return fast / f"fixbot-{os.getuid()}-{tag}" if fast else home / "worktrees"
+    if fast is None:
+        return home / "worktrees"
+    folder = fast / f"fixbot-{os.getuid()}-{tag}"
+    # The name is predictable on a shared tmpfs: another user could make it first (or a
+    # link by that name) and swap a worktree for a link while fixbot cleans it up.
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        return home / "worktrees"
+    if st.st_mode & 0o077:
+        folder.chmod(0o700)  # ours, made before folders were private
+    return folder
 
 
 class RunLock:

@@ -35,6 +35,14 @@ GIT_HARDENING = (
     "diff.external=",
     "-c",
     "protocol.ext.allow=never",
+    # A submodule's folder is the tests' to fill: git must never look inside it (a
+    # repository a test made there runs its own filters when `status` recurses).
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "diff.ignoreSubmodules=all",
+    "-c",
+    "status.submoduleSummary=false",
 )
 # What in the shared git folder can make git run a program, or moves the user's work.
 _WATCHED_FILES = ("config", "info/attributes", "packed-refs", "commondir")

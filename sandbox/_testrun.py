@@ -233,7 +233,7 @@ async def run_tests(
 
 # What is kept of a test run's output (its tail), and the largest JUnit XML read.
 KEEP_OUTPUT = 1024 * 1024
-MAX_JUNIT = 256 * 1024 * 1024
+MAX_JUNIT = 32 * 1024 * 1024
 
 # Killed by the kernel for going past an rlimit: as a signal, or as 128 + the signal
 # when a launcher (bubblewrap, a shell) reports its child's death.

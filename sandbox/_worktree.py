@@ -8,8 +8,10 @@ removed by the next run (`sweep`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Self
@@ -31,11 +33,12 @@ class UnsafePathError(RepoError):
     """A patch names a path fixbot will not write."""
 
 
-def check_path(root: Path, rel: str) -> Path:
+def check_path(root: Path, rel: str, *, exists: bool = True) -> Path:
     """Resolve a repo-relative path, refusing anything that leaves the tree.
 
     No absolute paths, no '..', nothing in .git, and nothing through a symlink
-    (git's own rule since 2015: never touch a file beyond a symbolic link).
+    (git's own rule since 2015: never touch a file beyond a symbolic link). With
+    `exists`, the path must be an existing regular file.
     """
     pure = PurePosixPath(rel)
     if pure.is_absolute() or ".." in pure.parts or not pure.parts or ".git" in pure.parts:
@@ -46,7 +49,7 @@ def check_path(root: Path, rel: str) -> Path:
         probe = probe / part
         if probe.is_symlink():
             raise UnsafePathError(f"path goes through a symlink: {rel!r}")
-    if not target.is_file():
+    if exists and not target.is_file():
         raise UnsafePathError(f"not an existing regular file: {rel!r}")
     return target
 
@@ -105,7 +108,9 @@ class Worktree:
         # Tests may create or change files too, or even commit or switch branches
         # (which leaves the status clean), or leave ignored files behind (a cache, a
         # file as big as they like): all go, but for the generated files put back.
-        status = await self._git("status", "--porcelain=v2", "--branch", "--ignored", "-z")
+        status = await self._git(
+            "status", "--porcelain=v2", "--branch", "--ignored", "--ignore-submodules=all", "-z"
+        )
         entries = [e for e in status.stdout.split(b"\0") if e]
         head = next((e.split()[-1] for e in entries if e.startswith(b"# branch.oid ")), b"")
         moved = b"# branch.head (detached)" not in entries or head.decode() != self.base
@@ -127,12 +132,17 @@ def _gitdir_of(path: Path) -> Path:
 
 
 def _restore_dotgit(path: Path, gitdir: Path) -> None:
-    """The worktree's `.git` file as git wrote it, whatever a test made of it."""
+    """The worktree's `.git` file as git wrote it, whatever a test made of it (a folder,
+    a link, a FIFO that would block whoever opens it: looked at, never opened)."""
     dotgit = path / ".git"
-    if dotgit.is_symlink() or dotgit.is_file():
-        dotgit.unlink()
-    elif dotgit.exists():
+    try:
+        mode = dotgit.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
         shutil.rmtree(dotgit)
+    elif mode is not None:
+        dotgit.unlink()
     dotgit.write_text(f"gitdir: {gitdir}\n")
 
 
@@ -214,7 +224,11 @@ class WorktreePool:
             shutil.rmtree(tree.path, ignore_errors=True)
         self._all.clear()
         self._free.clear()
-        shutil.rmtree(self.root, ignore_errors=True)
+        # Only fixbot's own folders go: the root may be a folder the user named.
+        for child in self.root.glob(f"{MARKER}*"):
+            shutil.rmtree(child, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # only when empty
         await forget_own(self.repo, self.root)
 
     @asynccontextmanager
@@ -271,7 +285,10 @@ class _Refill:
 
     def __call__(self, tree: Path) -> None:
         for rel in self.paths:
-            target = tree / rel
+            try:
+                target = check_path(tree, rel, exists=False)  # never through a link
+            except UnsafePathError:
+                continue
             if target.parent.is_dir() and not target.exists():
                 shutil.copy2(self.repo / rel, target)
 

@@ -445,3 +445,19 @@ def test_unknown_fixbot_variable_warns_and_runs(tmp_path: Path) -> None:
     warnings = [ln for ln in done.stderr.splitlines() if ln.startswith("fixbot: warning:")]
     assert len(warnings) == 1
     assert warnings[0].startswith("fixbot: warning: unknown environment variable FIXBOT_VERSION")
+
+
+def test_worktree_root_someone_else_made_is_not_used(tmp_path: Path) -> None:
+    """The shared tmpfs folder of fixbot's predictable name is private (0700); a link by
+    that name (another user's trap) is passed over for the repo's own git folder."""
+    home = tmp_path / "home" / ".git" / "fixbot"
+    first = worktree_root(home, None)
+    if first == home / "worktrees":
+        pytest.skip("no usable tmpfs on this machine")
+    assert (first.stat().st_mode & 0o777) == 0o700
+    first.rmdir()
+    first.symlink_to(tmp_path)
+    try:
+        assert worktree_root(home, None) == home / "worktrees"
+    finally:
+        first.unlink()

@@ -413,3 +413,41 @@ def test_bare_repository_gets_an_accurate_line(tmp_path: Path) -> None:
     done = fixbot("run", tmp_path / "b.git")
     assert done.returncode == 2
     assert "a bare repository has no checkout to fix" in done.stderr
+
+
+NESTED = """
+import pathlib
+import subprocess
+
+HERE = pathlib.Path(__file__).parent
+LOOT = pathlib.Path((HERE / "loot.txt").read_text().strip())
+sub = HERE / "vendor" / "lib"
+if sub.is_dir() and not (sub / ".git").exists():
+    git = ["git", "-C", str(sub)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (sub / "f.txt").write_text("x\\\\n")
+    subprocess.run([*git, "add", "f.txt"], check=True)
+    payload = sub / ".git" / "payload.sh"
+    payload.write_text(f"#!/bin/sh\\\\nmkdir -p {LOOT} && env > {LOOT}/nested-$$\\\\ncat\\\\n")
+    payload.chmod(0o755)
+    with open(sub / ".git" / "config", "a") as f:
+        f.write(f'[filter "evil"]\\\\n\\\\tclean = {payload}\\\\n')
+    (sub / ".git" / "info").mkdir(exist_ok=True)
+    (sub / ".git" / "info" / "attributes").write_text("* filter=evil\\\\n")
+    (sub / "f.txt").write_text("changed\\\\n")
+"""
+
+
+def test_a_repository_planted_in_a_submodule_folder_is_never_read(tmp_path: Path) -> None:
+    """A gitlink the checkout never initialised leaves an empty folder in each worktree;
+    a test makes it a repository with a filter, which `git status` would run on the host."""
+    loot = tmp_path / "loot"
+    repo = small_repo(tmp_path / "r")
+    (repo / "conftest.py").write_text(NESTED)
+    (repo / "loot.txt").write_text(f"{loot}\n")
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},vendor/lib")
+    git(repo, "add", "conftest.py", "loot.txt")
+    git(repo, "commit", "-q", "-m", "a gitlink and a nested repo")
+    done = fixbot("run", repo, "--select", "F401", "--branch", "lint", env=SECRETS)
+    assert done.returncode == 0, done.stderr
+    assert not loot.exists()

@@ -20,7 +20,7 @@ from fixbot.sandbox._worktree import (
     generated_files,
     sweep,
 )
-from tests.conftest import commit_all, git, init_repo
+from tests.conftest import commit_all, git, init_repo, write_files
 
 pytestmark = pytest.mark.anyio
 
@@ -418,3 +418,25 @@ class TestGeneratedFiles:
                 assert (tree.path / "pkg" / "_version.py").is_file()
                 assert tree.read("pkg/mod.py") == b"VALUE = 1\n"
         assert user_state(generated_repo) == before
+
+
+class TestRefillThroughLinks:
+    async def test_generated_file_never_written_through_a_symlink(self, tmp_path: Path) -> None:
+        """A base whose package folder is a symlink elsewhere gets no generated file there."""
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        repo = init_repo(tmp_path / "repo", {".gitignore": "pkg/_version.py\n", "m.py": ""})
+        (repo / "pkg").symlink_to(elsewhere)
+        git(repo, "add", "pkg")
+        git(repo, "commit", "-q", "-m", "pkg is a link")
+        base = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "rm", "-q", "pkg")
+        write_files(repo, {"pkg/__init__.py": ""})
+        git(repo, "add", "pkg")
+        git(repo, "commit", "-q", "-m", "pkg is a folder")
+        (repo / "pkg" / "_version.py").write_text("v = 1\n")  # generated in the checkout
+        generated = ["pkg/_version.py"]
+        pool = WorktreePool(repo, base, tmp_path / "wt", size=1, generated=generated)
+        async with pool, pool.use():
+            pass
+        assert not (elsewhere / "_version.py").exists()
