@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -24,13 +23,11 @@ from fixbot.sandbox import (
     Prover,
     Ruff,
     TestCache,
-    TestCommandError,
     WorktreePool,
     build_impact_map,
     common_dir,
     default_limits,
     default_ruff,
-    entropy_bound,
     environment_of,
     find_python,
     generated_files,
@@ -46,16 +43,17 @@ from fixbot.sandbox import (
 from ._agents import estimate_llm, llm_block, make_agents
 from ._fanout import FanOut
 from ._gate import final_gate
-from ._job import Job, PatchRecord
+from ._job import Job
 from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
-from ._plan import Plan, in_scope, make_plan
+from ._plan import in_scope, make_plan
+from ._proof import check_baseline, checkout_fact, proof_block, proof_line, submodule_fact
 from ._report import Report, build_report, save_rejected, write_reports
 from ._state import RunLock, new_run_dir, worktree_root
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
-    from fixbot.sandbox import Isolation, TestCommand, TestResults, Violation, Worktree
+    from fixbot.sandbox import Isolation, TestCommand, Violation, Worktree
 
     from ._config import Config
 
@@ -118,31 +116,6 @@ class Context:
     def ruff(self, tree: Worktree | None = None) -> Ruff:
         """ruff bound to a worktree (the reference one by default) and the selection."""
         return Ruff((tree or self.reference).path, self.select, self.ruff_exe)
-
-
-_CONTROL = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|.)|[\x00-\x08\x0b-\x1f\x7f]"
-)
-
-
-def check_baseline(command: TestCommand, results: TestResults) -> None:
-    """A test command that cannot run at base makes every later verdict meaningless."""
-    # The untrusted run's own words: without terminal control sequences (a fake "all
-    # passed" line, a window title, the clipboard), before they reach a terminal or a log.
-    shown = _CONTROL.sub("", results.output[-3000:])
-    tail = "\n" + shown if shown else ""
-    problem = None
-    if not results.per_test:
-        if results.returncode != 0:
-            problem = f"fails at base (exit {results.returncode})"
-    elif any(s == "error" and "::" not in t for t, s in results.outcomes.items()):
-        problem = "has collection errors at base"
-    elif not results.outcomes:
-        problem = "ran no tests at base"
-    elif results.returncode not in {0, 1}:
-        problem = f"cannot run at base (exit {results.returncode})"
-    if problem:
-        raise TestCommandError(f"test command {problem}: {command.display}{tail}")
 
 
 async def run_fixbot(
@@ -270,13 +243,13 @@ async def _stages(
     llm_usage = llm_block(client, estimate)
     with ctx.timer.stage("gate"):
         await final_gate(prover, fan.jobs, ctx.reference)
-    facts = {**isolation.facts, "checkout": _checkout_fact(ctx.repo, checkout)}
+    facts = {**isolation.facts, "checkout": checkout_fact(ctx.repo, checkout)}
     if ctx.pool.submodules or ctx.pool.missing_submodules:
-        facts["submodules"] = _submodule_fact(ctx.pool.submodules, ctx.pool.missing_submodules)
+        facts["submodules"] = submodule_fact(ctx.pool.submodules, ctx.pool.missing_submodules)
     with ctx.timer.stage("lint_after"):
         after = await _lint_after(ctx, fan)
     with ctx.timer.stage("merge"):
-        tip = await _merge(ctx, fan, old_tip, _proof_line(command, prover, isolation))
+        tip = await _merge(ctx, fan, old_tip, proof_line(command, prover, isolation))
     with ctx.timer.stage("report"):
         records = [r for j in fan.jobs for r in j.records]
         report = build_report(
@@ -301,32 +274,6 @@ async def _stages(
         report_dir = _report_dir(ctx.config, ctx.run_dir)
         write_reports(report, report_dir)
     return Outcome(report=report, report_dir=report_dir, run_dir=ctx.run_dir)
-
-
-def _submodule_fact(present: Mapping[str, str], missing: Sequence[str]) -> str:
-    """Which submodules the worktrees have, and which tests therefore protect nothing."""
-    parts = []
-    if present:
-        parts.append("cloned offline from your checkout's own: " + ", ".join(sorted(present)))
-    if missing:
-        log.warning("submodules.missing", paths=list(missing))
-        parts.append(
-            "NOT in your checkout, so not in the worktrees: "
-            + ", ".join(sorted(missing))
-            + " (tests that need them fail at base and protect nothing)"
-        )
-    return "; ".join(parts)
-
-
-def _checkout_fact(repo: Path, before: Fingerprint | None) -> str:
-    """What became of the user's checkout while the repo's tests ran."""
-    if before is None:
-        return "read-only to the tests"
-    changed = before.changed(Fingerprint.of(repo))
-    if not changed:
-        return "unchanged (fingerprinted before and after)"
-    log.warning("checkout.changed", files=changed[:20])
-    return f"CHANGED during the run: {', '.join(changed[:10])}"
 
 
 async def _lint(ctx: Context) -> tuple[str, list[Violation]]:
@@ -427,54 +374,10 @@ async def _git_version(repo: Path) -> str:
     return (await git("--version", cwd=repo)).stdout.decode().split()[-1]
 
 
-def proof_block(rounds: int, prover: Prover, records: list[PatchRecord]) -> dict[str, object]:
-    """What proving cost, against the information bound N·H(p) (docs/architecture.md).
-
-    N counts the patches decided and p the share refused for their tests; the runs
-    it took (`test_runs` less `reruns_at_base`) are for comparison, not a promise:
-    per-test outcomes tell more than one bit a run.
-    """
-    stats = prover.stats
-    decided = [r for r in records if r.status in {"accepted", "rejected"}]
-    broke = sum(1 for r in decided if r.status == "rejected" and r.verdict.reason == "tests")
-    return {
-        "rounds": rounds,
-        "batches": stats.batches,
-        "test_runs": stats.test_runs,
-        "test_seconds": round(stats.test_seconds, 3),
-        "selected_runs": stats.selected_runs,
-        "reused_runs": stats.reused_runs,
-        "cached_runs": stats.cached_runs,
-        "reruns_at_base": stats.reruns_at_base,
-        "tested": stats.tested,
-        "failed_tests": stats.failed_tests,
-        "patches_decided": len(decided),
-        "patches_broke_tests": broke,
-        "entropy_bound": round(entropy_bound(len(decided), broke), 2),
-        "one_by_one": len(decided),
-    }
-
-
 def _report_dir(config: Config, run_dir: Path) -> Path:
     if not config.report_dir:
         return run_dir
     return Path(config.report_dir).expanduser().resolve()
 
 
-def _proof_line(command: TestCommand | None, prover: Prover, isolation: Isolation) -> str:
-    lint = (
-        "ruff with the repo's config (noqa ignored) finds the targeted violations gone "
-        "and nothing new; compiles"
-    )
-    if command is None:
-        return f"{lint}; lint only (no test command)."
-    results = prover.baseline.results
-    passed = sum(1 for s in (results.outcomes.values() if results else ()) if s == "passed")
-    where = isolation.facts.get("network", "")
-    return (
-        f"{lint}; `{command.display}`: all {passed} tests that passed at base still pass "
-        f"(network: {where})."
-    )
-
-
-__all__ = ["Outcome", "Plan", "check_baseline", "run_fixbot"]
+__all__ = ["Outcome", "check_baseline", "run_fixbot"]
