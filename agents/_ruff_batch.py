@@ -15,12 +15,12 @@ import dataclasses
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox import BOM, Ruff, carry_origins, sha256
+from fixbot.sandbox import Ruff, carry_origins, sha256
 
 from ._ruff_steps import WANTED, gone_of, step_order
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
     from fixbot.sandbox import LintCache, Patch, Violation, Worktree
@@ -28,20 +28,10 @@ if TYPE_CHECKING:
     from ._protocol import Request
     from ._ruff_steps import StepMaker
 
-BOM_BYTES = BOM.encode()
-# Files per ruff command line: far below ARG_MAX even with long paths.
-CHUNK = 500
-
-
-def _chunks(paths: Sequence[str]) -> list[list[str]]:
-    return [list(paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK)]
-
 
 async def _lint(ruff: Ruff, paths: list[str]) -> dict[str, list[Violation]]:
-    found: dict[str, list[Violation]] = {p: [] for p in paths}
-    for chunk in _chunks(paths):
-        found.update((await ruff.lint(chunk)).by_path())
-    return found
+    # No paths would mean the whole checkout to ruff.
+    return {p: [] for p in paths} | (await ruff.lint(paths)).by_path() if paths else {}
 
 
 async def _lint_all(
@@ -52,15 +42,14 @@ async def _lint_all(
     A lint is a function of ruff, the config, the path and the content: the proof
     then finds the content between this chain's steps linted already.
     """
-    found: dict[str, list[Violation]] = {p: [] for p in paths}
-    for chunk in _chunks(paths):
-        result = await ruff.lint(chunk, ignore_noqa=True)
-        found.update(result.by_path())
-        if shared is not None:
-            failed = set(result.failed)
-            for path in chunk:
-                if not any(path in f for f in failed):
-                    shared[(path, sha256(tree.read(path)))] = tuple(found[path])
+    if not paths:
+        return {}
+    result = await ruff.lint(paths, ignore_noqa=True)
+    found: dict[str, list[Violation]] = {p: [] for p in paths} | result.by_path()
+    if shared is not None:
+        for path in paths:
+            if not any(path in f for f in result.failed):
+                shared[(path, sha256(tree.read(path)))] = tuple(found[path])
     return {p: [dataclasses.replace(v, origin=None) for v in vs] for p, vs in found.items()}
 
 
@@ -117,7 +106,7 @@ async def propose_many(
         present = await _lint_all(ruff, tree, paths, agent.lint_cache)
         # Only a file that says "noqa" or "ruff:" can suppress a finding.
         marked = [p for p in paths if b"noqa" in current[p] or b"ruff:" in current[p]]
-        honoured = await _lint(ruff, marked) if marked else {}
+        honoured = await _lint(ruff, marked)
         for path in marked:
             # Findings a noqa suppresses were never asked for: never offered.
             kept = Counter(v.fingerprint for v in honoured[path])
@@ -134,13 +123,8 @@ async def propose_many(
                 continue
             await ruff.fix_files(targets, rule, unsafe=unsafe)
             await ruff.format_files([p for p in targets if p in clean])
-            for path in targets:
-                # ruff's fix keeps a BOM, its formatter drops it: put it back.
-                data = tree.read(path)
-                if current[path].startswith(BOM_BYTES) and not data.startswith(BOM_BYTES):
-                    tree.write({path: BOM_BYTES + data})
             changed = [p for p in targets if tree.read(p) != current[p]]
-            after = await _lint_all(ruff, tree, changed, agent.lint_cache) if changed else {}
+            after = await _lint_all(ruff, tree, changed, agent.lint_cache)
             for path in targets:
                 fixed = gone_of(files[path], present[path], after.get(path, present[path]))
                 # What a fix left in place is never offered again.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._errors import TamperError
 
-MARKER = "fixbot-wt-"  # the name of fixbot's own worktrees (as in _worktree.py)
+MARKER = "fixbot-wt-"  # how the name of each of fixbot's own worktrees begins
 # `-c` on the command line outranks every config file: what a planted config could
 # make git run is switched off for fixbot's own commands.
 GIT_HARDENING = (
@@ -117,10 +117,6 @@ class MetadataGuard:
     def put_back(self) -> None:
         """Restore whatever changed (all but refs) since the snapshot; at the end of a run."""
         self.restore(self.changed())
-
-    def refresh(self) -> None:
-        """Take fixbot's own later writes (its branch) as the new state."""
-        self.before = _snapshot(self.common)
 
 
 @dataclass(frozen=True, slots=True)

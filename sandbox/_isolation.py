@@ -25,7 +25,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -196,17 +195,9 @@ class Isolation:
     @contextlib.contextmanager
     def private_tmp(self) -> Iterator[Path]:
         """A fresh temp folder for one run of the repo's code, removed afterwards."""
-        if self.scratch is None:
-            with tempfile.TemporaryDirectory(prefix="fixbot-tmp-") as tmp:
-                group = self._make_group(Path(tmp))
-                try:
-                    yield Path(tmp)
-                finally:
-                    if group is not None:
-                        _remove_group(group)
-            return
-        folder = self.scratch / uuid.uuid4().hex[:12]
-        folder.mkdir(parents=True)
+        if self.scratch is not None:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="fixbot-tmp-", dir=self.scratch))
         group = self._make_group(folder)
         try:
             yield folder

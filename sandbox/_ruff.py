@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ToolError
 from ._process import Completed, no_git_env, run
-from ._text import BOM, decode, split_lines
+from ._text import BOM, decode, scope_of, scope_table, split_lines
 from ._types import Edit, Fix, Location, Violation, fingerprint
 
 if TYPE_CHECKING:
@@ -120,15 +119,17 @@ class Ruff:
     ) -> LintResult:
         """Lint files of the checkout (all of them when `paths` is empty)."""
         args = self._check_args(select, ignore_noqa=ignore_noqa)
-        if paths:
-            args += ["--force-exclude", "--", *paths]
+        commands = [[*args, "--force-exclude", "--", *c] for c in _chunks(paths)] or [args]
         # json-lines, parsed as it streams: ruff's text for 50,000 findings is never held.
         violations: list[Violation] = []
+        failed: list[str] = []
         sources = _Sources(self.root)
-        done = await self._run(
-            args, on_line=lambda line: violations.extend(self._parse((line,), sources))
-        )
-        return LintResult(violations, _failed_to_lint(done.stderr))
+        for command in commands:
+            done = await self._run(
+                command, on_line=lambda line: violations.extend(self._parse((line,), sources))
+            )
+            failed += _failed_to_lint(done.stderr)
+        return LintResult(violations, failed)
 
     async def lint_source(
         self,
@@ -170,11 +171,17 @@ class Ruff:
             await self._run([*args, *chunk])
 
     async def format_files(self, paths: Sequence[str]) -> None:
-        """`ruff format`, in place, on files of the checkout (a BOM is dropped: see decode)."""
+        """`ruff format`, in place, on files of the checkout; the BOM, which ruff drops, is kept."""
+        with_bom = [p for p in paths if _starts_with_bom(self.root / p)]
         for chunk in _chunks(paths):
             await self._run(
                 ["format", "--no-cache", "--force-exclude", "--", *chunk], parse_errors_ok=True
             )
+        for rel in with_bom:
+            file = self.root / rel
+            data = file.read_bytes()
+            if not data.startswith(_BOM_BYTES):
+                file.write_bytes(_BOM_BYTES + data)
 
     async def rule_doc(self, rule: str) -> dict[str, Any]:
         """`ruff rule RULE` as JSON: its name, summary and explanation ({} if unreadable)."""
@@ -194,7 +201,7 @@ class Ruff:
         )
         if done.returncode != 0:
             return source
-        return (BOM.encode() if bom else b"") + done.stdout
+        return (_BOM_BYTES if bom else b"") + done.stdout
 
     async def unformatted(self, paths: Sequence[str]) -> set[str]:
         """Which of `paths` `ruff format --check` would change (a BOM alone does not count).
@@ -204,20 +211,21 @@ class Ruff:
         if not paths:
             return set()
         args = ["format", "--check", "--no-cache", "--force-exclude"]
-        args += ["--output-format", "json-lines", "--", *paths]
-        done = await self._run(args, parse_errors_ok=True)
+        args += ["--output-format", "json-lines", "--"]
         out, reformat = set(), set()
-        for raw in done.stdout.splitlines():
-            if raw.strip():
-                item = json.loads(raw)
-                rel = self._relative(item["filename"])
-                out.add(rel)
-                if item.get("code") == "unformatted":
-                    reformat.add(rel)
+        for chunk in _chunks(paths):
+            done = await self._run([*args, *chunk], parse_errors_ok=True)
+            for raw in done.stdout.splitlines():
+                if raw.strip():
+                    item = json.loads(raw)
+                    rel = self._relative(item["filename"])
+                    out.add(rel)
+                    if item.get("code") == "unformatted":
+                        reformat.add(rel)
         # ruff calls a BOM-only difference unformatted; look again without the BOM.
         for rel in reformat:
             data = (self.root / rel).read_bytes()
-            if data.startswith(BOM.encode()) and await self.format_source(rel, data) == data:
+            if data.startswith(_BOM_BYTES) and await self.format_source(rel, data) == data:
                 out.discard(rel)
         return out
 
@@ -292,6 +300,17 @@ def fix_args(*, unsafe: bool) -> list[str]:
     ]
 
 
+_BOM_BYTES = BOM.encode()
+
+
+def _starts_with_bom(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(len(_BOM_BYTES)) == _BOM_BYTES
+    except OSError:
+        return False
+
+
 def _read_lines(path: Path) -> list[str]:
     try:
         return split_lines(decode(path.read_bytes())[0])
@@ -305,57 +324,6 @@ def _failed_to_lint(stderr: bytes) -> list[str]:
         for ln in stderr.decode(errors="replace").splitlines()
         if "Failed to lint" in ln or "Failed to parse" in ln
     ]
-
-
-_SCOPE = re.compile(r"\s*(?:async\s+def|def|class)\s")
-
-
-def scope_of(lines: list[str], row: int) -> str:
-    """The header of the function or class around `row` ('' at module level).
-
-    Two identical lines in one file (a bare `except:` in two functions) must not
-    share a fingerprint; the enclosing def tells them apart and, like the lines
-    themselves, does not move when code above is added or removed.
-    """
-    if not 0 < row <= len(lines):
-        return ""
-    line = lines[row - 1]
-    indent = len(line) - len(line.lstrip())
-    if indent == 0:
-        return ""  # module level: nothing above encloses it (and the walk would be O(rows))
-    for above in reversed(lines[: row - 1]):
-        stripped = above.lstrip()
-        depth = len(above) - len(stripped)
-        if not stripped or depth >= indent:
-            continue
-        indent = depth
-        if _SCOPE.match(above):
-            return stripped
-        if depth == 0:
-            break
-    return ""
-
-
-def scope_table(lines: list[str]) -> list[str]:
-    """`scope_of` for every row at once, in one pass (a walk per finding is O(rows) each).
-
-    A stack holds the non-blank lines above that enclose the current one, each with
-    the def or class header its children sit in.
-    """
-    out = [""] * len(lines)
-    stack: list[tuple[int, str]] = []  # (indent, the scope of what it encloses)
-    for i, line in enumerate(lines):
-        stripped = line.lstrip()
-        indent = len(line) - len(stripped)
-        if not stripped:
-            # A blank line encloses nothing; its own scope is that of its indent.
-            out[i] = next((scope for depth, scope in reversed(stack) if depth < indent), "")
-            continue
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        out[i] = stack[-1][1] if stack else ""
-        stack.append((indent, stripped if _SCOPE.match(line) else out[i]))
-    return out
 
 
 def _location(data: dict[str, int]) -> Location:
@@ -375,6 +343,12 @@ def violation_from_json(
     fix = item.get("fix")
     rule = item.get("code") or item["name"]
     region = lines[loc.row - 1 : max(end.row, loc.row)] if item.get("cell") is None else []
+    if not region:
+        scope = ""
+    elif scopes is not None and loc.row <= len(scopes):
+        scope = scopes[loc.row - 1]
+    else:
+        scope = scope_of(lines, loc.row)
     return Violation(
         code=item.get("code"),
         name=item["name"],
@@ -398,15 +372,5 @@ def violation_from_json(
         else None,
         cell=item.get("cell"),
         noqa_row=item.get("noqa_row"),
-        fingerprint=fingerprint(
-            rule,
-            path,
-            item["message"],
-            region,
-            ""
-            if not region
-            else scopes[loc.row - 1]
-            if scopes is not None and loc.row <= len(scopes)
-            else scope_of(lines, loc.row),
-        ),
+        fingerprint=fingerprint(rule, path, item["message"], region, scope),
     )

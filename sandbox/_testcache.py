@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._testrun import TIMED_OUT
 from ._types import TestResults, sha256
 
 if TYPE_CHECKING:
@@ -63,14 +64,9 @@ class TestCache:
         self, files: Mapping[str, bytes], node_ids: Sequence[str] | None, results: TestResults
     ) -> None:
         """Keep a run's outcomes (not one stopped by a time-out or a limit: not its verdict)."""
-        if results.limit or "[fixbot] the tests timed out" in results.output:
+        if results.limit or TIMED_OUT in results.output:
             return
-        path = self._path(files, node_ids)
-        with contextlib.suppress(OSError):
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(results.model_dump_json())
-            tmp.replace(path)
+        self._write(self._path(files, node_ids), results.model_dump_json())
 
     def _flakiness_path(self) -> Path:
         return self.folder / f"flakiness-{sha256(self.salt.encode())}.json"
@@ -85,9 +81,13 @@ class TestCache:
 
     def keep_flakiness(self, flaky: set[str], stable: set[str]) -> None:
         """Keep the flakiness decisions for the next run at the same base."""
-        path = self._flakiness_path()
+        data = {"flaky": sorted(flaky), "stable": sorted(stable)}
+        self._write(self._flakiness_path(), json.dumps(data))
+
+    def _write(self, path: Path, text: str) -> None:
+        # Whole or not at all: a run killed mid-write leaves no half entry to misread.
         with contextlib.suppress(OSError):
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"flaky": sorted(flaky), "stable": sorted(stable)}))
+            tmp.write_text(text)
             tmp.replace(path)

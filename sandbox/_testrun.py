@@ -43,6 +43,9 @@ _RANK: dict[TestStatus, int] = {
 }
 _BARE_PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
+# Said in a run's output when it was stopped: its outcomes are not its verdict.
+TIMED_OUT = "[fixbot] the tests timed out"
+
 
 @dataclass(frozen=True, slots=True)
 class TestCommand:
@@ -203,7 +206,7 @@ async def run_tests(
 
     output = done.output
     if done.timed_out:
-        output += f"\n[fixbot] the tests timed out after {timeout:g} s"
+        output += f"\n{TIMED_OUT} after {timeout:g} s"
     limit = limit_hit(done.returncode, output)
     if limit:
         output += f"\n[fixbot] the tests hit their {limit} limit"

@@ -1,4 +1,5 @@
-"""Source text as ruff sees it: lines, positions, edits, and the BOM it does not count.
+"""Source text as ruff sees it: lines, positions, edits, the BOM it does not count,
+and the def or class a line sits in (part of a finding's fingerprint).
 
 ruff counts CRLF, CR and LF as line breaks (and nothing else, where
 `str.splitlines` does); its columns count code points; a BOM is not counted.
@@ -65,3 +66,54 @@ def decode(data: bytes) -> tuple[str, bool]:
 def encode(text: str, bom: bool) -> bytes:
     """The inverse of `decode`."""
     return ((BOM if bom else "") + text).encode("utf-8", "surrogateescape")
+
+
+_SCOPE = re.compile(r"\s*(?:async\s+def|def|class)\s")
+
+
+def scope_of(lines: list[str], row: int) -> str:
+    """The header of the function or class around `row` ('' at module level).
+
+    Two identical lines in one file (a bare `except:` in two functions) must not
+    share a fingerprint; the enclosing def tells them apart and, like the lines
+    themselves, does not move when code above is added or removed.
+    """
+    if not 0 < row <= len(lines):
+        return ""
+    line = lines[row - 1]
+    indent = len(line) - len(line.lstrip())
+    if indent == 0:
+        return ""  # module level: nothing above encloses it (and the walk would be O(rows))
+    for above in reversed(lines[: row - 1]):
+        stripped = above.lstrip()
+        depth = len(above) - len(stripped)
+        if not stripped or depth >= indent:
+            continue
+        indent = depth
+        if _SCOPE.match(above):
+            return stripped
+        if depth == 0:
+            break
+    return ""
+
+
+def scope_table(lines: list[str]) -> list[str]:
+    """`scope_of` for every row at once, in one pass (a walk per finding is O(rows) each).
+
+    A stack holds the non-blank lines above that enclose the current one, each with
+    the def or class header its children sit in.
+    """
+    out = [""] * len(lines)
+    stack: list[tuple[int, str]] = []  # (indent, the scope of what it encloses)
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if not stripped:
+            # A blank line encloses nothing; its own scope is that of its indent.
+            out[i] = next((scope for depth, scope in reversed(stack) if depth < indent), "")
+            continue
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        out[i] = stack[-1][1] if stack else ""
+        stack.append((indent, stripped if _SCOPE.match(line) else out[i]))
+    return out

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Self
 import anyio
 
 from ._errors import RepoError
-from ._git import git
+from ._git import common_dir, git
+from ._guard import MARKER
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from ._process import Completed
-
-MARKER = "fixbot-wt-"
 
 
 class UnsafePathError(RepoError):
@@ -62,7 +61,7 @@ class Worktree:
         path: Path,
         base: str = "HEAD",
         gitdir: Path | None = None,
-        refill: Callable[[Path], None] | None = None,
+        refill: _Refill | None = None,
     ) -> None:
         self.path = path
         self.base = base
@@ -114,15 +113,13 @@ class Worktree:
         entries = [e for e in status.stdout.split(b"\0") if e]
         head = next((e.split()[-1] for e in entries if e.startswith(b"# branch.oid ")), b"")
         moved = b"# branch.head (detached)" not in entries or head.decode() != self.base
-        kept = {b"! " + rel.encode() for rel in self._generated()}
+        generated = self._refill.paths if self._refill is not None else ()
+        kept = {b"! " + rel.encode() for rel in generated}
         if moved or any(not e.startswith(b"#") and e not in kept for e in entries):
             await self._git("checkout", "-q", "--force", "--detach", self.base)
             await self._git("clean", "-q", "-ffdx")
             if self._refill is not None:
                 self._refill(self.path)
-
-    def _generated(self) -> tuple[str, ...]:
-        return getattr(self._refill, "paths", ())
 
 
 def _gitdir_of(path: Path) -> Path:
@@ -309,7 +306,7 @@ async def sweep(repo: Path, root: Path) -> int:
     leftovers = [c for c in root.iterdir() if c.name.startswith(MARKER)] if root.exists() else []
     for child in leftovers:
         shutil.rmtree(child, ignore_errors=True)
-    removed += sum(1 for child in leftovers if child.name.startswith(MARKER))
+    removed += len(leftovers)
     await forget_own(repo, root)
     return removed
 
@@ -320,9 +317,7 @@ async def forget_own(repo: Path, root: Path) -> None:
     Never `git worktree prune`: it also forgets the user's own worktrees whose
     folder is missing for a while (an unmounted drive), and they lose them.
     """
-    common = Path((await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=repo))
-                  .stdout.decode().strip())  # fmt: skip
-    admin = common / "worktrees"
+    admin = await common_dir(repo) / "worktrees"
     if not admin.is_dir():
         return
     for entry in admin.iterdir():

@@ -15,11 +15,17 @@ from fixbot.sandbox._ruff import (
     LintResult,
     Ruff,
     default_ruff,
-    scope_of,
-    scope_table,
     violation_from_json,
 )
-from fixbot.sandbox._text import BOM, apply_edits, decode, encode, split_lines
+from fixbot.sandbox._text import (
+    BOM,
+    apply_edits,
+    decode,
+    encode,
+    scope_of,
+    scope_table,
+    split_lines,
+)
 from fixbot.sandbox._types import Edit, Location, Violation, fingerprint, fingerprints
 from tests.conftest import ROOT
 

@@ -99,9 +99,8 @@ def chain_problem(
     path = steps[0].path
     present = [dataclasses.replace(v, origin=None) for v in lint_of(path, steps[0].before)]
     asked: dict[str, tuple[str, ...]] = {}  # "+N" -> the identities step N was asked to fix
-    born: dict[
-        str, tuple[Step, list[Violation], list[Violation]]
-    ] = {}  # "+N" -> step, targets, new
+    # "+N" -> step N, its targets, and what it uncovered
+    born: dict[str, tuple[Step, list[Violation], list[Violation]]] = {}
     for number, step in enumerate(steps, 1):
         have = Counter(v.fingerprint for v in present)
         by_fp = {v.fingerprint: v for v in present}

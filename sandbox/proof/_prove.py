@@ -69,8 +69,9 @@ class Prover:
         self.test_timeout = test_timeout
         self.stats = ProofStats()
         self.batcher = Batcher()
-        # Shared with the ruff agent, which lints (noqa ignored) the content between steps.
-        # Its parts: the checks that need no tests, and finding a failing batch's culprits.
+        # Its parts: the checks that need no tests (their lint cache is shared with the
+        # ruff agent, which lints the content between steps), and finding a failing
+        # batch's culprits.
         self.static = StaticChecks(
             select=self.select,
             ruff_executable=ruff_executable,

@@ -75,7 +75,7 @@ class StaticChecks:
         tree.write(ground)
         out: dict[str, Verdict] = {}
         for cand in cands:
-            moved = [p for p, d in cand.before.items() if sha256(tree.read(p)) != sha256(d)]
+            moved = [p for p, d in cand.before.items() if tree.read(p) != d]
             if moved:
                 out[cand.key] = rejected(cand, "conflict", "changed under it: " + ", ".join(moved))
         cands = [c for c in cands if c.key not in out and not self._checked(c)]
