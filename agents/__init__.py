@@ -8,7 +8,7 @@ from ._ruff_agent import RuffAgent
 
 if TYPE_CHECKING:
     from ._llm import LlmAgent
-    from ._llm_client import LlmClient, LlmSettings
+    from ._llm_client import LlmClient, LlmSettings, parse_retry_after
 
 __all__ = [
     "Agent",
@@ -21,10 +21,16 @@ __all__ = [
     "RuffAgent",
     "Stage",
     "Task",
+    "parse_retry_after",
 ]
 
 # The model's agent and client import httpx: only when a model is used.
-_LAZY = {"LlmAgent": "._llm", "LlmClient": "._llm_client", "LlmSettings": "._llm_client"}
+_LAZY = {
+    "LlmAgent": "._llm",
+    "LlmClient": "._llm_client",
+    "LlmSettings": "._llm_client",
+    "parse_retry_after": "._llm_client",
+}
 
 
 def __getattr__(name: str) -> object:
