@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 AgentName = Literal["ruff", "codemod", "llm"]
+ForgeName = Literal["auto", "github", "gitlab"]
 LogFormat = Literal["auto", "json", "console"]
 Source = Literal["flag", "env", "config", "default"]
 
@@ -68,6 +69,9 @@ class Config(BaseModel):
     dry_run: bool = False
     push: bool = False
     open_pr: bool = False
+    remote: _Text = "origin"
+    pr_base: _Text | None = None
+    forge: ForgeName = "auto"
     force: bool = False
     llm_base_url: _Text | None = None
     llm_model: _Text | None = None
@@ -91,6 +95,7 @@ class Config(BaseModel):
     unsafe_fixes: bool = True
     github_api_url: _Text = "https://api.github.com"
     github_token: SecretStr | None = None
+    gitlab_token: SecretStr | None = None
     # Where each setting that did not come from the defaults was set (snake_case keys).
     sources: dict[str, Source] = Field(default_factory=dict, repr=False)
     # What is worth a warning but not an exit (an unknown FIXBOT_* variable).
@@ -127,9 +132,8 @@ class Config(BaseModel):
 
 
 # Every setting a TOML key, a FIXBOT_ variable or a flag may set (snake_case).
-SETTINGS: tuple[str, ...] = tuple(
-    n for n in Config.model_fields if n not in {"github_token", "sources", "notices"}
-)
+_NOT_SETTINGS = frozenset({"github_token", "gitlab_token", "sources", "notices"})
+SETTINGS: tuple[str, ...] = tuple(n for n in Config.model_fields if n not in _NOT_SETTINGS)
 # Settings a repo's [tool.fixbot] may not set: secrets and where secrets are sent.
 # Also what runs outside the fence, or what fixbot deletes or overwrites: a repo must
 # not name the ruff binary fixbot runs (it would see every secret), the folder its
@@ -141,6 +145,8 @@ ENV_OR_FLAG_ONLY: frozenset[str] = frozenset(
         "github_api_url",
         "push",
         "open_pr",
+        "remote",
+        "forge",
         "ruff_path",
         "worktree_dir",
         "report_dir",
@@ -152,8 +158,9 @@ _FALLBACK_ENV = (
     ("llm_api_key", "OPENAI_API_KEY"),
     ("github_api_url", "GITHUB_API_URL"),
     ("github_token", "GITHUB_TOKEN"),
+    ("gitlab_token", "GITLAB_TOKEN"),
 )
-_SECRETS = frozenset({"llm_api_key", "github_token"})
+_SECRETS = frozenset({"llm_api_key", "github_token", "gitlab_token"})
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
 
@@ -192,14 +199,8 @@ def load_config(
         config = Config.model_validate({**values, "sources": sources, "notices": tuple(notices)})
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, merged)) from None
-    # Contracts whose code is not built yet: refused, never a silent no-op (FIXBOT_PUSH=1
-    # exiting 0 having pushed nothing would be a lie).
-    for name, asked in (("push", config.push), ("open_pr", config.open_pr)):
-        if asked:
-            raise ConfigError(
-                f"{name.replace('_', '-')} ({merged[name][2]}) is not built yet:"
-                " fixbot writes the branch; push it yourself"
-            )
+    if (config.push or config.open_pr) and config.dry_run:
+        raise ConfigError("--push and --open-pr publish a branch, which --dry-run does not write")
     if config.agents is not None and "codemod" in config.agents:
         raise ConfigError(
             f"agents include 'codemod' ({merged['agents'][2]}), which is not built yet:"

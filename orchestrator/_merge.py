@@ -64,22 +64,32 @@ async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bo
     if force:
         return current
     # Commits on the branch that no other ref has: each must be one of fixbot's own.
-    others = await git(
-        "log", "--format=%H%x00%ae%x00%B%x01", current, "--not",
-        f"--exclude={branch}", "--branches", "--tags",
-        # A reviewer's commit pushed to the PR branch and fetched is still not fixbot's.
-        f"--exclude=*/{branch}", "--remotes", cwd=repo,
+    # A reviewer's commit pushed to the PR branch and fetched is still not fixbot's.
+    others = (f"--exclude={branch}", "--branches", "--tags", f"--exclude=*/{branch}", "--remotes")
+    foreign = await foreign_commit(repo, current, others, identity)
+    if foreign is not None:
+        raise RepoError(
+            f"branch {branch!r} has commits that are not fixbot's (e.g. {foreign[:12]}); "
+            "pass --force to replace it, or choose another --branch"
+        )
+    return current
+
+
+async def foreign_commit(
+    repo: Path, tip: str, exclude: tuple[str, ...], identity: Identity
+) -> str | None:
+    """A commit reachable from `tip` but not from `exclude` (`git log --not` arguments)
+    that is not one of fixbot's own, if there is one."""
+    done = await git(
+        "log", "--format=%H%x00%ae%x00%B%x01", tip, "--not", *exclude, cwd=repo
     )  # fmt: skip
-    for entry in others.stdout.decode(errors="replace").split("\x01"):
+    for entry in done.stdout.decode(errors="replace").split("\x01"):
         if not entry.strip():
             continue
         sha, email, body = entry.strip().split("\x00", 2)
         if email != identity.email or TRAILER not in body:
-            raise RepoError(
-                f"branch {branch!r} has commits that are not fixbot's (e.g. {sha[:12]}); "
-                "pass --force to replace it, or choose another --branch"
-            )
-    return current
+            return sha
+    return None
 
 
 def commit_groups(

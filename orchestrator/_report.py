@@ -102,6 +102,9 @@ class Report(BaseModel):
     not_attempted: dict[str, int] = Field(
         default_factory=dict, description="violations no agent was given, by reason (notebook...)"
     )
+    published: dict[str, str] = Field(
+        default_factory=dict, description="what --push and --open-pr did (pushed, url...)"
+    )
     unfixed_reasons: dict[str, int] = Field(
         default_factory=dict,
         description="violations an agent was given and proposed nothing for, by its reason",

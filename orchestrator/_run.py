@@ -47,6 +47,7 @@ from ._job import Job
 from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
 from ._plan import in_scope, make_plan
 from ._proof import check_baseline, checkout_fact, proof_block, proof_line, submodule_fact
+from ._publish import Publisher, environ
 from ._report import Report, build_report, save_rejected, write_reports
 from ._state import RunLock, new_run_dir, worktree_root
 
@@ -104,6 +105,7 @@ class Context:
     timer: Timer
     pool: WorktreePool
     reference: Worktree  # a worktree at base that nothing writes to
+    publisher: Publisher | None = None
     ruff_exe: str = field(default_factory=default_ruff)
     # Where no fence keeps tests off the git metadata, its watcher (see _prepare_tests).
     guard: MetadataGuard | None = None
@@ -142,6 +144,11 @@ async def run_fixbot(
         )
         branch = None if config.dry_run else (config.branch or f"fixbot/{now:%Y-%m-%d}")
         old_tip = await check_branch(repo, branch, identity, force=config.force) if branch else None
+        publisher = None
+        if branch and (config.push or config.open_pr):
+            # Before any work: a branch a person has pushed to ends the run here (LeftAlone).
+            publisher = Publisher(repo, config, branch, base, identity, environ())
+            await publisher.prepare()
         rel_paths = [_relative(repo, repo_arg, p) for p in paths]
         run_dir = new_run_dir(home, f"{now:%Y%m%dT%H%M%SZ}-{base[:8]}")
         # One worktree per core the run may use (cgroup- and affinity-aware), plus the reference.
@@ -168,9 +175,12 @@ async def run_fixbot(
             )
             if config.ruff_path:
                 ctx.ruff_exe = config.ruff_path
+            ctx.publisher = publisher
             try:
                 return await _stages(ctx, old_tip, jobs, on_round)
             finally:
+                if publisher is not None:
+                    await publisher.aclose()
                 if ctx.guard is not None:
                     # Every test process is gone now (killed with its group): what one
                     # planted after the last check, in a race with a stopping run, is
@@ -273,6 +283,13 @@ async def _stages(
         save_rejected(ctx.run_dir, records)
         report_dir = _report_dir(ctx.config, ctx.run_dir)
         write_reports(report, report_dir)
+    if ctx.publisher is not None:
+        with ctx.timer.stage("publish"):
+            body = (report_dir / "report.md").read_text(encoding="utf-8")
+            report.published = await ctx.publisher.publish(
+                tip, accepted=report.accepted, report_md=body
+            )
+            write_reports(report, report_dir)
     return Outcome(report=report, report_dir=report_dir, run_dir=ctx.run_dir)
 
 

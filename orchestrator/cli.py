@@ -17,6 +17,7 @@ from fixbot.sandbox import FixbotError
 
 from . import _logging
 from ._config import load_config
+from ._publish import LeftAlone
 from ._run import Outcome, run_fixbot
 
 app = typer.Typer(
@@ -81,6 +82,19 @@ def run(
         bool | None,
         typer.Option("--force/--no-force", help="Replace a branch that has others' commits."),
     ] = None,
+    push: Annotated[
+        bool | None,
+        typer.Option("--push/--no-push", help="Push the branch (force with lease)."),
+    ] = None,
+    open_pr: Annotated[
+        bool | None,
+        typer.Option("--open-pr/--no-open-pr", help="Open or update the branch's PR; pushes."),
+    ] = None,
+    remote: Annotated[str | None, typer.Option(help="The remote to push to.")] = None,
+    pr_base: Annotated[
+        str | None, typer.Option(help="The branch a new PR targets (default: the repo's).")
+    ] = None,
+    forge: Annotated[str | None, typer.Option(help="github, gitlab or auto.")] = None,
     test_timeout: Annotated[
         float | None, typer.Option(help="Seconds one test run may take.")
     ] = None,
@@ -115,6 +129,11 @@ def run(
         "report_dir": report_dir,
         "dry_run": dry_run,
         "force": force,
+        "push": push,
+        "open_pr": open_pr,
+        "remote": remote,
+        "pr_base": pr_base,
+        "forge": forge,
         "test_timeout": test_timeout,
         "llm_base_url": llm_base_url,
         "llm_model": llm_model,
@@ -131,7 +150,8 @@ def run(
             raise FixbotError(f"not a directory: {repo}")  # noqa: TRY301 - one exit path
         config = load_config(repo, flags=flags)
         check_report_dir(config.report_dir)
-        secrets = [s.get_secret_value() for s in (config.llm_api_key, config.github_token) if s]
+        tokens = (config.llm_api_key, config.github_token, config.gitlab_token)
+        secrets = [s.get_secret_value() for s in tokens if s]
         json_logs = _logging.use_json(config.log_format)
         level = logging.INFO if (json_logs or verbose) else logging.WARNING
         _logging.configure(config.log_format, secrets, level)
@@ -140,7 +160,7 @@ def run(
         outcome = _run_with_progress(
             repo, paths or [], config, show=not json_logs and err.is_terminal
         )
-    except (FixbotError, KeyboardInterrupt, BaseExceptionGroup) as exc:
+    except (FixbotError, KeyboardInterrupt, LeftAlone, BaseExceptionGroup) as exc:
         raise _exit_for(exc) from None
     _summary(outcome)
 
@@ -161,10 +181,13 @@ def _exit_for(exc: BaseException) -> typer.Exit:
     """One line and an exit code for an error a user caused; a bug keeps its traceback."""
     # Errors raised inside task groups arrive wrapped in exception groups.
     while isinstance(exc, BaseExceptionGroup):
-        expected = exc.subgroup((FixbotError, KeyboardInterrupt))
+        expected = exc.subgroup((FixbotError, KeyboardInterrupt, LeftAlone))
         if expected is None:
             raise exc
         exc = expected.exceptions[0]
+    if isinstance(exc, LeftAlone):
+        err.print(f"fixbot: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return typer.Exit(0)
     if isinstance(exc, KeyboardInterrupt):
         err.print("fixbot: interrupted; worktrees removed, nothing of yours was changed")
         return typer.Exit(130)
@@ -218,6 +241,11 @@ def _summary(outcome: Outcome) -> None:
         out.print("dry run: no branch written", highlight=False)
     else:
         out.print("nothing proven to land: no branch written", highlight=False)
+    published = r.published
+    if published.get("url"):
+        out.print(f"{published['review']}: {published['url']}", highlight=False)
+    elif published:
+        out.print(f"pushed: {published['pushed']} ({published.get('why', '')})", highlight=False)
     out.print(f"report: {outcome.report_dir / 'report.md'}", highlight=False)
 
 

@@ -321,6 +321,7 @@ class TestSecrets:
         """The refused set is exactly the documented one: secrets and where they go, and
         what runs outside the fence or decides what fixbot deletes or overwrites."""
         secrets = {"llm_base_url", "llm_api_key", "github_api_url", "push", "open_pr"}
+        secrets |= {"remote", "forge"}
         outside = {"ruff_path", "worktree_dir", "report_dir", "force"}
         assert secrets | outside == set(ENV_OR_FLAG_ONLY)
 
@@ -467,17 +468,32 @@ class TestLlmEnabled:
         assert load(tmp_path, flags={"agents": ["llm"]}, env=env).agents == ["llm"]
 
 
+class TestPublishing:
+    """Publishing settings: where secrets go, so never from a repo's file."""
+
+    def test_push_with_dry_run_is_refused(self, tmp_path):
+        """--push with --dry-run has no branch to publish: one line."""
+        message = config_error(tmp_path, env={"FIXBOT_PUSH": "1"}, flags={"dry_run": True})
+        assert message.startswith("--push and --open-pr publish a branch")
+
+    @pytest.mark.parametrize("key", ["remote", "forge", "push", "open-pr"])
+    def test_not_from_the_repo(self, tmp_path, key):
+        """[tool.fixbot] may not say where the token is pushed."""
+        value = "true" if key in {"push", "open-pr"} else '"github"'
+        (tmp_path / "pyproject.toml").write_text(f"[tool.fixbot]\n{key} = {value}\n")
+        assert f"{key!r} may not be set" in config_error(tmp_path)
+
+    def test_gitlab_token_from_its_variable(self, tmp_path):
+        """GITLAB_TOKEN is read, kept secret, and never a FIXBOT_ setting."""
+        config = load(tmp_path, env={"GITLAB_TOKEN": "glpat-x", "FIXBOT_PR_BASE": "dev"})
+        assert config.gitlab_token is not None
+        assert config.gitlab_token.get_secret_value() == "glpat-x"
+        assert "glpat-x" not in repr(config)
+        assert config.pr_base == "dev"
+
+
 class TestNotBuiltYet:
     """A setting whose code does not exist yet is refused with one line, never ignored."""
-
-    def test_push_and_open_pr(self, tmp_path):
-        """FIXBOT_PUSH=1 and --open-pr name themselves and say they are not built."""
-        assert config_error(tmp_path, env={"FIXBOT_PUSH": "1"}).startswith(
-            "push (FIXBOT_PUSH) is not built yet"
-        )
-        assert config_error(tmp_path, flags={"open_pr": True}).startswith(
-            "open-pr (--open-pr) is not built yet"
-        )
 
     def test_codemod_agent(self, tmp_path):
         """--agents codemod names the agent that does not exist."""

@@ -1,0 +1,286 @@
+"""Publishing: push the fixbot branch and open or update its one pull request.
+
+Night after night the branch has one name and one review. What is on the
+remote is looked at before anything is proven: a branch a person has pushed to
+is left alone (one line, exit 0), since forcing over it would throw their work
+away. A night whose branch has the same tree as the remote's changes nothing:
+no push, no API write. A push is a force-push with a lease on the tip fixbot saw,
+so a commit pushed while fixbot ran is never overwritten either.
+
+The token reaches `git push` as an `http.<server>.extraHeader` set through
+git's GIT_CONFIG_* variables, only for the forge's own server and only in that
+process's environment: never on a command line, in .git/config, in a remote
+URL or in a log. Hooks are off for fixbot's git (`GIT_HARDENING`) and the push
+is `--no-verify`, so no program of the repository's sees it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import structlog
+
+from fixbot.sandbox import ConfigError, ServiceError, git
+
+from ._forge import Forge, GitHub
+from ._merge import foreign_commit
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from ._config import Config
+    from ._merge import Identity
+
+log = structlog.get_logger("fixbot")
+REMOTE_REFS = "refs/fixbot/remote"
+
+
+class LeftAlone(Exception):  # noqa: N818 - not an error: the run ends here, on purpose
+    """The run stops without publishing, for a reason worth one line (exit 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A remote, its URL, and the header its pushes carry (if it is the forge's)."""
+
+    name: str
+    url: str
+    header: str | None
+
+    def env(self) -> dict[str, str]:
+        """git's environment for talking to this remote: the token only in a header."""
+        if self.header is None:
+            return {}
+        parts = urlsplit(self.url)
+        # Scoped to the server: a redirect or an insteadOf elsewhere gets no token.
+        return {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"http.{parts.scheme}://{parts.netloc}/.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: {self.header}",
+        }
+
+    @property
+    def shown(self) -> str:
+        """The URL without any credentials it may carry, for messages."""
+        parts = urlsplit(self.url)
+        if parts.scheme and parts.hostname:
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            return parts._replace(netloc=host).geturl()
+        return self.url
+
+
+@dataclass(slots=True)
+class RemoteState:
+    """What the remote held for the branch when fixbot looked."""
+
+    tip: str | None  # None: no such branch on the remote yet
+
+
+def make_forge(
+    config: Config, environ: Mapping[str, str], remote_url: str, *, required: bool
+) -> Forge | None:
+    """GitLab inside GitLab CI or when asked for, else GitHub; None when there is no
+    token and no review to open (a push to a remote of the user's own keys)."""
+    kind = config.forge
+    if kind == "auto":
+        kind = "gitlab" if environ.get("GITLAB_CI") == "true" else "github"
+    if not required and not (config.gitlab_token if kind == "gitlab" else config.github_token):
+        return None
+    if kind == "gitlab":
+        from ._gitlab import GitLab  # noqa: PLC0415 - only GitLab's users need it
+
+        token = config.gitlab_token.get_secret_value() if config.gitlab_token else ""
+        api, project = environ.get("CI_API_V4_URL", ""), environ.get("CI_PROJECT_ID", "")
+        if not (token and api and project):
+            raise ConfigError(
+                "publishing to GitLab needs GITLAB_TOKEN, CI_API_V4_URL and CI_PROJECT_ID"
+            )
+        server = environ.get("CI_SERVER_URL", "https://gitlab.com")
+        return GitLab(api_url=api, project=project, token=token, server_url=server)
+    token = config.github_token.get_secret_value() if config.github_token else ""
+    if not token:
+        raise ConfigError("--push and --open-pr need GITHUB_TOKEN (a token that may push)")
+    server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    repository = environ.get("GITHUB_REPOSITORY") or github_repository(remote_url, server)
+    if not repository:
+        raise ConfigError(
+            f"cannot tell the GitHub repository from {remote_url!r}: set GITHUB_REPOSITORY"
+        )
+    return GitHub(
+        api_url=config.github_api_url, repository=repository, token=token, server_url=server
+    )
+
+
+def github_repository(url: str, server: str) -> str | None:
+    """`owner/name` from an HTTPS or SSH remote URL on `server`, else None."""
+    host = urlsplit(server).hostname or ""
+    if url.startswith(f"git@{host}:"):
+        path = url.split(":", 1)[1]
+    else:
+        parts = urlsplit(url)
+        if parts.hostname != host:
+            return None
+        path = parts.path
+    path = path.strip("/").removesuffix(".git")
+    return path if path.count("/") == 1 else None
+
+
+async def find_remote(repo: Path, name: str) -> str:
+    """The remote's push URL, or a ConfigError naming it."""
+    done = await git("remote", "get-url", "--push", name, cwd=repo, check=False)
+    if done.returncode != 0:
+        raise ConfigError(f"no remote named {name!r} to push to (set --remote)")
+    return done.stdout.decode().strip()
+
+
+async def look(
+    repo: Path, remote: Remote, branch: str, base: str, identity: Identity
+) -> RemoteState:
+    """The remote branch's tip, fetched; LeftAlone if a person has committed to it."""
+    ref = f"refs/heads/{branch}"
+    env = remote.env()
+    done = await git("ls-remote", "--heads", remote.name, ref, cwd=repo, env=env, check=False)
+    if done.returncode != 0:
+        raise ServiceError(f"cannot read {remote.shown}: {_last_line(done.stderr)}")
+    lines = [ln.split() for ln in done.stdout.decode().splitlines() if ln.strip()]
+    tip = next((sha for sha, name in lines if name == ref), None)
+    if tip is None:
+        return RemoteState(None)
+    fetched = await git(
+        "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote.name,
+        f"+{ref}:{REMOTE_REFS}/{branch}", cwd=repo, env=env, check=False,
+    )  # fmt: skip
+    if fetched.returncode != 0:
+        why = _last_line(fetched.stderr)
+        raise ServiceError(f"cannot fetch {branch!r} from {remote.shown}: {why}")
+    person = await foreign_commit(repo, tip, (base,), identity)
+    if person is not None:
+        raise LeftAlone(
+            f"{remote.name}/{branch} has a commit that is not fixbot's ({person[:12]}): "
+            "left alone, nothing pushed (merge or close its review to start afresh)"
+        )
+    return RemoteState(tip)
+
+
+async def same_tree(repo: Path, one: str, other: str) -> bool:
+    """Whether two commits hold the same tree."""
+    done = await git("rev-parse", f"{one}^{{tree}}", f"{other}^{{tree}}", cwd=repo)
+    trees = done.stdout.decode().split()
+    return trees[0] == trees[1]
+
+
+async def push(repo: Path, remote: Remote, branch: str, tip: str, lease: str | None) -> None:
+    """Force-push `tip` to the branch with a lease on what fixbot saw there."""
+    ref = f"refs/heads/{branch}"
+    done = await git(
+        "push", "--porcelain", "--no-verify", f"--force-with-lease={ref}:{lease or ''}",
+        remote.name, f"{tip}:{ref}", cwd=repo, env=remote.env(), check=False, timeout=600,
+    )  # fmt: skip
+    if done.returncode == 0:
+        return
+    if b"stale info" in done.stdout + done.stderr:
+        raise LeftAlone(
+            f"{remote.name}/{branch} moved while fixbot ran: left alone, nothing pushed"
+        )
+    raise ServiceError(f"git push to {remote.shown} failed: {_last_line(done.stderr)}")
+
+
+def pr_body(report_md: str, limit: int, full_report_url: str | None) -> str:
+    """report.md, cut to the forge's limit with a pointer to the whole report."""
+    if len(report_md) <= limit:
+        return report_md
+    where = f" The whole report: {full_report_url}" if full_report_url else ""
+    tail = f"\n\n… cut to fit the description's limit of {limit} characters.{where}\n"
+    return report_md[: limit - len(tail) - 1].rsplit("\n", 1)[0] + tail
+
+
+def report_url(environ: Mapping[str, str]) -> str | None:
+    """Where this CI job's artifacts are listed (GitHub Actions, GitLab CI), if anywhere."""
+    server, repository, run = (
+        environ.get("GITHUB_SERVER_URL"),
+        environ.get("GITHUB_REPOSITORY"),
+        environ.get("GITHUB_RUN_ID"),
+    )
+    if server and repository and run:
+        return f"{server.rstrip('/')}/{repository}/actions/runs/{run}"
+    return environ.get("CI_JOB_URL") or None
+
+
+def title_for(accepted: int, branch: str) -> str:
+    """The review's title; the same branch keeps the same review, whatever the count."""
+    return f"fixbot: {accepted} proven lint fix{'es' * (accepted != 1)} ({branch})"
+
+
+@dataclass(slots=True)
+class Publisher:
+    """One run's publishing: a look at the remote first, the push and the review last."""
+
+    repo: Path
+    config: Config
+    branch: str
+    base: str
+    identity: Identity
+    environ: Mapping[str, str]
+    remote: Remote | None = None
+    forge: Forge | None = None
+    state: RemoteState | None = None
+
+    async def prepare(self) -> None:
+        """Find the remote and the forge; LeftAlone if a person has pushed to the branch."""
+        url = await find_remote(self.repo, self.config.remote)
+        self.forge = make_forge(self.config, self.environ, url, required=self.config.open_pr)
+        header = self.forge.push_header(url) if self.forge else None
+        self.remote = Remote(self.config.remote, url, header)
+        self.state = await look(self.repo, self.remote, self.branch, self.base, self.identity)
+
+    async def publish(self, tip: str | None, *, accepted: int, report_md: str) -> dict[str, str]:
+        """Push and open or update the review; what was done, for the report."""
+        if self.remote is None or self.state is None:
+            raise RuntimeError("Publisher.prepare() was not called")  # a bug, not bad input
+        if tip is None:
+            log.info("publish.skipped", reason="nothing landed")
+            return {"pushed": "no", "why": "nothing landed"}
+        if self.state.tip is not None and await same_tree(self.repo, tip, self.state.tip):
+            log.info("publish.skipped", reason="the remote branch has the same tree")
+            why = f"{self.remote.name}/{self.branch} already has these fixes"
+            return {"pushed": "no", "why": why}
+        await push(self.repo, self.remote, self.branch, tip, self.state.tip)
+        log.info("publish.pushed", remote=self.remote.shown, branch=self.branch, tip=tip)
+        done = {"pushed": "yes", "remote": self.remote.shown, "tip": tip}
+        forge = self.forge
+        if not self.config.open_pr or forge is None:
+            return done
+        title = title_for(accepted, self.branch)
+        body = pr_body(report_md, forge.body_limit, report_url(self.environ))
+        review = await forge.find_open(self.branch)
+        if review is None:
+            target = self.config.pr_base or await forge.default_branch()
+            review = await forge.open(
+                branch=self.branch, base=target, title=title, body=body, reviewers=[]
+            )
+            done["review"] = "opened"
+        else:
+            review = await forge.update(review, title=title, body=body)
+            done["review"] = "updated"
+        done["url"] = review.url
+        log.info("publish.review", action=done["review"], url=review.url)
+        return done
+
+    async def aclose(self) -> None:
+        """Close the forge's HTTP client."""
+        if self.forge is not None:
+            await self.forge.aclose()
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment (a seam for tests that pass their own)."""
+    return os.environ

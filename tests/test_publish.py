@@ -1,0 +1,195 @@
+"""Publishing: the fixbot branch pushed to a real bare remote, night after night."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import commit_all, fixbot, git, init_repo
+
+from fixbot.orchestrator._publish import (
+    LeftAlone,
+    Remote,
+    github_repository,
+    pr_body,
+    push,
+    same_tree,
+)
+from fixbot.sandbox import git as async_git
+
+BRANCH = "fixbot/nightly"
+FILES = {
+    "pkg/__init__.py": "",
+    "pkg/core.py": "import os\nimport sys\n\n\ndef add(a, b):\n    return a + b\n",
+    "pyproject.toml": '[tool.ruff.lint]\nselect = ["F401"]\n',
+}
+
+
+def report_of(repo: Path) -> dict:
+    """The newest report.json of a repo's runs."""
+    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
+    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())
+
+
+def remote_tip(remote: Path, branch: str = BRANCH) -> str | None:
+    """The branch's sha in the bare remote, or None."""
+    out = git(remote, "for-each-ref", "--format=%(objectname)", f"refs/heads/{branch}")
+    return out.strip() or None
+
+
+@pytest.fixture
+def nightly(tmp_path: Path) -> tuple[Path, Path]:
+    """A repo with two F401 fixes to land, and a bare remote `origin` it was pushed to."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(remote, "config", "core.logAllRefUpdates", "always")
+    repo = init_repo(tmp_path / "repo", FILES, venv=False)
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main")
+    return repo, remote
+
+
+def run_nightly(repo: Path, *extra: str) -> object:
+    """One night's `fixbot run --push`, lint-only so it is quick."""
+    return fixbot("run", repo, "--push", "--branch", BRANCH, "--test-cmd", "", *extra)
+
+
+class TestPush:
+    """`--push` against a real bare remote."""
+
+    def test_first_night_pushes_the_branch(self, nightly: tuple[Path, Path]) -> None:
+        """The proven branch reaches the remote, and the report says so."""
+        repo, remote = nightly
+        done = run_nightly(repo)
+        assert done.returncode == 0, done.stderr
+        local = git(repo, "rev-parse", f"refs/heads/{BRANCH}").strip()
+        assert remote_tip(remote) == local
+        assert report_of(repo)["published"]["pushed"] == "yes"
+        assert git(remote, "show", f"{BRANCH}:pkg/core.py").startswith("def add")
+
+    def test_a_night_with_nothing_new_changes_nothing(self, nightly: tuple[Path, Path]) -> None:
+        """The same base twice: the second night pushes nothing."""
+        repo, remote = nightly
+        assert run_nightly(repo).returncode == 0
+        moves = git(remote, "reflog", "show", "--format=%H", f"refs/heads/{BRANCH}")
+        done = run_nightly(repo)
+        assert done.returncode == 0, done.stderr
+        assert git(remote, "reflog", "show", "--format=%H", f"refs/heads/{BRANCH}") == moves
+        assert report_of(repo)["published"]["pushed"] == "no"
+
+    def test_a_new_base_updates_the_branch(self, nightly: tuple[Path, Path]) -> None:
+        """main moved on: the branch is rebuilt on it and force-pushed with the lease."""
+        repo, remote = nightly
+        assert run_nightly(repo).returncode == 0
+        first = remote_tip(remote)
+        (repo / "pkg" / "more.py").write_text("import json\n")
+        base = commit_all(repo, "more")
+        git(repo, "push", "-q", "origin", "main")
+        done = run_nightly(repo)
+        assert done.returncode == 0, done.stderr
+        assert remote_tip(remote) not in {None, first}
+        assert git(remote, "rev-parse", f"{BRANCH}~1").strip() in {
+            base,
+            git(remote, "rev-parse", f"{BRANCH}~2").strip(),
+        }
+        assert git(remote, "merge-base", "--is-ancestor", base, BRANCH) == ""
+
+    def test_a_person_s_commit_is_left_alone(
+        self, nightly: tuple[Path, Path], tmp_path: Path
+    ) -> None:
+        """A reviewer pushed to the branch: one line, exit 0, their commit stays."""
+        repo, remote = nightly
+        assert run_nightly(repo).returncode == 0
+        clone = tmp_path / "reviewer"
+        git(tmp_path, "clone", "-q", "-b", BRANCH, str(remote), str(clone))
+        (clone / "NOTES.md").write_text("review notes\n")
+        theirs = commit_all(clone, "a reviewer's commit")
+        git(clone, "push", "-q", "origin", BRANCH)
+        (repo / "pkg" / "more.py").write_text("import json\n")
+        commit_all(repo, "more")
+        done = run_nightly(repo)
+        assert done.returncode == 0, done.stderr
+        lines = [ln for ln in done.stderr.splitlines() if "left alone" in ln]
+        assert len(lines) == 1
+        assert theirs[:12] in lines[0]
+        assert remote_tip(remote) == theirs
+
+    def test_no_such_remote_is_bad_input(self, nightly: tuple[Path, Path]) -> None:
+        """--remote that does not exist: exit 2 and one line, before any work."""
+        repo, _ = nightly
+        done = run_nightly(repo, "--remote", "upstream")
+        assert done.returncode == 2
+        assert "no remote named 'upstream'" in done.stderr
+        assert not (repo / ".git" / "fixbot" / "runs").exists()
+
+    def test_open_pr_needs_a_token(self, nightly: tuple[Path, Path]) -> None:
+        """--open-pr without GITHUB_TOKEN: exit 2, one line naming the variable."""
+        repo, _ = nightly
+        done = fixbot("run", repo, "--open-pr", "--test-cmd", "", env={"GITHUB_TOKEN": ""})
+        assert done.returncode == 2
+        assert "GITHUB_TOKEN" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+class TestLease:
+    """The force-push never overwrites what fixbot did not see."""
+
+    @pytest.mark.anyio
+    async def test_a_stale_lease_leaves_the_branch(self, nightly: tuple[Path, Path]) -> None:
+        """A lease on a tip the remote no longer has: LeftAlone, the remote unchanged."""
+        repo, remote = nightly
+        main = git(repo, "rev-parse", "main").strip()
+        git(repo, "push", "-q", "origin", f"{main}:refs/heads/{BRANCH}")
+        ours = git(repo, "commit-tree", "-p", main, "-m", "fixbot's", f"{main}^{{tree}}").strip()
+        with pytest.raises(LeftAlone, match="moved while fixbot ran"):
+            # fixbot saw `ours` there; the remote has `main`.
+            await push(repo, Remote("origin", str(remote), None), BRANCH, ours, ours)
+        assert remote_tip(remote) == main
+
+    @pytest.mark.anyio
+    async def test_same_tree(self, nightly: tuple[Path, Path]) -> None:
+        """Two commits with one tree are the same night's work."""
+        repo, _ = nightly
+        head = git(repo, "rev-parse", "HEAD").strip()
+        tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+        other = (await async_git("commit-tree", tree, "-m", "x", cwd=repo, env={
+            "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
+            "GIT_COMMITTER_EMAIL": "a@b"})).stdout.decode().strip()  # fmt: skip
+        assert await same_tree(repo, head, other)
+
+
+class TestHelpers:
+    """Small pure parts of publishing."""
+
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("https://github.com/octo/repo.git", "octo/repo"),
+            ("https://github.com/octo/repo", "octo/repo"),
+            ("git@github.com:octo/repo.git", "octo/repo"),
+            ("https://gitlab.com/octo/repo.git", None),
+            ("/srv/git/repo.git", None),
+        ],
+    )
+    def test_repository_from_the_remote(self, url: str, expected: str | None) -> None:
+        """owner/name is read from GitHub remotes only."""
+        assert github_repository(url, "https://github.com") == expected
+
+    def test_body_is_cut_to_the_limit(self) -> None:
+        """A long report is cut on a line, says so, and points at the whole report."""
+        report = "".join(f"| row {i} |\n" for i in range(10_000))
+        body = pr_body(report, 1_000, "https://ci.example/run/1")
+        assert len(body) <= 1_000
+        assert body.endswith("The whole report: https://ci.example/run/1\n")
+        assert "| row 0 |\n" in body
+        assert pr_body("short\n", 1_000, None) == "short\n"
+
+    def test_remote_env_holds_the_header_only_for_its_server(self) -> None:
+        """The token goes into a header scoped to the remote's server, never its URL."""
+        remote = Remote("origin", "https://github.com/o/r.git", "Basic abc")
+        env = remote.env()
+        assert env["GIT_CONFIG_KEY_0"] == "http.https://github.com/.extraHeader"
+        assert env["GIT_CONFIG_VALUE_0"] == "Authorization: Basic abc"
+        assert Remote("origin", "/srv/r.git", None).env() == {}
+        assert Remote("o", "https://u:pw@h.example/r", None).shown == "https://h.example/r"
