@@ -106,12 +106,12 @@ def make_forge(
         raise ConfigError("--push and --open-pr need GITHUB_TOKEN (a token that may push)")
     server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
     repository = environ.get("GITHUB_REPOSITORY") or github_repository(remote_url, server)
-    if not repository:
+    if not repository and required:
         raise ConfigError(
             f"cannot tell the GitHub repository from {remote_url!r}: set GITHUB_REPOSITORY"
         )
     return GitHub(
-        api_url=config.github_api_url, repository=repository, token=token, server_url=server
+        api_url=config.github_api_url, repository=repository or "", token=token, server_url=server
     )
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import commit_all, fixbot, git, init_repo
+from git_http import GitHttp
 
+from fixbot.orchestrator._forge import basic_auth
 from fixbot.orchestrator._publish import (
     LeftAlone,
     Remote,
@@ -17,6 +20,9 @@ from fixbot.orchestrator._publish import (
     same_tree,
 )
 from fixbot.sandbox import git as async_git
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 BRANCH = "fixbot/nightly"
 FILES = {
@@ -193,3 +199,53 @@ class TestHelpers:
         assert env["GIT_CONFIG_VALUE_0"] == "Authorization: Basic abc"
         assert Remote("origin", "/srv/r.git", None).env() == {}
         assert Remote("o", "https://u:pw@h.example/r", None).shown == "https://h.example/r"
+
+
+TOKEN = "ghp_canary_push_9c4e"  # noqa: S105 - a canary, searched for afterwards
+
+
+@pytest.fixture
+def git_http(tmp_path: Path) -> Iterator[GitHttp]:
+    """A smart-HTTP git server that wants GitHub's token header, with one bare repo."""
+    root = tmp_path / "served"
+    root.mkdir()
+    git(root, "init", "-q", "--bare", "-b", "main", "repo.git")
+    git(root / "repo.git", "config", "http.receivepack", "true")
+    server = GitHttp(root, basic_auth("x-access-token", TOKEN)).start()
+    yield server
+    server.stop()
+
+
+class TestTokenPush:
+    """GITHUB_TOKEN reaches the push as a header, and nothing else of fixbot's keeps it."""
+
+    def test_push_over_https_carries_the_token_in_a_header_only(
+        self, tmp_path: Path, git_http: GitHttp
+    ) -> None:
+        """The server gets the header; .git, the report, the logs and argv-visible config don't."""
+        repo = init_repo(tmp_path / "repo", FILES, venv=False)
+        url = f"{git_http.url}/repo.git"
+        git(repo, "remote", "add", "origin", url)
+        env = {"GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": git_http.url}
+        done = fixbot("run", repo, "--push", "--branch", BRANCH, "--test-cmd", "", env=env)
+        assert done.returncode == 0, done.stderr
+        served = git_http.root / "repo.git"
+        assert remote_tip(served) == git(repo, "rev-parse", BRANCH).strip()
+        assert git_http.requests
+        assert all(r.get("Authorization") for r in git_http.requests)
+        for path in (repo / ".git").rglob("*"):
+            if path.is_file():
+                assert TOKEN.encode() not in path.read_bytes(), path
+        assert TOKEN not in done.stdout + done.stderr
+        assert git(repo, "remote", "get-url", "origin").strip() == url
+
+    def test_a_wrong_token_is_a_service_failure(self, tmp_path: Path, git_http: GitHttp) -> None:
+        """The server refuses the token: exit 3 and one line, nothing leaked."""
+        repo = init_repo(tmp_path / "repo", FILES, venv=False)
+        git(repo, "remote", "add", "origin", f"{git_http.url}/repo.git")
+        env = {"GITHUB_TOKEN": "ghp_wrong_1234", "GITHUB_SERVER_URL": git_http.url}
+        done = fixbot("run", repo, "--push", "--branch", BRANCH, "--test-cmd", "", env=env)
+        assert done.returncode == 3, done.stderr
+        assert "ghp_wrong_1234" not in done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        assert len([ln for ln in done.stderr.splitlines() if ln.startswith("fixbot: error")]) == 1
