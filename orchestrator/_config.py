@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 AgentName = Literal["ruff", "codemod", "llm"]
 ForgeName = Literal["auto", "github", "gitlab"]
 LogFormat = Literal["auto", "json", "console"]
+OutputFormat = Literal["text", "github", "gitlab", "json"]
 Source = Literal["flag", "env", "config", "default"]
 
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -87,6 +88,9 @@ class Config(BaseModel):
     llm_stream: bool = False
     llm_api_version: _Text | None = None
     log_format: LogFormat = "auto"
+    output_format: OutputFormat = "text"
+    output_file: _Text | None = None
+    fail_on_unfixed: bool = False
     worktree_dir: _Text | None = None
     ruff_path: _Text | None = None
     max_fix_iterations: _Count = 10
@@ -150,6 +154,7 @@ ENV_OR_FLAG_ONLY: frozenset[str] = frozenset(
         "ruff_path",
         "worktree_dir",
         "report_dir",
+        "output_file",
         "force",
     }
 )

@@ -68,6 +68,7 @@ class Outcome:
     report: Report
     report_dir: Path
     run_dir: Path
+    remaining: list[Violation] = field(default_factory=list)  # in scope, after the run
 
 
 @dataclass(slots=True)
@@ -290,7 +291,7 @@ async def _stages(
                 tip, accepted=report.accepted, report_md=body
             )
             write_reports(report, report_dir)
-    return Outcome(report=report, report_dir=report_dir, run_dir=ctx.run_dir)
+    return Outcome(report=report, report_dir=report_dir, run_dir=ctx.run_dir, remaining=after)
 
 
 async def _lint(ctx: Context) -> tuple[str, list[Violation]]:

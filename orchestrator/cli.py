@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,10 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fixbot.sandbox import FixbotError
+from fixbot.sandbox import ConfigError, FixbotError
 
 from . import _logging
-from ._config import load_config
+from ._ci import publish_to_github_actions, render_unfixed
+from ._config import Config, load_config
 from ._publish import LeftAlone
 from ._run import Outcome, run_fixbot
 
@@ -112,6 +114,16 @@ def run(
         int | None, typer.Option(help="Hard cap on model tokens, prompt and completion.")
     ] = None,
     log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
+    output_format: Annotated[
+        str | None, typer.Option(help="What stayed unfixed: text, github, gitlab or json.")
+    ] = None,
+    output_file: Annotated[
+        str | None, typer.Option(help="Write --output-format's output here, not to stdout.")
+    ] = None,
+    fail_on_unfixed: Annotated[
+        bool | None,
+        typer.Option("--fail-on-unfixed/--no-fail-on-unfixed", help="Exit 1 if debt is left."),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show progress events on a terminal.")
     ] = False,
@@ -141,6 +153,9 @@ def run(
         "llm_max_requests": llm_max_requests,
         "llm_token_budget": llm_token_budget,
         "log_format": log_format,
+        "output_format": output_format,
+        "output_file": output_file,
+        "fail_on_unfixed": fail_on_unfixed,
     }
     # A closed terminal or a dropped SSH session (SIGHUP) cleans up as Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
@@ -163,6 +178,32 @@ def run(
     except (FixbotError, KeyboardInterrupt, LeftAlone, BaseExceptionGroup) as exc:
         raise _exit_for(exc) from None
     _summary(outcome)
+    try:
+        _ci_outputs(outcome, config)
+    except FixbotError as exc:
+        raise _exit_for(exc) from None
+    if config.fail_on_unfixed and outcome.remaining:
+        raise typer.Exit(1)
+
+
+def _ci_outputs(outcome: Outcome, config: Config) -> None:
+    """Annotations of what stayed unfixed, and GitHub Actions' step summary and outputs."""
+    if config.output_format != "text":
+        text = render_unfixed(outcome.remaining, config.output_format)
+        if config.output_file:
+            path = Path(config.output_file).expanduser()
+            try:
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot write --output-file {path}: {exc.strerror}") from None
+        elif text:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    r, md = outcome.report, outcome.report_dir / "report.md"
+    publish_to_github_actions(
+        os.environ,
+        summary=md.read_text(encoding="utf-8"),
+        outputs={"branch": r.branch or "", "accepted": str(r.accepted), "report": str(md)},
+    )
 
 
 def check_report_dir(report_dir: str | None) -> None:

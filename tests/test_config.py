@@ -322,7 +322,7 @@ class TestSecrets:
         what runs outside the fence or decides what fixbot deletes or overwrites."""
         secrets = {"llm_base_url", "llm_api_key", "github_api_url", "push", "open_pr"}
         secrets |= {"remote", "forge"}
-        outside = {"ruff_path", "worktree_dir", "report_dir", "force"}
+        outside = {"ruff_path", "worktree_dir", "report_dir", "output_file", "force"}
         assert secrets | outside == set(ENV_OR_FLAG_ONLY)
 
     @pytest.mark.parametrize(
