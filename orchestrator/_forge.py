@@ -89,11 +89,12 @@ class ForgeHttp:
     """JSON over httpx with the token in one header, retried on rate limits and 5xx."""
 
     base_url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # the token is in one of them
     attempts: int = 5
     timeout: float = 120.0  # seconds of retrying, waits included
     wait_initial: float = 1.0
-    client: httpx.AsyncClient = field(init=False)
+    wait_jitter: float = 1.0
+    client: httpx.AsyncClient = field(init=False, repr=False)
     requests: int = 0
 
     def __post_init__(self) -> None:
@@ -131,6 +132,7 @@ class ForgeHttp:
                 timeout=self.timeout,
                 wait_initial=self.wait_initial,
                 wait_max=30.0,
+                wait_jitter=self.wait_jitter,
             ):
                 with attempt:
                     return await self._once(method, path, json, params, ok_missing=ok_missing)
@@ -218,11 +220,11 @@ class GitHub:
 
     api_url: str
     repository: str  # owner/name
-    token: str
+    token: str = field(repr=False)
     server_url: str = "https://github.com"
     name: str = "GitHub"
     body_limit: int = 65_536
-    http: ForgeHttp = field(init=False)
+    http: ForgeHttp = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.http = ForgeHttp(
