@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import commit_all, fixbot, git, init_repo
+from fake_forge import FakeForge
+from fake_forge import fake_forge as _fake_forge
 from git_http import GitHttp
 
 from fixbot.orchestrator._forge import basic_auth
@@ -24,6 +26,7 @@ from fixbot.sandbox import git as async_git
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+fake_forge = _fake_forge  # a plain import of the fixture trips ruff's F401/F811
 BRANCH = "fixbot/nightly"
 FILES = {
     "pkg/__init__.py": "",
@@ -249,3 +252,77 @@ class TestTokenPush:
         assert "ghp_wrong_1234" not in done.stdout + done.stderr
         assert "Traceback" not in done.stderr
         assert len([ln for ln in done.stderr.splitlines() if ln.startswith("fixbot: error")]) == 1
+
+
+def pr_env(fake: FakeForge) -> dict[str, str]:
+    """The variables a GitHub Actions job gives fixbot, pointed at the fake API."""
+    return {
+        "GITHUB_TOKEN": fake.token,
+        "GITHUB_API_URL": fake.github_api,
+        "GITHUB_REPOSITORY": fake.github_repo,
+    }
+
+
+def writes(fake: FakeForge) -> list[tuple[str, str]]:
+    """The API calls that changed something."""
+    return [(r.method, r.path) for r in fake.requests if r.method != "GET"]
+
+
+class TestOpenPr:
+    """`--open-pr`: one pull request, opened once and updated night after night."""
+
+    def test_nights_leave_one_pr(self, nightly: tuple[Path, Path], fake_forge: FakeForge) -> None:
+        """Night 1 opens it; a night with nothing new writes nothing; a new base updates it."""
+        repo, remote = nightly
+        env = pr_env(fake_forge)
+        args = ("run", repo, "--open-pr", "--branch", BRANCH, "--test-cmd", "")
+        done = fixbot(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        assert writes(fake_forge) == [("POST", "/repos/owner/name/pulls")]
+        (pull,) = fake_forge.reviews.values()
+        assert pull.branch == BRANCH
+        assert pull.base == "main"
+        assert pull.body.startswith("## fixbot: proven lint fixes")
+        published = report_of(repo)["published"]
+        assert published["review"] == "opened"
+        assert published["url"] in done.stdout
+
+        assert fixbot(*args, env=env).returncode == 0
+        assert len(writes(fake_forge)) == 1  # nothing new: no push, no API write
+
+        (repo / "pkg" / "more.py").write_text("import json\n")
+        commit_all(repo, "more")
+        git(repo, "push", "-q", "origin", "main")
+        assert fixbot(*args, env=env).returncode == 0
+        assert writes(fake_forge)[1:] == [("PATCH", f"/repos/owner/name/pulls/{pull.number}")]
+        assert len(fake_forge.reviews) == 1
+        assert remote_tip(remote) == git(repo, "rev-parse", BRANCH).strip()
+        sent = next(r for r in fake_forge.requests if r.method == "PATCH")
+        assert sent.headers["authorization"] == f"Bearer {fake_forge.token}"
+
+    def test_a_refused_token_exits_3(
+        self, nightly: tuple[Path, Path], fake_forge: FakeForge
+    ) -> None:
+        """401 from the API: exit 3, one line, the token nowhere in the output."""
+        repo, _ = nightly
+        env = {**pr_env(fake_forge), "GITHUB_TOKEN": "ghp_not_it_77"}
+        done = fixbot("run", repo, "--open-pr", "--branch", BRANCH, "--test-cmd", "", env=env)
+        assert done.returncode == 3, done.stderr
+        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("fixbot: error")]
+        assert len(errors) == 1
+        assert "401" in errors[0]
+        assert "ghp_not_it_77" not in done.stdout + done.stderr
+
+    def test_rate_limit_is_waited_out(
+        self, nightly: tuple[Path, Path], fake_forge: FakeForge
+    ) -> None:
+        """A 429 with Retry-After is retried after the wait, and the PR opens."""
+        repo, _ = nightly
+        fake_forge.fail_next(429, {"Retry-After": "1"})
+        done = fixbot("run", repo, "--open-pr", "--branch", BRANCH, "--test-cmd", "",
+                      env=pr_env(fake_forge))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert len(fake_forge.reviews) == 1
+        first, second = fake_forge.requests[:2]
+        assert (first.path, second.path) == (second.path, first.path)
+        assert second.at - first.at >= 0.9
