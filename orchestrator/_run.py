@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,47 +46,20 @@ from ._merge import Identity, base_identity, check_branch, move_branch, write_co
 from ._plan import in_scope, make_plan
 from ._proof import check_baseline, checkout_fact, proof_block, proof_line, submodule_fact
 from ._publish import Publisher, environ
-from ._report import Report, build_report, save_rejected, write_reports
+from ._report import build_report, save_rejected, write_reports
+from ._shard import replay
 from ._state import RunLock, new_run_dir, worktree_root
+from ._types import Outcome, Timer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from fixbot.sandbox import Isolation, TestCommand, Violation, Worktree
 
     from ._config import Config
+    from ._shard import Bundle
 
 log = structlog.get_logger("fixbot")
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What a finished run hands the CLI."""
-
-    report: Report
-    report_dir: Path
-    run_dir: Path
-    remaining: list[Violation] = field(default_factory=list)  # in scope, after the run
-
-
-@dataclass(slots=True)
-class Timer:
-    """Seconds per stage, snake_case names."""
-
-    timings: dict[str, float] = field(default_factory=dict)
-    on_stage: Callable[[str], None] | None = None
-
-    @contextmanager
-    def stage(self, name: str, *, show: bool = True) -> Iterator[None]:
-        """Time one stage and tell the progress display (unless it runs in the background)."""
-        if self.on_stage and show:
-            self.on_stage(name)
-        log.info("stage.start", stage=name)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(self.timings.get(name, 0) + time.perf_counter() - start, 3)
 
 
 @dataclass(slots=True)
@@ -107,6 +78,7 @@ class Context:
     pool: WorktreePool
     reference: Worktree  # a worktree at base that nothing writes to
     publisher: Publisher | None = None
+    bundles: Sequence[Bundle] = ()  # a merge: the shards' patches, proven already
     ruff_exe: str = field(default_factory=default_ruff)
     # Where no fence keeps tests off the git metadata, its watcher (see _prepare_tests).
     guard: MetadataGuard | None = None
@@ -128,8 +100,9 @@ async def run_fixbot(
     *,
     on_stage: Callable[[str], None] | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    bundles: Sequence[Bundle] = (),
 ) -> Outcome:
-    """Run the whole job on one repository."""
+    """Run the whole job on one repository (or merge the bundles of a sharded one)."""
     timer = Timer(on_stage=on_stage)
     with timer.stage("setup"):
         repo = await toplevel(repo_arg.resolve())
@@ -150,7 +123,7 @@ async def run_fixbot(
             # Before any work: a branch a person has pushed to ends the run here (LeftAlone).
             publisher = Publisher(repo, config, branch, base, identity, environ())
             await publisher.prepare()
-        rel_paths = [_relative(repo, repo_arg, p) for p in paths]
+        rel_paths = [relative_path(repo, repo_arg, p) for p in paths]
         run_dir = new_run_dir(home, f"{now:%Y%m%dT%H%M%SZ}-{base[:8]}")
         # One worktree per core the run may use (cgroup- and affinity-aware), plus the reference.
         jobs = config.jobs or max(1, len(os.sched_getaffinity(0)))
@@ -176,7 +149,7 @@ async def run_fixbot(
             )
             if config.ruff_path:
                 ctx.ruff_exe = config.ruff_path
-            ctx.publisher = publisher
+            ctx.publisher, ctx.bundles = publisher, bundles
             try:
                 return await _stages(ctx, old_tip, jobs, on_round)
             finally:
@@ -189,7 +162,8 @@ async def run_fixbot(
                     ctx.guard.put_back()
 
 
-def _relative(repo: Path, repo_arg: Path, path: str) -> str:
+def relative_path(repo: Path, repo_arg: Path, path: str) -> str:
+    """A path given on the command line, relative to the repository's top level."""
     full = (repo_arg / path).resolve()
     try:
         return full.relative_to(repo).as_posix()
@@ -249,7 +223,10 @@ async def _stages(
                 # stopped in time.
                 log.warning("llm.estimate", budget=ctx.config.llm_token_budget, **estimate)
         with ctx.timer.stage("prove"):
-            await fan.run()
+            if ctx.bundles:
+                fan.rounds = replay(fan.jobs, ctx.bundles)
+            else:
+                await fan.run()
         dropped = Counter(reason for agent in agents for reason in agent.dropped.values())
     llm_usage = llm_block(client, estimate)
     with ctx.timer.stage("gate"):
@@ -291,7 +268,7 @@ async def _stages(
                 tip, accepted=report.accepted, report_md=body
             )
             write_reports(report, report_dir)
-    return Outcome(report=report, report_dir=report_dir, run_dir=ctx.run_dir, remaining=after)
+    return Outcome(report, report_dir, ctx.run_dir, remaining=after, records=records)
 
 
 async def _lint(ctx: Context) -> tuple[str, list[Violation]]:
@@ -398,4 +375,4 @@ def _report_dir(config: Config, run_dir: Path) -> Path:
     return Path(config.report_dir).expanduser().resolve()
 
 
-__all__ = ["Outcome", "check_baseline", "run_fixbot"]
+__all__ = ["Outcome", "check_baseline", "relative_path", "run_fixbot"]

@@ -1,0 +1,221 @@
+"""`fixbot plan`, `fixbot run --plan --shard --bundle-out` and `fixbot merge`: one run
+across CI matrix jobs (see _shard.py for the files they hand each other)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+import typer
+
+from fixbot.agents import Router
+from fixbot.sandbox import (
+    ConfigError,
+    FixbotError,
+    Ruff,
+    WorktreePool,
+    common_dir,
+    default_ruff,
+    generated_files,
+    rev_parse,
+    toplevel,
+)
+
+from ._agents import make_agents
+from ._config import load_config
+from ._console import (
+    EXPECTED,
+    err,
+    exit_for,
+    finish,
+    handle_signals,
+    out,
+    run_with_progress,
+    start,
+    summary,
+    warn,
+)
+from ._plan import make_plan
+from ._run import relative_path
+from ._shard import Bundle, ShardPlan, check_bundles, check_versions, deal, fixbot_version
+from ._state import RunLock, worktree_root
+
+if TYPE_CHECKING:
+    from ._config import Config
+
+
+def plan_shards(
+    repo: Annotated[Path, typer.Argument(help="The repository (default: here).")] = Path(),
+    paths: Annotated[list[str] | None, typer.Argument(help="Only these files or folders.")] = None,
+    shards: Annotated[int, typer.Option(min=1, help="How many shards.")] = 2,
+    output: Annotated[Path, typer.Option(help="Where the plan goes.")] = Path("plan.json"),
+    select: Annotated[str | None, typer.Option(help="Rules to fix, comma-separated.")] = None,
+    exclude: Annotated[str | None, typer.Option(help="Globs of paths to leave alone.")] = None,
+    base: Annotated[str | None, typer.Option(help="The commit to fix (default HEAD).")] = None,
+    log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
+) -> None:
+    """Lint the base once and split its files into shards of about equal cost."""
+    handle_signals()
+    flags = {"select": select, "exclude": exclude, "base": base, "log_format": log_format}
+    try:
+        config = load_config(repo, flags=flags)
+        start(config, verbose=False)
+        plan = anyio.run(_make_plan, repo, paths or [], config, shards)
+        plan.write(output)
+    except (*EXPECTED, OSError) as exc:
+        if isinstance(exc, OSError):
+            exc = ConfigError(f"cannot write {output}: {exc.strerror or exc}")
+        raise exit_for(exc) from None
+    sizes = ", ".join(str(len(s)) for s in plan.shards)
+    out.print(f"plan: {output} ({shards} shards of {sizes} files)", highlight=False)
+
+
+async def _make_plan(repo_arg: Path, paths: list[str], config: Config, shards: int) -> ShardPlan:
+    repo = await toplevel(repo_arg.resolve())
+    base = await rev_parse(repo, config.base)
+    home = await common_dir(repo) / "fixbot"
+    rel = [relative_path(repo, repo_arg, p) for p in paths]
+    with RunLock(home):
+        roots = worktree_root(home, config.worktree_dir)
+        generated = await generated_files(repo)
+        async with (
+            WorktreePool(repo, base, roots, size=1, generated=generated) as pool,
+            pool.use() as tree,
+        ):
+            select = tuple(config.select) if config.select else None
+            ruff = Ruff(tree.path, select, config.ruff_path or default_ruff())
+            version = await ruff.version()
+            lint = await ruff.lint(rel)
+            async with make_agents(config, ruff, home / "cache") as (agents, _):
+                router = Router(agents, config.unsafe_fixes)
+                plan = make_plan(lint.violations, router, paths=rel, exclude=config.exclude)
+    # A file's cost: its violations, and one for proving the file at all.
+    cost = {t.files[0]: len(t.violations) + 1 for t in plan.tasks}
+    return ShardPlan(
+        base=base,
+        versions={"fixbot": fixbot_version(), "ruff": version},
+        select=list(config.select) if config.select else None,
+        exclude=list(config.exclude),
+        shards=deal(cost, shards),
+    )
+
+
+async def _ruff_version(repo: Path, config: Config) -> str:
+    return await Ruff(repo, None, config.ruff_path or default_ruff()).version()
+
+
+def run_shard(
+    repo: Path,
+    paths: list[str],
+    flags: dict[str, Any],
+    plan_file: Path,
+    shard: int | None,
+    bundle_out: Path | None,
+    *,
+    verbose: bool,
+) -> None:
+    """Prove one shard of a plan and write its bundle (`fixbot run --plan`)."""
+    if shard is None or bundle_out is None:
+        raise ConfigError("--plan needs --shard K and --bundle-out DIR")
+    if paths:
+        raise ConfigError("with --plan, the plan says which files: give no PATHS")
+    if flags.get("push") or flags.get("open_pr"):
+        raise ConfigError("a shard only proves: `fixbot merge` pushes and opens the PR")
+    plan = ShardPlan.read(plan_file)
+    mine = plan.paths_of(shard)
+    flags = {
+        **flags,
+        "base": plan.base,
+        "select": plan.select,
+        "exclude": plan.exclude,
+        "dry_run": True,
+        "report_dir": str(bundle_out),
+        "branch": None,
+    }
+    config = load_config(repo, flags=flags)
+    json_logs = start(config, verbose=verbose)
+    check_versions(f"the plan {plan_file}", plan.versions, anyio.run(_ruff_version, repo, config))
+    records = []
+    if mine:
+        outcome = run_with_progress(repo, mine, config, show=not json_logs and err.is_terminal)
+        records = outcome.records
+        summary(outcome)
+    bundle = Bundle(
+        plan=plan.digest,
+        base=plan.base,
+        versions=plan.versions,
+        shard=shard,
+        shards=len(plan.shards),
+        paths=mine,
+        select=plan.select,
+        exclude=plan.exclude,
+        records=records,
+    )
+    where = bundle.write(bundle_out)
+    out.print(f"bundle: {where} (shard {shard} of {len(plan.shards)})", highlight=False)
+
+
+def merge(
+    bundles: Annotated[list[Path], typer.Argument(help="Bundle folders from the shards.")],
+    repo: Annotated[Path, typer.Option(help="The repository (default: here).")] = Path(),
+    branch: Annotated[str | None, typer.Option(help="Branch to write.")] = None,
+    push: Annotated[bool | None, typer.Option("--push/--no-push", help="Push it.")] = None,
+    open_pr: Annotated[
+        bool | None, typer.Option("--open-pr/--no-open-pr", help="Open or update its PR.")
+    ] = None,
+    remote: Annotated[str | None, typer.Option(help="The remote to push to.")] = None,
+    pr_base: Annotated[str | None, typer.Option(help="The branch a new PR targets.")] = None,
+    forge: Annotated[str | None, typer.Option(help="github, gitlab or auto.")] = None,
+    test_cmd: Annotated[str | None, typer.Option(help="The repo's test command.")] = None,
+    test_timeout: Annotated[
+        float | None, typer.Option(help="Seconds one test run may take.")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worktrees proving in parallel.")] = None,
+    report_dir: Annotated[str | None, typer.Option(help="Where the reports go.")] = None,
+    force: Annotated[
+        bool | None, typer.Option("--force/--no-force", help="Replace others' commits.")
+    ] = None,
+    output_format: Annotated[
+        str | None, typer.Option(help="What stayed unfixed: text, github, gitlab or json.")
+    ] = None,
+    output_file: Annotated[str | None, typer.Option(help="Write that here.")] = None,
+    fail_on_unfixed: Annotated[
+        bool | None, typer.Option("--fail-on-unfixed/--no-fail-on-unfixed")
+    ] = None,
+    log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Apply the shards' bundles, run the final gate on them together, write and publish."""
+    handle_signals()
+    flags: dict[str, Any] = {
+        "branch": branch,
+        "push": push,
+        "open_pr": open_pr,
+        "remote": remote,
+        "pr_base": pr_base,
+        "forge": forge,
+        "test_cmd": test_cmd,
+        "test_timeout": test_timeout,
+        "jobs": jobs,
+        "report_dir": report_dir,
+        "force": force,
+        "output_format": output_format,
+        "output_file": output_file,
+        "fail_on_unfixed": fail_on_unfixed,
+        "log_format": log_format,
+    }
+    try:
+        loaded = [Bundle.read(folder) for folder in bundles]
+        first = loaded[0]
+        flags |= {"base": first.base, "select": first.select, "exclude": first.exclude}
+        config = load_config(repo, flags=flags)
+        json_logs = start(config, verbose=verbose)
+        for warning in check_bundles(loaded, anyio.run(_ruff_version, repo, config)):
+            warn(warning)
+        outcome = run_with_progress(
+            repo, [], config, show=not json_logs and err.is_terminal, bundles=loaded
+        )
+    except (*EXPECTED, FixbotError) as exc:
+        raise exit_for(exc) from None
+    finish(outcome, config)
