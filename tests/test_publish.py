@@ -326,3 +326,32 @@ class TestOpenPr:
         first, second = fake_forge.requests[:2]
         assert (first.path, second.path) == (second.path, first.path)
         assert second.at - first.at >= 0.9
+
+
+class TestGitLab:
+    """Inside GitLab CI the same run opens a merge request through GitLab's API."""
+
+    def test_merge_request_opened_then_updated(
+        self, nightly: tuple[Path, Path], fake_forge: FakeForge
+    ) -> None:
+        """GITLAB_CI picks GitLab: one MR, with PRIVATE-TOKEN; a new base updates it."""
+        repo, _ = nightly
+        env = {
+            "GITLAB_CI": "true",
+            "GITLAB_TOKEN": fake_forge.token,
+            "CI_API_V4_URL": fake_forge.gitlab_api,
+            "CI_PROJECT_ID": str(fake_forge.gitlab_project_id),
+            "CI_SERVER_URL": fake_forge.url,
+        }
+        args = ("run", repo, "--open-pr", "--branch", BRANCH, "--test-cmd", "")
+        done = fixbot(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        project = f"/api/v4/projects/{fake_forge.gitlab_project_id}"
+        assert writes(fake_forge) == [("POST", f"{project}/merge_requests")]
+        (mr,) = fake_forge.reviews.values()
+        assert (mr.branch, mr.base) == (BRANCH, "main")
+        (repo / "pkg" / "more.py").write_text("import json\n")
+        commit_all(repo, "more")
+        assert fixbot(*args, env=env).returncode == 0
+        assert writes(fake_forge)[1:] == [("PUT", f"{project}/merge_requests/{mr.number}")]
+        assert all(r.headers.get("private-token") == fake_forge.token for r in fake_forge.requests)
