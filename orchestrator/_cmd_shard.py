@@ -167,6 +167,12 @@ def merge(
     remote: Annotated[str | None, typer.Option(help="The remote to push to.")] = None,
     pr_base: Annotated[str | None, typer.Option(help="The branch a new PR targets.")] = None,
     forge: Annotated[str | None, typer.Option(help="github, gitlab or auto.")] = None,
+    split_by: Annotated[
+        str | None, typer.Option(help="One branch and PR per rule, directory or codeowners.")
+    ] = None,
+    pr_max_lines: Annotated[
+        int | None, typer.Option(help="Cut a PR over this many changed lines into parts.")
+    ] = None,
     test_cmd: Annotated[str | None, typer.Option(help="The repo's test command.")] = None,
     test_timeout: Annotated[
         float | None, typer.Option(help="Seconds one test run may take.")
@@ -195,6 +201,8 @@ def merge(
         "remote": remote,
         "pr_base": pr_base,
         "forge": forge,
+        "split_by": split_by,
+        "pr_max_lines": pr_max_lines,
         "test_cmd": test_cmd,
         "test_timeout": test_timeout,
         "jobs": jobs,

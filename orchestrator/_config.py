@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 AgentName = Literal["ruff", "codemod", "llm"]
 ForgeName = Literal["auto", "github", "gitlab"]
+SplitBy = Literal["none", "rule", "directory", "codeowners"]
 LogFormat = Literal["auto", "json", "console"]
 OutputFormat = Literal["text", "github", "gitlab", "json"]
 Source = Literal["flag", "env", "config", "default"]
@@ -73,6 +74,8 @@ class Config(BaseModel):
     remote: _Text = "origin"
     pr_base: _Text | None = None
     forge: ForgeName = "auto"
+    split_by: SplitBy = "none"
+    pr_max_lines: _Count | None = None
     force: bool = False
     llm_base_url: _Text | None = None
     llm_model: _Text | None = None

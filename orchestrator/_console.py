@@ -188,9 +188,24 @@ def summary(outcome: Outcome) -> None:
         out.print("dry run: no branch written", highlight=False)
     else:
         out.print("nothing proven to land: no branch written", highlight=False)
-    published = r.published
-    if published.get("url"):
-        out.print(f"{published['review']}: {published['url']}", highlight=False)
-    elif published:
-        out.print(f"pushed: {published['pushed']} ({published.get('why', '')})", highlight=False)
+    for line in published_lines(r.published):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
     out.print(f"report: {outcome.report_dir / 'report.md'}", highlight=False)
+
+
+def published_lines(published: dict[str, Any]) -> list[str]:
+    """What --push, --open-pr and --split-by did, a line each."""
+    entries = published.get("groups", [published] if published else [])
+    lines = []
+    for e in entries:
+        name = f"{e['branch']}: " if "branch" in e and "groups" in published else ""
+        if e.get("url"):
+            lines.append(f"{name}{e['review']} {e['url']}")
+        elif "skipped" in e:
+            lines.append(f"{e['group']}: not written ({e['skipped']})")
+        elif "pushed" in e:
+            why = f" ({e['why']})" if e.get("why") else ""
+            lines.append(f"{name}pushed: {e['pushed']}{why}")
+        elif name:
+            lines.append(f"{name}written, {e['fixes']} fix(es) in {e['files']} file(s)")
+    return lines

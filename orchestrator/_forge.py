@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import stamina
+import structlog
 
 from fixbot.agents import parse_retry_after
 from fixbot.sandbox import ServiceError
@@ -24,6 +25,7 @@ from fixbot.sandbox import ServiceError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+log = structlog.get_logger("fixbot")
 USER_AGENT = "fixbot"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -280,11 +282,17 @@ class GitHub:
         users = [r for r in reviewers if "/" not in r]
         teams = [r.split("/", 1)[1] for r in reviewers if "/" in r]
         if users or teams:
-            await self.http.call(
-                "POST",
-                f"{self._repo}/pulls/{review.number}/requested_reviewers",
-                json={"reviewers": users, "team_reviewers": teams},
-            )
+            try:
+                await self.http.call(
+                    "POST",
+                    f"{self._repo}/pulls/{review.number}/requested_reviewers",
+                    json={"reviewers": users, "team_reviewers": teams},
+                )
+            except ForgeAuthError:
+                raise
+            except ForgeError as exc:
+                # An owner who is not a collaborator any more: the PR stands without them.
+                log.warning("forge.reviewers_refused", pull=review.number, why=str(exc))
         return review
 
     async def update(self, review: Review, *, title: str, body: str) -> Review:

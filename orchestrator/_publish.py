@@ -225,6 +225,7 @@ class Publisher:
     base: str
     identity: Identity
     environ: Mapping[str, str]
+    reviewers: tuple[str, ...] = ()  # asked for on a new review (CODEOWNERS' owners)
     remote: Remote | None = None
     forge: Forge | None = None
     state: RemoteState | None = None
@@ -260,7 +261,12 @@ class Publisher:
         if review is None:
             target = self.config.pr_base or await forge.default_branch()
             review = await forge.open(
-                branch=self.branch, base=target, title=title, body=body, reviewers=[]
+                branch=self.branch,
+                base=target,
+                title=title,
+                body=body,
+                # Users and teams (@name, @org/team); an e-mail owner cannot be asked.
+                reviewers=[r[1:] for r in self.reviewers if r.startswith("@")],
             )
             done["review"] = "opened"
         else:

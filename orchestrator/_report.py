@@ -102,7 +102,7 @@ class Report(BaseModel):
     not_attempted: dict[str, int] = Field(
         default_factory=dict, description="violations no agent was given, by reason (notebook...)"
     )
-    published: dict[str, str] = Field(
+    published: dict[str, Any] = Field(
         default_factory=dict, description="what --push and --open-pr did (pushed, url...)"
     )
     unfixed_reasons: dict[str, int] = Field(

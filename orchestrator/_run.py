@@ -48,6 +48,7 @@ from ._proof import check_baseline, checkout_fact, proof_block, proof_line, subm
 from ._publish import Publisher, environ
 from ._report import build_report, save_rejected, write_reports
 from ._shard import replay
+from ._split import Landing, split_and_land
 from ._state import RunLock, new_run_dir, worktree_root
 from ._types import Outcome, Timer
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from fixbot.sandbox import Isolation, TestCommand, Violation, Worktree
 
     from ._config import Config
+    from ._job import PatchRecord
     from ._shard import Bundle
 
 log = structlog.get_logger("fixbot")
@@ -119,7 +121,7 @@ async def run_fixbot(
         branch = None if config.dry_run else (config.branch or f"fixbot/{now:%Y-%m-%d}")
         old_tip = await check_branch(repo, branch, identity, force=config.force) if branch else None
         publisher = None
-        if branch and (config.push or config.open_pr):
+        if branch and (config.push or config.open_pr) and config.split_by == "none":
             # Before any work: a branch a person has pushed to ends the run here (LeftAlone).
             publisher = Publisher(repo, config, branch, base, identity, environ())
             await publisher.prepare()
@@ -237,7 +239,8 @@ async def _stages(
     with ctx.timer.stage("lint_after"):
         after = await _lint_after(ctx, fan)
     with ctx.timer.stage("merge"):
-        tip = await _merge(ctx, fan, old_tip, proof_line(command, prover, isolation))
+        proof = proof_line(command, prover, isolation)
+        tip = await _merge(ctx, fan, old_tip, proof)
     with ctx.timer.stage("report"):
         records = [r for j in fan.jobs for r in j.records]
         report = build_report(
@@ -261,14 +264,31 @@ async def _stages(
         save_rejected(ctx.run_dir, records)
         report_dir = _report_dir(ctx.config, ctx.run_dir)
         write_reports(report, report_dir)
-    if ctx.publisher is not None:
+    if ctx.publisher is not None or (ctx.config.split_by != "none" and tip):
         with ctx.timer.stage("publish"):
             body = (report_dir / "report.md").read_text(encoding="utf-8")
-            report.published = await ctx.publisher.publish(
-                tip, accepted=report.accepted, report_md=body
-            )
+            report.published = await _publish(ctx, tip, records, prover, proof, body)
             write_reports(report, report_dir)
     return Outcome(report, report_dir, ctx.run_dir, remaining=after, records=records)
+
+
+async def _publish(
+    ctx: Context,
+    tip: str | None,
+    records: list[PatchRecord],
+    prover: Prover,
+    proof: str,
+    body: str,
+) -> dict[str, object]:
+    """Push and open or update the PR, or (--split-by) one branch and PR per group."""
+    if ctx.publisher is not None:
+        accepted = sum(1 for r in records if r.status == "accepted")
+        return await ctx.publisher.publish(tip, accepted=accepted, report_md=body)
+    staging = f"refs/fixbot/staging/{ctx.run_dir.name}"
+    landing = Landing(ctx.repo, ctx.base, ctx.identity, proof, ctx.branch or "fixbot", staging)
+    return await split_and_land(
+        records, ctx.config, prover, ctx.reference, landing, body, ctx.run_dir / "split"
+    )
 
 
 async def _lint(ctx: Context) -> tuple[str, list[Violation]]:

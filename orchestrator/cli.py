@@ -81,6 +81,12 @@ def run(
         str | None, typer.Option(help="The branch a new PR targets (default: the repo's).")
     ] = None,
     forge: Annotated[str | None, typer.Option(help="github, gitlab or auto.")] = None,
+    split_by: Annotated[
+        str | None, typer.Option(help="One branch and PR per rule, directory or codeowners.")
+    ] = None,
+    pr_max_lines: Annotated[
+        int | None, typer.Option(help="Cut a PR over this many changed lines into parts.")
+    ] = None,
     test_timeout: Annotated[
         float | None, typer.Option(help="Seconds one test run may take.")
     ] = None,
@@ -137,6 +143,8 @@ def run(
         "remote": remote,
         "pr_base": pr_base,
         "forge": forge,
+        "split_by": split_by,
+        "pr_max_lines": pr_max_lines,
         "test_timeout": test_timeout,
         "llm_base_url": llm_base_url,
         "llm_model": llm_model,

@@ -1,0 +1,156 @@
+"""--split-by: one branch and one PR per rule, folder or code owner, each green alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import checkout_tests, fixbot, git, init_repo
+from fake_forge import FakeForge
+from fake_forge import fake_forge as _fake_forge
+
+from fixbot.orchestrator._codeowners import CodeOwners
+from fixbot.orchestrator._split import changed_lines
+
+fake_forge = _fake_forge  # a plain import of the fixture trips ruff's F401/F811
+
+FILES = {
+    "api/__init__.py": "",
+    "api/views.py": (
+        "import os\n\n\ndef view(x):\n    if x == None:\n        return []\n    return [x]\n"
+    ),
+    "core/__init__.py": "",
+    "core/calc.py": "import sys\n\n\ndef double(xs):\n    return [x * 2 for x in xs]\n",
+    "tests/test_all.py": (
+        "from api.views import view\nfrom core.calc import double\n\n\n"
+        "def test_view():\n    assert view(None) == []\n    assert view(1) == [1]\n\n\n"
+        "def test_double():\n    assert double([1]) == [2]\n"
+    ),
+    ".github/CODEOWNERS": "* @alice\n/core/ @bob @owner/reviewers\n",
+    "pyproject.toml": (
+        '[tool.ruff.lint]\nselect = ["F401", "E711"]\n'
+        "[tool.pytest.ini_options]\npythonpath = ['.']\n"
+    ),
+}
+
+
+def report_of(repo: Path) -> dict:
+    """The newest report.json of a repo's runs."""
+    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
+    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())
+
+
+class TestCodeOwners:
+    """GitHub's CODEOWNERS syntax, as its documentation's examples read."""
+
+    TEXT = """
+# comment
+*       @global-owner1 @global-owner2
+*.js    @js-owner #This is an inline comment.
+*.go docs@example.com
+/build/logs/ @doctocat
+docs/*  docs@example.com
+apps/ @octocat
+/docs/ @doctocat
+/scripts/ @doctocat @octocat
+**/logs @octocat
+/apps/github
+"""
+
+    @pytest.mark.parametrize(
+        ("path", "owners"),
+        [
+            ("README.md", ("@global-owner1", "@global-owner2")),
+            ("src/app.js", ("@js-owner",)),
+            ("main.go", ("docs@example.com",)),
+            ("build/logs/x.txt", ("@octocat",)),  # `**/logs` comes later
+            ("build/x.txt", ("@global-owner1", "@global-owner2")),
+            ("docs/getting-started.md", ("@doctocat",)),
+            ("src/apps/x.py", ("@octocat",)),
+            ("deep/logs/app.log", ("@octocat",)),
+            ("apps/github/x.py", ()),
+            ("scripts/run.sh", ("@doctocat", "@octocat")),
+        ],
+    )
+    def test_last_match_wins(self, path: str, owners: tuple[str, ...]) -> None:
+        """The last matching line names the owners; a line without owners unassigns."""
+        assert CodeOwners.parse(self.TEXT).owners(path) == owners
+
+    def test_folder_star_owns_direct_files_only(self) -> None:
+        """`docs/*` owns docs/a.md, not docs/sub/b.md."""
+        rules = CodeOwners.parse("* @all\ndocs/* @docs\n")
+        assert rules.owners("docs/a.md") == ("@docs",)
+        assert rules.owners("docs/sub/b.md") == ("@all",)
+
+
+def test_changed_lines() -> None:
+    """Added plus removed lines."""
+    assert changed_lines(b"a\nb\nc\n", b"a\nB\nc\nd\n") == 3
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """Two folders, two rules, two owners, and a test of both."""
+    return init_repo(tmp_path / "repo", FILES)
+
+
+class TestSplitRuns:
+    """Real runs with --split-by."""
+
+    def test_by_rule_each_branch_holds_its_rule_and_passes(
+        self, repo: Path, tmp_path: Path
+    ) -> None:
+        """F401 and E711 land on branches of their own; each is green; each keeps the other."""
+        done = fixbot("run", repo, "--branch", "lint", "--split-by", "rule")
+        assert done.returncode == 0, done.stderr
+        groups = {g["group"]: g for g in report_of(repo)["published"]["groups"]}
+        assert set(groups) == {"E711", "F401"}
+        assert groups["F401"]["branch"] == "lint-f401"
+        f401 = git(repo, "show", "lint-f401:api/views.py")
+        assert "import os" not in f401
+        assert "x == None" in f401
+        e711 = git(repo, "show", "lint-e711:api/views.py")
+        assert "import os" in e711
+        assert "x is None" in e711
+        assert git(repo, "diff", "--stat", "main", "lint-e711", "--", "core").strip() == ""
+        for k, branch in enumerate(("lint-f401", "lint-e711")):
+            result = checkout_tests(repo, branch, tmp_path / f"check-{k}")
+            assert result.returncode == 0, result.stdout
+
+    def test_by_codeowners_asks_the_owners(self, repo: Path, fake_forge: FakeForge) -> None:
+        """One PR per owner set, each asking its owners (users and teams) to review."""
+        env = {
+            "GITHUB_TOKEN": fake_forge.token,
+            "GITHUB_API_URL": fake_forge.github_api,
+            "GITHUB_REPOSITORY": fake_forge.github_repo,
+        }
+        remote = repo.parent / "remote.git"
+        git(repo.parent, "init", "-q", "--bare", str(remote))
+        git(repo, "remote", "add", "origin", str(remote))
+        args = ("run", repo, "--branch", "nightly", "--split-by", "codeowners", "--open-pr")
+        done = fixbot(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        pulls = {p.branch: p for p in fake_forge.reviews.values()}
+        assert set(pulls) == {"nightly-alice", "nightly-bob-owner-reviewers"}
+        assert pulls["nightly-alice"].reviewers == ["alice"]
+        assert (pulls["nightly-bob-owner-reviewers"].reviewers,
+                pulls["nightly-bob-owner-reviewers"].teams) == (["bob"], ["reviewers"])  # fmt: skip
+        assert pulls["nightly-alice"].body.startswith("This pull request holds the fixes of")
+        heads = git(remote, "for-each-ref", "--format=%(refname:short)").split()
+        assert sorted(heads) == ["nightly-alice", "nightly-bob-owner-reviewers"]
+        # The next night, with nothing new, writes nothing.
+        before = len([r for r in fake_forge.requests if r.method != "GET"])
+        assert fixbot(*args, env=env).returncode == 0
+        assert len([r for r in fake_forge.requests if r.method != "GET"]) == before
+
+    def test_size_cap_cuts_a_group_into_parts(self, repo: Path) -> None:
+        """--pr-max-lines 2: the directory groups are cut file by file into parts."""
+        (repo / "api" / "more.py").write_text("import json\nimport re\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "more")
+        done = fixbot("run", repo, "--branch", "lint", "--split-by", "directory",
+                      "--pr-max-lines", "2")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        branches = sorted(g["branch"] for g in report_of(repo)["published"]["groups"])
+        assert branches == ["lint-api-1", "lint-api-2", "lint-core"]
