@@ -206,14 +206,14 @@ def basic_auth(user: str, token: str) -> str:
 
 
 def same_server(remote_url: str, server_url: str) -> bool:
-    """Whether an HTTP(S) remote lives on `server_url` (scheme, host and port alike)."""
+    """Whether an HTTP(S) remote lives on `server_url` (scheme, host and port alike);
+    credentials in the remote's URL are not sent where fixbot's token goes."""
     remote, server = urlsplit(remote_url), urlsplit(server_url)
-    return (
-        remote.scheme in {"http", "https"}
-        and (remote.scheme, remote.hostname, remote.port)
-        == (server.scheme, server.hostname, server.port)
-        and not remote.username  # a URL with its own credentials is the user's choice
-    )
+    return remote.scheme in {"http", "https"} and (
+        remote.scheme,
+        remote.hostname,
+        remote.port,
+    ) == (server.scheme, server.hostname, server.port)
 
 
 @dataclass(slots=True)

@@ -55,13 +55,20 @@ class Remote:
         """git's environment for talking to this remote: the token only in a header."""
         if self.header is None:
             return {}
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.shown)
         # Scoped to the server: a redirect or an insteadOf elsewhere gets no token.
         return {
             "GIT_CONFIG_COUNT": "1",
             "GIT_CONFIG_KEY_0": f"http.{parts.scheme}://{parts.netloc}/.extraHeader",
             "GIT_CONFIG_VALUE_0": f"Authorization: {self.header}",
         }
+
+    @property
+    def target(self) -> str:
+        """What git is told to talk to: the URL without credentials when fixbot's token
+        authenticates (GitLab CI's origin carries the job's own token, which may not
+        push), else the remote's name."""
+        return self.shown if self.header else self.name
 
     @property
     def shown(self) -> str:
@@ -143,7 +150,7 @@ async def look(
     """The remote branch's tip, fetched; LeftAlone if a person has committed to it."""
     ref = f"refs/heads/{branch}"
     env = remote.env()
-    done = await git("ls-remote", "--heads", remote.name, ref, cwd=repo, env=env, check=False)
+    done = await git("ls-remote", "--heads", remote.target, ref, cwd=repo, env=env, check=False)
     if done.returncode != 0:
         raise ServiceError(f"cannot read {remote.shown}: {_last_line(done.stderr)}")
     lines = [ln.split() for ln in done.stdout.decode().splitlines() if ln.strip()]
@@ -151,7 +158,7 @@ async def look(
     if tip is None:
         return RemoteState(None)
     fetched = await git(
-        "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote.name,
+        "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote.target,
         f"+{ref}:{REMOTE_REFS}/{branch}", cwd=repo, env=env, check=False,
     )  # fmt: skip
     if fetched.returncode != 0:
@@ -178,7 +185,7 @@ async def push(repo: Path, remote: Remote, branch: str, tip: str, lease: str | N
     ref = f"refs/heads/{branch}"
     done = await git(
         "push", "--porcelain", "--no-verify", f"--force-with-lease={ref}:{lease or ''}",
-        remote.name, f"{tip}:{ref}", cwd=repo, env=remote.env(), check=False, timeout=600,
+        remote.target, f"{tip}:{ref}", cwd=repo, env=remote.env(), check=False, timeout=600,
     )  # fmt: skip
     if done.returncode == 0:
         return
@@ -238,7 +245,7 @@ class Publisher:
         self.remote = Remote(self.config.remote, url, header)
         self.state = await look(self.repo, self.remote, self.branch, self.base, self.identity)
 
-    async def publish(self, tip: str | None, *, accepted: int, report_md: str) -> dict[str, str]:
+    async def publish(self, tip: str | None, *, accepted: int, report_md: str) -> dict[str, object]:
         """Push and open or update the review; what was done, for the report."""
         if self.remote is None or self.state is None:
             raise RuntimeError("Publisher.prepare() was not called")  # a bug, not bad input
@@ -251,7 +258,7 @@ class Publisher:
             return {"pushed": "no", "why": why}
         await push(self.repo, self.remote, self.branch, tip, self.state.tip)
         log.info("publish.pushed", remote=self.remote.shown, branch=self.branch, tip=tip)
-        done = {"pushed": "yes", "remote": self.remote.shown, "tip": tip}
+        done: dict[str, object] = {"pushed": "yes", "remote": self.remote.shown, "tip": tip}
         forge = self.forge
         if not self.config.open_pr or forge is None:
             return done

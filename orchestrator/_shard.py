@@ -209,15 +209,15 @@ def replay(jobs: Sequence[Job], bundles: Sequence[Bundle]) -> int:
     for bundle in bundles:
         for record in bundle.records:
             path = record.patch.files[0]
-            job = by_path.get(path)
-            if job is None:
+            owner = by_path.get(path)
+            if owner is None:
                 raise ConfigError(
                     f"bundle {bundle.where} changes {path}, which has nothing to fix at"
                     f" {bundle.base[:12]} under this merge's rules"
                 )
-            job.records.append(record)
+            owner.records.append(record)
             if record.status == "accepted":
-                job.content = record.patch.changes[0].new
+                owner.content = record.patch.changes[0].new
             rounds = max(rounds, record.patch.round)
     return rounds
 

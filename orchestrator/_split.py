@@ -81,10 +81,11 @@ def group(records: Sequence[PatchRecord], by: SplitBy, owners: CodeOwners | None
         if record.status != "accepted":
             continue
         path = record.patch.files[0]
+        reviewers: tuple[str, ...] = ()
         if by == "rule":
-            key, reviewers = record.patch.rules[0], ()
+            key = record.patch.rules[0]
         elif by == "directory":
-            key, reviewers = PurePosixPath(path).parent.as_posix(), ()
+            key = PurePosixPath(path).parent.as_posix()
         else:
             found = owners.owners(path) if owners else ()
             key, reviewers = (" ".join(found) or "unowned"), found

@@ -70,12 +70,11 @@ class TestPushHeader:
             "https://github.com.evil.test/owner/name.git",
             "http://github.com/owner/name.git",
             "git@github.com:owner/name.git",
-            "https://someone:pw@github.com/owner/name.git",
         ],
-        ids=["other-host", "suffixed-host", "http", "scp-like", "credentials"],
+        ids=["other-host", "suffixed-host", "http", "scp-like"],
     )
     def test_other_remote(self, remote: str) -> None:
-        """Another host or scheme, SSH, or a URL with its own credentials: no header."""
+        """Another host or scheme, or SSH: no header."""
         assert self.forge.push_header(remote) is None
 
 

@@ -10,6 +10,7 @@ import stamina
 
 from fixbot.orchestrator._forge import ForgeAuthError, ForgeError, Review, basic_auth
 from fixbot.orchestrator._gitlab import GitLab
+from fixbot.orchestrator._publish import Remote
 from tests.fake_forge import FakeForge
 from tests.fake_forge import fake_forge as _fake_forge_fixture
 
@@ -83,9 +84,15 @@ class TestPushHeader:
         assert self.forge.push_header(remote) is None
 
     def test_url_with_credentials(self) -> None:
-        """A remote carrying its own credentials keeps them: no header."""
-        remote = "https://someone:pw@gitlab.example.com/group/name.git"
-        assert self.forge.push_header(remote) is None
+        """GitLab CI's origin carries the job token; fixbot's token goes to the server
+        instead, and the push goes to the URL without the job's credentials."""
+        url = "https://gitlab-ci-token:job-token@gitlab.example.com/group/name.git"
+        header = self.forge.push_header(url)
+        assert header == basic_auth("oauth2", KEY)
+        remote = Remote("origin", url, header)
+        assert remote.target == "https://gitlab.example.com/group/name.git"
+        assert "job-token" not in str(remote.env())
+        assert remote.env()["GIT_CONFIG_KEY_0"] == "http.https://gitlab.example.com/.extraHeader"
 
     def test_repr_hides_the_token(self) -> None:
         """The client's repr shows neither the token nor the headers holding it."""
