@@ -276,7 +276,8 @@ def render_markdown(report: Report) -> str:
         "## fixbot: proven lint fixes",
         "",
         (
-            f"Base `{report.base[:12]}`; ruff {report.versions.get('ruff')}; "
+            f"Base `{report.base[:12]}`; fixbot {report.versions.get('fixbot')}, "
+            f"ruff {report.versions.get('ruff')}; "
             f"rules: {report.selection.get('description')}."
         ),
         "",

@@ -47,7 +47,7 @@ from ._plan import in_scope, make_plan
 from ._proof import check_baseline, checkout_fact, proof_block, proof_line, submodule_fact
 from ._publish import Publisher, environ
 from ._report import build_report, save_rejected, write_reports
-from ._shard import replay
+from ._shard import fixbot_version, replay
 from ._split import Landing, split_and_land
 from ._state import RunLock, new_run_dir, worktree_root
 from ._types import Outcome, Timer
@@ -246,7 +246,11 @@ async def _stages(
         report = build_report(
             base=ctx.base,
             branch=ctx.branch if tip else None,
-            versions={"ruff": ruff_version, "git": await _git_version(ctx.repo)},
+            versions={
+                "fixbot": fixbot_version(),
+                "ruff": ruff_version,
+                "git": await _git_version(ctx.repo),
+            },
             select=ctx.select,
             select_source=ctx.config.source("select"),
             plan=plan,
