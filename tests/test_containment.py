@@ -78,6 +78,7 @@ def _attack():
     plants = {
         "info/attributes": "*.py filter=evil\\n",
         "hooks/post-checkout": "#!/bin/sh\\n" + payload,
+        "hooks/pre-push": "#!/bin/sh\\n" + payload,
     }
     for rel, text in plants.items():
         try:
@@ -246,6 +247,27 @@ def test_attack_suite_under_bubblewrap(tmp_path: Path, listener: Listener) -> No
     assert landed.pop("refs/heads/lint")  # fixbot's own branch, and nothing else
     assert landed == meta
     assert checkout(repo) == files
+    assert no_secret_in(done.stdout + done.stderr)
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by .ci/run")
+def test_attack_suite_then_push(tmp_path: Path, listener: Listener) -> None:
+    """With --push the token reaches git push only: no hook, filter or test sees it."""
+    loot = tmp_path / "loot"
+    repo = attacker_repo(tmp_path / "repo", loot, listener.port)
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    done = fixbot("run", repo, "--select", "F401", "--branch", "lint", "--push", env=SECRETS)
+    assert done.returncode == 0, done.stderr
+    assert report_of(repo)["published"]["pushed"] == "yes"
+    assert git(remote, "rev-parse", "lint") == git(repo, "rev-parse", "lint")
+    assert not loot.exists()
+    assert listener.received == b""
+    for folder in (repo / ".git", remote):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert no_secret_in(path.read_bytes()), path
     assert no_secret_in(done.stdout + done.stderr)
 
 
