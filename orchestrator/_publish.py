@@ -168,7 +168,7 @@ async def look(
     if person is not None:
         raise LeftAlone(
             f"{remote.name}/{branch} has a commit that is not fixbot's ({person[:12]}): "
-            "left alone, nothing pushed (merge or close its review to start afresh)"
+            "left alone, nothing pushed (delete that branch to start afresh)"
         )
     return RemoteState(tip)
 

@@ -286,8 +286,8 @@ async def _publish(
 ) -> dict[str, object]:
     """Push and open or update the PR, or (--split-by) one branch and PR per group."""
     if ctx.publisher is not None:
-        accepted = sum(1 for r in records if r.status == "accepted")
-        return await ctx.publisher.publish(tip, accepted=accepted, report_md=body)
+        fixed = sum(len(r.patch.targets) for r in records if r.status == "accepted")
+        return await ctx.publisher.publish(tip, accepted=fixed, report_md=body)
     staging = f"refs/fixbot/staging/{ctx.run_dir.name}"
     landing = Landing(ctx.repo, ctx.base, ctx.identity, proof, ctx.branch or "fixbot", staging)
     return await split_and_land(
