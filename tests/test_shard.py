@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 from conftest import fixbot, git, init_repo
+from fake_forge import FakeForge
+from fake_forge import fake_forge as _fake_forge
 
 from fixbot.orchestrator._shard import deal
 
+fake_forge = _fake_forge  # a plain import of the fixture trips ruff's F401/F811
 FILES = {
     "pkg/__init__.py": "",
     "pkg/a.py": (
@@ -142,3 +145,30 @@ class TestRefused:
                       tmp_path / "b", "--push")  # fmt: skip
         assert done.returncode == 2
         assert "fixbot merge` pushes" in done.stderr
+
+
+class TestShardedNightly:
+    """The nightly job's sharded shape, end to end against a bare remote and the fake API."""
+
+    def test_merge_pushes_and_opens_one_pr(
+        self, repo: Path, tmp_path: Path, fake_forge: FakeForge
+    ) -> None:
+        """plan, two shard processes, merge --open-pr: the branch is pushed and one PR opened."""
+        remote = tmp_path / "remote.git"
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+        git(repo, "remote", "add", "origin", str(remote))
+        folders = sharded(repo, tmp_path, 2)
+        env = {
+            "GITHUB_TOKEN": fake_forge.token,
+            "GITHUB_API_URL": fake_forge.github_api,
+            "GITHUB_REPOSITORY": fake_forge.github_repo,
+        }
+        args = ("merge", *folders, "--repo", repo, "--open-pr", "--branch", "fixbot/nightly")
+        done = fixbot(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        (pull,) = fake_forge.reviews.values()
+        assert pull.branch == "fixbot/nightly"
+        tip = git(remote, "rev-parse", "fixbot/nightly")
+        assert tip == git(repo, "rev-parse", "fixbot/nightly")
+        assert fixbot(*args, env=env).returncode == 0  # the same bundles again: nothing new
+        assert [r.method for r in fake_forge.requests if r.method != "GET"] == ["POST"]
