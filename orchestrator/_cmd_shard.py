@@ -22,20 +22,11 @@ from fixbot.sandbox import (
     toplevel,
 )
 
+from . import _options as opt  # noqa: TC001 - typer reads the annotations at run time
 from ._agents import make_agents
 from ._config import load_config
-from ._console import (
-    EXPECTED,
-    err,
-    exit_for,
-    finish,
-    handle_signals,
-    out,
-    run_with_progress,
-    start,
-    summary,
-    warn,
-)
+from ._console import EXPECTED, exit_for, handle_signals, run_with_progress, screen, start, warn
+from ._finish import finish, summary
 from ._plan import make_plan
 from ._run import relative_path
 from ._shard import Bundle, ShardPlan, check_bundles, check_versions, deal, fixbot_version
@@ -53,14 +44,23 @@ def plan_shards(
     select: Annotated[str | None, typer.Option(help="Rules to fix, comma-separated.")] = None,
     exclude: Annotated[str | None, typer.Option(help="Globs of paths to leave alone.")] = None,
     base: Annotated[str | None, typer.Option(help="The commit to fix (default HEAD).")] = None,
-    log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
+    log_format: opt.LogFormat = None,
+    color: opt.Color = None,
+    quiet: opt.Quiet = False,
+    config_file: opt.ConfigFile = None,
 ) -> None:
     """Lint the base once and split its files into shards of about equal cost."""
     handle_signals()
-    flags = {"select": select, "exclude": exclude, "base": base, "log_format": log_format}
+    flags = {
+        "select": select,
+        "exclude": exclude,
+        "base": base,
+        "log_format": log_format,
+        "color": color,
+    }
     try:
-        config = load_config(repo, flags=flags)
-        start(config, verbose=False)
+        config = load_config(repo, flags=flags, config_file=config_file)
+        start(config, quiet=quiet)
         plan = anyio.run(_make_plan, repo, paths or [], config, shards)
         plan.write(output)
     except (*EXPECTED, OSError) as exc:
@@ -68,7 +68,7 @@ def plan_shards(
             exc = ConfigError(f"cannot write {output}: {exc.strerror or exc}")
         raise exit_for(exc) from None
     sizes = ", ".join(str(len(s)) for s in plan.shards)
-    out.print(f"plan: {output} ({shards} shards of {sizes} files)", highlight=False)
+    screen.out.print(f"plan: {output} ({shards} shards of {sizes} files)", highlight=False)
 
 
 async def _make_plan(repo_arg: Path, paths: list[str], config: Config, shards: int) -> ShardPlan:
@@ -113,7 +113,7 @@ def run_shard(
     shard: int | None,
     bundle_out: Path | None,
     *,
-    verbose: bool,
+    speech: tuple[bool, bool, Path | None],
 ) -> None:
     """Prove one shard of a plan and write its bundle (`fixbot run --plan`)."""
     if shard is None or bundle_out is None:
@@ -133,14 +133,15 @@ def run_shard(
         "report_dir": str(bundle_out),
         "branch": None,
     }
-    config = load_config(repo, flags=flags)
-    json_logs = start(config, verbose=verbose)
+    verbose, quiet, config_file = speech
+    config = load_config(repo, flags=flags, config_file=config_file)
+    start(config, verbose=verbose, quiet=quiet)
     check_versions(f"the plan {plan_file}", plan.versions, anyio.run(_ruff_version, repo, config))
     records = []
     if mine:
-        outcome = run_with_progress(repo, mine, config, show=not json_logs and err.is_terminal)
+        outcome, seconds = run_with_progress(repo, mine, config)
         records = outcome.records
-        summary(outcome)
+        summary(outcome, seconds)
     bundle = Bundle(
         plan=plan.digest,
         base=plan.base,
@@ -153,7 +154,7 @@ def run_shard(
         records=records,
     )
     where = bundle.write(bundle_out)
-    out.print(f"bundle: {where} (shard {shard} of {len(plan.shards)})", highlight=False)
+    screen.out.print(f"bundle: {where} (shard {shard} of {len(plan.shards)})", highlight=False)
 
 
 def merge(
@@ -189,8 +190,11 @@ def merge(
     fail_on_unfixed: Annotated[
         bool | None, typer.Option("--fail-on-unfixed/--no-fail-on-unfixed")
     ] = None,
-    log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_format: opt.LogFormat = None,
+    color: opt.Color = None,
+    quiet: opt.Quiet = False,
+    verbose: opt.Verbose = False,
+    config_file: opt.ConfigFile = None,
 ) -> None:
     """Apply the shards' bundles, run the final gate on them together, write and publish."""
     handle_signals()
@@ -212,18 +216,17 @@ def merge(
         "output_file": output_file,
         "fail_on_unfixed": fail_on_unfixed,
         "log_format": log_format,
+        "color": color,
     }
     try:
         loaded = [Bundle.read(folder) for folder in bundles]
         first = loaded[0]
         flags |= {"base": first.base, "select": first.select, "exclude": first.exclude}
-        config = load_config(repo, flags=flags)
-        json_logs = start(config, verbose=verbose)
+        config = load_config(repo, flags=flags, config_file=config_file)
+        start(config, verbose=verbose, quiet=quiet)
         for warning in check_bundles(loaded, anyio.run(_ruff_version, repo, config)):
             warn(warning)
-        outcome = run_with_progress(
-            repo, [], config, show=not json_logs and err.is_terminal, bundles=loaded
-        )
+        outcome, seconds = run_with_progress(repo, [], config, bundles=loaded)
     except (*EXPECTED, FixbotError) as exc:
         raise exit_for(exc) from None
-    finish(outcome, config)
+    finish(outcome, config, seconds)

@@ -38,6 +38,7 @@ AgentName = Literal["ruff", "codemod", "llm"]
 ForgeName = Literal["auto", "github", "gitlab"]
 SplitBy = Literal["none", "rule", "directory", "codeowners"]
 LogFormat = Literal["auto", "json", "console"]
+Color = Literal["auto", "always", "never"]
 OutputFormat = Literal["text", "github", "gitlab", "json"]
 Source = Literal["flag", "env", "config", "default"]
 
@@ -91,6 +92,9 @@ class Config(BaseModel):
     llm_stream: bool = False
     llm_api_version: _Text | None = None
     log_format: LogFormat = "auto"
+    color: Color = "auto"
+    diff: bool = False
+    exit_non_zero_on_fix: bool = False
     output_format: OutputFormat = "text"
     output_file: _Text | None = None
     fail_on_unfixed: bool = False
@@ -184,8 +188,13 @@ def load_config(
     *,
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
 ) -> Config:
     """Merge every layer for `repo` into one validated `Config`.
+
+    The file layer is `config_file` when given (a pyproject.toml's [tool.fixbot], or
+    any other TOML file's top level), else the nearest pyproject.toml with a
+    [tool.fixbot] from `repo` up to the repository's top level, as ruff finds its own.
 
     Raises:
         ConfigError: an unknown key, variable or flag, a bad value, invalid TOML,
@@ -196,7 +205,7 @@ def load_config(
     notices: list[str] = []
     for layer in (
         _defaults_layer(),
-        _repo_layer(repo),
+        _file_layer(repo, config_file),
         _env_layer(env, notices),
         _flags_layer(flags),
     ):
@@ -207,6 +216,14 @@ def load_config(
         config = Config.model_validate({**values, "sources": sources, "notices": tuple(notices)})
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, merged)) from None
+    model = {"llm-base-url": config.llm_base_url, "llm-model": config.llm_model}
+    if any(model.values()) and not all(model.values()):
+        given, missing = sorted(model, key=lambda k: not model[k])
+        notices.append(
+            f"{given} is set but {missing} is not, so no model is used:"
+            f" set FIXBOT_{missing.upper().replace('-', '_')} too"
+        )
+        config = config.model_copy(update={"notices": tuple(notices)})
     if (config.push or config.open_pr) and config.dry_run:
         raise ConfigError("--push and --open-pr publish a branch, which --dry-run does not write")
     if config.agents is not None and "codemod" in config.agents:
@@ -231,8 +248,20 @@ def _defaults_layer() -> _Layer:
     return _table_layer(table, label=str(resource), source="default", repo_config=False)
 
 
-def _repo_layer(repo: Path) -> _Layer:
-    path = repo / "pyproject.toml"
+def _file_layer(repo: Path, config_file: Path | None) -> _Layer:
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"--config: no such file: {config_file}")
+        return _repo_layer(config_file, whole=config_file.name != "pyproject.toml")
+    for folder in (repo.resolve(), *repo.resolve().parents):
+        layer = _repo_layer(folder / "pyproject.toml")
+        # The repository's top level is as far as a setting of the repo's may come from.
+        if layer or (folder / ".git").exists():
+            return layer
+    return {}
+
+
+def _repo_layer(path: Path, *, whole: bool = False) -> _Layer:
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -245,6 +274,8 @@ def _repo_layer(repo: Path) -> _Layer:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    if whole:
+        return _table_layer(document, label=str(path), source="config", repo_config=True)
     tool = document.get("tool")
     table = tool.get("fixbot") if isinstance(tool, dict) else None
     if table is None:

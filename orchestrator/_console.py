@@ -1,4 +1,5 @@
-"""What the command line shows and how it ends: one error line, the summary, CI outputs."""
+"""The terminal: two consoles (colour as asked, NO_COLOR honoured), one error line per
+failure, a live status line with counts, and logs printed above it, never through it."""
 
 from __future__ import annotations
 
@@ -6,20 +7,24 @@ import logging
 import os
 import signal
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
 
-from fixbot.sandbox import ConfigError, FixbotError
+from fixbot.sandbox import FixbotError
 
 from . import _logging
-from ._ci import publish_to_github_actions, render_unfixed
 from ._publish import LeftAlone
 from ._run import run_fixbot
+from ._types import Progress
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,17 +33,51 @@ if TYPE_CHECKING:
     from ._shard import Bundle
     from ._types import Outcome
 
-out = Console()
-err = Console(stderr=True)
+Color = Literal["auto", "always", "never"]
 # What a command catches and turns into one line and an exit code (see exit_for).
 EXPECTED = (FixbotError, KeyboardInterrupt, LeftAlone, BaseExceptionGroup)
 
 
+@dataclass(slots=True)
+class Screen:
+    """Where output goes, made once the command knows its colour, quiet and verbose."""
+
+    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
+    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    quiet: bool = False
+    verbose: bool = False
+
+    def configure(self, color: Color, *, quiet: bool = False, verbose: bool = False) -> None:
+        """Consoles for `color`: auto follows the terminal, NO_COLOR and FORCE_COLOR."""
+        options: dict[str, Any] = {"soft_wrap": True}
+        if color == "never":
+            options |= {"no_color": True, "color_system": None}
+        elif color == "always":
+            options["force_terminal"] = True
+        self.out = Console(**options)
+        self.err = Console(stderr=True, **options)
+        self.quiet, self.verbose = quiet, verbose
+
+    @property
+    def colors(self) -> bool:
+        """Whether log lines on stderr may carry colour."""
+        return self.err.is_terminal and self.err.color_system is not None and not self.err.no_color
+
+    @property
+    def live(self) -> bool:
+        """Whether a live status line fits: a real terminal, and not quiet."""
+        return not self.quiet and sys.stderr.isatty() and self.err.is_terminal
+
+
+screen = Screen()
+
+
 def fail(message: str, code: int) -> typer.Exit:
+    """The error's first line after `fixbot: error:`, its text as is (no markup)."""
     first, _, rest = message.partition("\n")
-    err.print(f"[bold red]fixbot: error:[/] {first}", highlight=False, markup=True, soft_wrap=True)
+    screen.err.print(Text.assemble(("fixbot: error: ", "bold red"), first), highlight=False)
     if rest:
-        err.print(rest, highlight=False, markup=False)
+        screen.err.print(rest, highlight=False, markup=False)
     return typer.Exit(code)
 
 
@@ -53,53 +92,25 @@ def handle_signals() -> None:
     signal.signal(signal.SIGHUP, _terminate)
 
 
-def start(config: Config, *, verbose: bool) -> bool:
-    """Logging set up with every secret redacted, warnings said; whether logs are JSON."""
+def start(config: Config, *, verbose: bool = False, quiet: bool = False) -> None:
+    """Consoles and logging set up with every secret redacted; warnings said."""
     check_report_dir(config.report_dir)
+    screen.configure(config.color, quiet=quiet, verbose=verbose)
     tokens = (config.llm_api_key, config.github_token, config.gitlab_token)
     secrets = [s.get_secret_value() for s in tokens if s]
-    json_logs = _logging.use_json(config.log_format)
+    json_logs = config.log_format == "json"
     level = logging.INFO if (json_logs or verbose) else logging.WARNING
-    _logging.configure(config.log_format, secrets, level)
+    _logging.configure(config.log_format, secrets, level, colors=screen.colors)
     for notice in config.notices:
         warn(notice)
-    return json_logs
 
 
 def warn(message: str) -> None:
     """One warning line on stderr, printed as is."""
-    err.print(f"fixbot: warning: {message}", markup=False, highlight=False, soft_wrap=True)
-
-
-def finish(outcome: Outcome, config: Config) -> None:
-    """The summary, CI outputs, and exit 1 for leftover debt when asked to."""
-    summary(outcome)
-    try:
-        ci_outputs(outcome, config)
-    except FixbotError as exc:
-        raise exit_for(exc) from None
-    if config.fail_on_unfixed and outcome.remaining:
-        raise typer.Exit(1)
-
-
-def ci_outputs(outcome: Outcome, config: Config) -> None:
-    """Annotations of what stayed unfixed, and GitHub Actions' step summary and outputs."""
-    if config.output_format != "text":
-        text = render_unfixed(outcome.remaining, config.output_format)
-        if config.output_file:
-            path = Path(config.output_file).expanduser()
-            try:
-                path.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot write --output-file {path}: {exc.strerror}") from None
-        elif text:
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    r, md = outcome.report, outcome.report_dir / "report.md"
-    publish_to_github_actions(
-        os.environ,
-        summary=md.read_text(encoding="utf-8"),
-        outputs={"branch": r.branch or "", "accepted": str(r.accepted), "report": str(md)},
-    )
+    if screen.quiet:
+        return
+    line = Text.assemble(("fixbot: warning: ", "yellow"), message)
+    screen.err.print(line, highlight=False)
 
 
 def check_report_dir(report_dir: str | None) -> None:
@@ -123,10 +134,10 @@ def exit_for(exc: BaseException) -> typer.Exit:
             raise exc
         exc = expected.exceptions[0]
     if isinstance(exc, LeftAlone):
-        err.print(f"fixbot: {exc}", markup=False, highlight=False, soft_wrap=True)
+        screen.err.print(f"fixbot: {exc}", markup=False, highlight=False, soft_wrap=True)
         return typer.Exit(0)
     if isinstance(exc, KeyboardInterrupt):
-        err.print("fixbot: interrupted; worktrees removed, nothing of yours was changed")
+        screen.err.print("fixbot: interrupted; worktrees removed, nothing of yours was changed")
         return typer.Exit(130)
     assert isinstance(exc, FixbotError)  # noqa: S101 - the only other kind caught
     return fail(str(exc), exc.exit_code)
@@ -137,75 +148,40 @@ def run_with_progress(
     paths: list[str],
     config: Any,
     *,
-    show: bool,
     bundles: Sequence[Bundle] = (),
-) -> Outcome:
-    """The run, with a live status line on a terminal."""
-    if not show:
-        return anyio.run(lambda: run_fixbot(repo, paths, config, bundles=bundles))
-    with err.status("starting") as status:
+) -> tuple[Outcome, float]:
+    """The run, with a live status line on a terminal; its outcome and wall seconds."""
+    progress = Progress()
 
-        def on_stage(name: str) -> None:
-            status.update(f"[bold]{name}[/]")
+    async def go() -> Outcome:
+        return await run_fixbot(repo, paths, config, progress=progress, bundles=bundles)
 
-        def on_round(number: int, count: int) -> None:
-            status.update(f"[bold]prove[/]: round {number}, {count} candidate(s) in one batch")
-
-        async def go() -> Outcome:
-            return await run_fixbot(
-                repo, paths, config, on_stage=on_stage, on_round=on_round, bundles=bundles
-            )
-
-        return anyio.run(go)
+    if not screen.live:
+        return anyio.run(go), progress.elapsed
+    # Live swaps sys.stderr for a proxy while it runs: a log line lands above the status.
+    with Live(_Status(progress), console=screen.err, transient=True, redirect_stderr=True,
+              refresh_per_second=8):  # fmt: skip
+        outcome = anyio.run(go)
+    return outcome, progress.elapsed
 
 
-def summary(outcome: Outcome) -> None:
-    r = outcome.report
-    table = Table(title="fixbot: violations by rule", show_lines=False)
-    for column in ("rule", "found", "fixed", "rejected", "unfixed"):
-        table.add_column(column, justify="left" if column == "rule" else "right")
-    for rule, c in r.by_rule.items():
-        table.add_row(rule, str(c.found), str(c.fixed), str(c.rejected), str(c.unfixed))
-    out.print(table)
-    proof = (
-        f"tests: {r.tests.command}"
-        if r.tests.mode == "tests"
-        else "LINT ONLY (no test command found)"
-    )
-    out.print(
-        f"violations {r.violations_before} -> {r.violations_after}; "
-        f"patches: {r.accepted} accepted, {r.rejected} rejected, {r.dropped} dropped; "
-        f"proof: {proof}",
-        highlight=False,
-    )
-    checkout = r.isolation.get("checkout", "")
-    if checkout.startswith("CHANGED"):
-        out.print(f"WARNING: your checkout was {checkout}", highlight=False, markup=False)
-    if r.branch:
-        untouched = "" if checkout.startswith("CHANGED") else " (your checkout was not touched)"
-        out.print(f"branch: {r.branch}{untouched}", highlight=False)
-    elif r.dry_run:
-        out.print("dry run: no branch written", highlight=False)
-    else:
-        out.print("nothing proven to land: no branch written", highlight=False)
-    for line in published_lines(r.published):
-        out.print(line, highlight=False, markup=False, soft_wrap=True)
-    out.print(f"report: {outcome.report_dir / 'report.md'}", highlight=False)
+class _Status:
+    """The live line: stage, round, violations decided of planned, patches, test runs, time."""
 
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.spinner = Spinner("dots", style="cyan")
 
-def published_lines(published: dict[str, Any]) -> list[str]:
-    """What --push, --open-pr and --split-by did, a line each."""
-    entries = published.get("groups", [published] if published else [])
-    lines = []
-    for e in entries:
-        name = f"{e['branch']}: " if "branch" in e and "groups" in published else ""
-        if e.get("url"):
-            lines.append(f"{name}{e['review']} {e['url']}")
-        elif "skipped" in e:
-            lines.append(f"{e['group']}: not written ({e['skipped']})")
-        elif "pushed" in e:
-            why = f" ({e['why']})" if e.get("why") else ""
-            lines.append(f"{name}pushed: {e['pushed']}{why}")
-        elif name:
-            lines.append(f"{name}written, {e['fixes']} fix(es) in {e['files']} file(s)")
-    return lines
+    def __rich__(self) -> Spinner:
+        p = self.progress
+        decided, accepted, rejected = p.counts()
+        parts = [f"[bold]{p.stage}[/]"]
+        if p.round:
+            parts.append(f"round {p.round}")
+        if p.planned:
+            parts.append(f"{decided}/{p.planned} violations decided")
+            parts.append(f"[green]{accepted} accepted[/], [red]{rejected} rejected[/]")
+        parts.append(f"{p.test_runs} test run{'s' * (p.test_runs != 1)}")
+        parts.append(time.strftime("%M:%S", time.gmtime(p.elapsed)))
+        self.spinner.update(text=Text.from_markup(" · ".join(parts)))
+        return self.spinner

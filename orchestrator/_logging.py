@@ -1,4 +1,4 @@
-"""structlog set up once: JSON in CI and when asked, readable on a terminal.
+"""structlog set up once: readable lines by default (a terminal, CI, a pipe), JSON when asked.
 
 No secret is bound to a logger; as a second line of defence a processor blanks
 known secret keys and any known secret value before rendering, and tracebacks
@@ -8,7 +8,6 @@ never show locals (docs/architecture.md).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,16 @@ if TYPE_CHECKING:
     from structlog.typing import Processor
 
 _SECRET_KEYS = frozenset(
-    {"api_key", "authorization", "token", "llm_api_key", "github_token", "password"}
+    {
+        "api_key",
+        "authorization",
+        "token",
+        "llm_api_key",
+        "github_token",
+        "gitlab_token",
+        "private-token",
+        "password",
+    }
 )
 
 
@@ -46,18 +54,27 @@ class Redact:
         return event
 
 
-def use_json(log_format: str) -> bool:
-    """JSON when asked, or in CI, or when stderr is not a terminal."""
-    if log_format != "auto":
-        return log_format == "json"
-    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+class StderrLogger:
+    """Writes each line to whatever sys.stderr is *now*: while the live status line runs,
+    that is rich's proxy, which prints the line above the status instead of through it."""
+
+    def msg(self, message: str) -> None:
+        """Write one rendered event."""
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 
 
 def configure(
-    log_format: str = "auto", secrets: Iterable[str] = (), level: int = logging.INFO
+    log_format: str = "auto",
+    secrets: Iterable[str] = (),
+    level: int = logging.INFO,
+    *,
+    colors: bool = False,
 ) -> None:
     """Configure structlog for this process."""
-    json_out = use_json(log_format)
+    json_out = log_format == "json"
     renderer: Any
     if json_out:
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
@@ -66,7 +83,7 @@ def configure(
         )
     else:
         renderer = structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(),
+            colors=colors,
             exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
         )
         exc = structlog.processors.StackInfoRenderer()
@@ -79,6 +96,6 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_: StderrLogger(),
         cache_logger_on_first_use=False,
     )

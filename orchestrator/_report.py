@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from ._report_md import render_markdown
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -32,6 +34,15 @@ class RuleCounts(BaseModel):
     landed: int = Field(default=0, description="fixes in accepted patches (uncovered ones too)")
     refused: dict[str, int] = Field(
         default_factory=dict, description="fixes in patches not landed, by reason"
+    )
+
+
+class RuleInfo(BaseModel):
+    """What report.md says of a rule besides its counts: its name, and what was not tried."""
+
+    name: str = Field(default="", description="ruff's kebab-case name (its documentation page)")
+    not_attempted: dict[str, int] = Field(
+        default_factory=dict, description="violations no agent was given, by reason (notebook...)"
     )
 
 
@@ -109,6 +120,10 @@ class Report(BaseModel):
         default_factory=dict,
         description="violations an agent was given and proposed nothing for, by its reason",
     )
+    rule_info: dict[str, RuleInfo] = Field(
+        default_factory=dict,
+        description="per rule of by_rule: ruff's name, and violations not attempted by reason",
+    )
 
 
 def count_by_rule(
@@ -144,6 +159,21 @@ def count_by_rule(
         counts.fixed = counts.found - remaining
         counts.rejected = min(remaining, refused_left[rule])
         counts.unfixed = remaining - counts.rejected
+    return dict(sorted(out.items()))
+
+
+def describe_rules(
+    plan: Plan, after: list[Violation], records: list[PatchRecord]
+) -> dict[str, RuleInfo]:
+    """Each rule's name, and its share of the plan's violations no agent was given."""
+    out: dict[str, RuleInfo] = {}
+    targets = [v for r in records for v in r.patch.targets]
+    for v in (*plan.violations, *after, *targets):
+        out.setdefault(v.rule, RuleInfo(name=v.name))
+    rule_of = {v.fingerprint: v.rule for v in plan.violations}
+    for fp, reason in plan.skipped.items():
+        info = out.setdefault(rule_of.get(fp, "?"), RuleInfo())
+        info.not_attempted[reason] = info.not_attempted.get(reason, 0) + 1
     return dict(sorted(out.items()))
 
 
@@ -207,6 +237,7 @@ def build_report(
         proof=proof,
         not_attempted=dict(Counter(plan.skipped.values())),
         unfixed_reasons=dict(sorted((dropped_by_agents or {}).items())),
+        rule_info=describe_rules(plan, after, records),
     )
 
 
@@ -259,86 +290,6 @@ def save_rejected(run_dir: Path, records: list[PatchRecord]) -> list[Path]:
         path.write_text("\n".join(header) + "\n" + diff, encoding="utf-8")
         out.append(path)
     return out
-
-
-def render_markdown(report: Report) -> str:
-    """The PR body: what was fixed, what was refused and why, and how it was proven."""
-    t = report.tests
-    proof = (
-        f"`{t.command}`: {t.passed_before} tests passed at base and still pass"
-        + (f"; {t.already_failing} already failing at base" if t.already_failing else "")
-        + (f"; {t.flaky} flaky at base (not held against any patch)" if t.flaky else "")
-        if t.mode == "tests"
-        else "**lint only**: no test command was configured or detected, "
-        "so behaviour was not checked by tests"
-    )
-    lines = [
-        "## fixbot: proven lint fixes",
-        "",
-        (
-            f"Base `{report.base[:12]}`; fixbot {report.versions.get('fixbot')}, "
-            f"ruff {report.versions.get('ruff')}; "
-            f"rules: {report.selection.get('description')}."
-        ),
-        "",
-        f"- violations: {report.violations_before} before, {report.violations_after} after",
-        (
-            f"- patches: {report.accepted} accepted, {report.rejected} rejected, "
-            f"{report.dropped} dropped by the final gate"
-        ),
-        (
-            "- proof: ruff (noqa ignored) finds the targeted violations gone and nothing new; "
-            f"every touched file compiles; {proof}."
-        ),
-        f"- isolation of test runs: {', '.join(f'{k}: {v}' for k, v in report.isolation.items())}",
-        "",
-        (
-            "| rule | found | fixed | unfixed | fixes offered | landed | refused: tests | "
-            "refused: lint | refused: other |"
-        ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for rule, c in report.by_rule.items():
-        tests, lint = c.refused.get("tests", 0), sum(c.refused.get(r, 0) for r in STATIC)
-        other = sum(c.refused.values()) - tests - lint
-        lines.append(
-            f"| {rule} | {c.found} | {c.fixed} | {c.unfixed + c.rejected} | {c.offered} | "
-            f"{c.landed} | {tests} | {lint} | {other} |"
-        )
-    if report.unfixed_reasons:
-        why = ", ".join(f"{n} ({reason})" for reason, n in report.unfixed_reasons.items())
-        lines += ["", f"Proposed nothing for: {why}."]
-    if report.not_attempted:
-        skipped = ", ".join(f"{n} ({why})" for why, n in sorted(report.not_attempted.items()))
-        lines += ["", f"Not attempted: {skipped}."]
-    for title, reasons in REFUSALS:
-        refused = [
-            p
-            for p in report.patches
-            if p.status != "accepted"
-            and (p.reason in reasons or (not reasons and not _known_reason(p.reason)))
-        ]
-        if not refused:
-            continue
-        lines += ["", f"### {title}", "", "| patch | rules | reason |", "| --- | --- | --- |"]
-        for p in refused:
-            detail = p.detail.replace("|", "\\|").replace("\n", " ")[:300]
-            lines.append(f"| `{p.files[0]}` | {', '.join(p.rules)} | {p.reason}: {detail} |")
-    return "\n".join(lines) + "\n"
-
-
-# Static refusals: the fix may be right, but lint (or compile, or format) could not
-# confirm it. Kept apart from a test catching a change of behaviour.
-STATIC = ("lint", "compile", "format")
-REFUSALS = (
-    ("Not landed: a test caught a behaviour change", ("tests",)),
-    ("Not landed: lint could not confirm the fix", STATIC),
-    ("Not landed: other reasons", ()),
-)
-
-
-def _known_reason(reason: str) -> bool:
-    return any(reason in reasons for _, reasons in REFUSALS)
 
 
 def write_reports(report: Report, folder: Path) -> tuple[Path, Path]:

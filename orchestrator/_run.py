@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -19,13 +17,11 @@ from fixbot.sandbox import (
     Fingerprint,
     MetadataGuard,
     Prover,
-    Ruff,
     TestCache,
     WorktreePool,
     build_impact_map,
     common_dir,
     default_limits,
-    default_ruff,
     environment_of,
     find_python,
     generated_files,
@@ -42,57 +38,25 @@ from ._agents import estimate_llm, llm_block, make_agents
 from ._fanout import FanOut
 from ._gate import final_gate
 from ._job import Job
-from ._merge import Identity, base_identity, check_branch, move_branch, write_commits
-from ._plan import in_scope, make_plan
-from ._proof import check_baseline, checkout_fact, proof_block, proof_line, submodule_fact
+from ._land import Proven, land
+from ._merge import base_identity, check_branch
+from ._plan import make_plan
+from ._proof import check_baseline, checkout_fact, submodule_fact
 from ._publish import Publisher, environ
-from ._report import build_report, save_rejected, write_reports
-from ._shard import fixbot_version, replay
-from ._split import Landing, split_and_land
+from ._shard import replay
 from ._state import RunLock, new_run_dir, worktree_root
-from ._types import Outcome, Timer
+from ._types import Context, Outcome, Progress, Timer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from pathlib import Path
 
-    from fixbot.sandbox import Isolation, TestCommand, Violation, Worktree
+    from fixbot.sandbox import Isolation, TestCommand, Violation
 
     from ._config import Config
-    from ._job import PatchRecord
     from ._shard import Bundle
 
 log = structlog.get_logger("fixbot")
-
-
-@dataclass(slots=True)
-class Context:
-    """Everything the stages of one run share."""
-
-    config: Config
-    repo: Path
-    base: str
-    home: Path
-    run_dir: Path
-    branch: str | None
-    identity: Identity
-    paths: list[str]
-    timer: Timer
-    pool: WorktreePool
-    reference: Worktree  # a worktree at base that nothing writes to
-    publisher: Publisher | None = None
-    bundles: Sequence[Bundle] = ()  # a merge: the shards' patches, proven already
-    ruff_exe: str = field(default_factory=default_ruff)
-    # Where no fence keeps tests off the git metadata, its watcher (see _prepare_tests).
-    guard: MetadataGuard | None = None
-
-    @property
-    def select(self) -> tuple[str, ...] | None:
-        """The rules asked for, or None for the repo's own ruff config."""
-        return tuple(self.config.select) if self.config.select else None
-
-    def ruff(self, tree: Worktree | None = None) -> Ruff:
-        """ruff bound to a worktree (the reference one by default) and the selection."""
-        return Ruff((tree or self.reference).path, self.select, self.ruff_exe)
 
 
 async def run_fixbot(
@@ -100,12 +64,11 @@ async def run_fixbot(
     paths: Sequence[str],
     config: Config,
     *,
-    on_stage: Callable[[str], None] | None = None,
-    on_round: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     bundles: Sequence[Bundle] = (),
 ) -> Outcome:
     """Run the whole job on one repository (or merge the bundles of a sharded one)."""
-    timer = Timer(on_stage=on_stage)
+    timer = Timer(progress=progress)
     with timer.stage("setup"):
         repo = await toplevel(repo_arg.resolve())
         base = await rev_parse(repo, config.base)
@@ -153,7 +116,7 @@ async def run_fixbot(
                 ctx.ruff_exe = config.ruff_path
             ctx.publisher, ctx.bundles = publisher, bundles
             try:
-                return await _stages(ctx, old_tip, jobs, on_round)
+                return await _stages(ctx, old_tip, jobs)
             finally:
                 if publisher is not None:
                     await publisher.aclose()
@@ -162,6 +125,16 @@ async def run_fixbot(
                     # planted after the last check, in a race with a stopping run, is
                     # put back too.
                     ctx.guard.put_back()
+
+
+def _round_shown(progress: Progress | None) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+
+    def shown(number: int, _candidates: int) -> None:
+        progress.round = number
+
+    return shown
 
 
 def relative_path(repo: Path, repo_arg: Path, path: str) -> str:
@@ -173,9 +146,7 @@ def relative_path(repo: Path, repo_arg: Path, path: str) -> str:
         raise ConfigError(f"path is outside the repository: {path}") from None
 
 
-async def _stages(
-    ctx: Context, old_tip: str | None, jobs: int, on_round: Callable[[int, int], None] | None
-) -> Outcome:
+async def _stages(ctx: Context, old_tip: str | None, jobs: int) -> Outcome:
     with ctx.timer.stage("lint"):
         ruff_version, violations = await _lint(ctx)
     with ctx.timer.stage("prepare"):
@@ -217,9 +188,12 @@ async def _stages(
                 ],
                 concurrency=max(ctx.config.llm_concurrency, jobs * 2) if client else jobs * 2,
                 max_patches=ctx.config.max_patches,
-                on_round=on_round,
+                on_round=_round_shown(ctx.timer.progress),
             )
             log.info("plan.ready", violations=len(plan.violations), tasks=len(plan.tasks))
+            if (progress := ctx.timer.progress) is not None:
+                progress.planned, progress.jobs = len(plan.violations), fan.jobs
+                progress.stats = prover.stats
             if client is not None:
                 # Said before any request goes out, so a run that would cost too much can be
                 # stopped in time.
@@ -236,63 +210,9 @@ async def _stages(
     facts = {**isolation.facts, "checkout": checkout_fact(ctx.repo, checkout)}
     if ctx.pool.submodules or ctx.pool.missing_submodules:
         facts["submodules"] = submodule_fact(ctx.pool.submodules, ctx.pool.missing_submodules)
-    with ctx.timer.stage("lint_after"):
-        after = await _lint_after(ctx, fan)
-    with ctx.timer.stage("merge"):
-        proof = proof_line(command, prover, isolation)
-        tip = await _merge(ctx, fan, old_tip, proof)
-    with ctx.timer.stage("report"):
-        records = [r for j in fan.jobs for r in j.records]
-        report = build_report(
-            base=ctx.base,
-            branch=ctx.branch if tip else None,
-            versions={
-                "fixbot": fixbot_version(),
-                "ruff": ruff_version,
-                "git": await _git_version(ctx.repo),
-            },
-            select=ctx.select,
-            select_source=ctx.config.source("select"),
-            plan=plan,
-            after=after,
-            records=records,
-            command=command,
-            baseline=prover.baseline,
-            timings=ctx.timer.timings,
-            llm=llm_usage,
-            isolation=facts,
-            dry_run=ctx.config.dry_run,
-            proof=proof_block(fan.rounds, prover, records),
-            dropped_by_agents=dict(dropped),
-        )
-        save_rejected(ctx.run_dir, records)
-        report_dir = _report_dir(ctx.config, ctx.run_dir)
-        write_reports(report, report_dir)
-    if ctx.publisher is not None or (ctx.config.split_by != "none" and tip):
-        with ctx.timer.stage("publish"):
-            body = (report_dir / "report.md").read_text(encoding="utf-8")
-            report.published = await _publish(ctx, tip, records, prover, proof, body)
-            write_reports(report, report_dir)
-    return Outcome(report, report_dir, ctx.run_dir, remaining=after, records=records)
-
-
-async def _publish(
-    ctx: Context,
-    tip: str | None,
-    records: list[PatchRecord],
-    prover: Prover,
-    proof: str,
-    body: str,
-) -> dict[str, object]:
-    """Push and open or update the PR, or (--split-by) one branch and PR per group."""
-    if ctx.publisher is not None:
-        fixed = sum(len(r.patch.targets) for r in records if r.status == "accepted")
-        return await ctx.publisher.publish(tip, accepted=fixed, report_md=body)
-    staging = f"refs/fixbot/staging/{ctx.run_dir.name}"
-    landing = Landing(ctx.repo, ctx.base, ctx.identity, proof, ctx.branch or "fixbot", staging)
-    return await split_and_land(
-        records, ctx.config, prover, ctx.reference, landing, body, ctx.run_dir / "split"
-    )
+    proven = Proven(fan, prover, command, isolation, plan, ruff_version, llm_usage, facts,
+                    dict(dropped))  # fmt: skip
+    return await land(ctx, proven, old_tip)
 
 
 async def _lint(ctx: Context) -> tuple[str, list[Violation]]:
@@ -365,38 +285,6 @@ async def _baseline(ctx: Context, command: TestCommand | None, prover: Prover) -
         mode="tests" if command else "lint-only",
         isolation=prover.isolation.facts.get("network"),
     )
-
-
-async def _lint_after(ctx: Context, fan: FanOut) -> list[Violation]:
-    """The merged tree's violations, in the run's scope (as counted before)."""
-    async with ctx.pool.use() as tree:
-        tree.write(fan.ground())
-        after = await ctx.ruff(tree).lint(ctx.paths)
-    return [v for v in after.violations if in_scope(v.path, ctx.paths, ctx.config.exclude)]
-
-
-async def _merge(ctx: Context, fan: FanOut, old_tip: str | None, proof: str) -> str | None:
-    accepted = [r for j in fan.jobs for r in j.records if r.status == "accepted"]
-    if not ctx.branch or not accepted:
-        return None
-    staging = f"refs/fixbot/staging/{ctx.run_dir.name}"
-    try:
-        tip = await write_commits(ctx.repo, ctx.base, accepted, ctx.identity, proof, staging)
-        await move_branch(ctx.repo, ctx.branch, tip, old_tip)
-    finally:
-        await git("update-ref", "-d", staging, cwd=ctx.repo, check=False)
-    log.info("branch.written", branch=ctx.branch, tip=tip, patches=len(accepted))
-    return tip
-
-
-async def _git_version(repo: Path) -> str:
-    return (await git("--version", cwd=repo)).stdout.decode().split()[-1]
-
-
-def _report_dir(config: Config, run_dir: Path) -> Path:
-    if not config.report_dir:
-        return run_dir
-    return Path(config.report_dir).expanduser().resolve()
 
 
 __all__ = ["Outcome", "check_baseline", "relative_path", "run_fixbot"]

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from fixbot.sandbox import ConfigError, FixbotError
+from fixbot.sandbox import ConfigError, FixbotError, default_ruff
 
+from . import _options as opt  # noqa: TC001 - typer reads the annotations at run time
 from ._cmd_shard import merge, plan_shards, run_shard
 from ._config import load_config
-from ._console import (
-    EXPECTED,
-    err,
-    exit_for,
-    finish,
-    handle_signals,
-    run_with_progress,
-    start,
-)
+from ._console import EXPECTED, exit_for, handle_signals, run_with_progress, start
+from ._finish import finish
+from ._shard import fixbot_version
 
 app = typer.Typer(
     add_completion=False,
@@ -29,9 +25,39 @@ app = typer.Typer(
 )
 
 
+def _version_line() -> str:
+    """fixbot's version and the ruff it runs."""
+    try:
+        ruff = subprocess.run(
+            [default_ruff(), "--version"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()[-1]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        ruff = "not found"
+    return f"fixbot {fixbot_version()} (ruff {ruff})"
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(_version_line())
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_show_version, is_eager=True, help="Show the versions."
+        ),
+    ] = False,
+) -> None:
     """Pay down a repository's lint debt: only proven fixes land on the fixbot branch."""
+
+
+@app.command()
+def version() -> None:
+    """Show fixbot's version and ruff's."""
+    typer.echo(_version_line())
 
 
 @app.command()
@@ -103,7 +129,18 @@ def run(
     llm_token_budget: Annotated[
         int | None, typer.Option(help="Hard cap on model tokens, prompt and completion.")
     ] = None,
-    log_format: Annotated[str | None, typer.Option(help="auto, json or console.")] = None,
+    log_format: opt.LogFormat = None,
+    color: opt.Color = None,
+    quiet: opt.Quiet = False,
+    config_file: opt.ConfigFile = None,
+    diff: Annotated[
+        bool | None,
+        typer.Option("--diff/--no-diff", help="Print the diff of what landed (or would)."),
+    ] = None,
+    exit_non_zero_on_fix: Annotated[
+        bool | None,
+        typer.Option("--exit-non-zero-on-fix", help="Exit 1 when any fix landed."),
+    ] = None,
     output_format: Annotated[
         str | None, typer.Option(help="What stayed unfixed: text, github, gitlab or json.")
     ] = None,
@@ -114,9 +151,7 @@ def run(
         bool | None,
         typer.Option("--fail-on-unfixed/--no-fail-on-unfixed", help="Exit 1 if debt is left."),
     ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show progress events on a terminal.")
-    ] = False,
+    verbose: opt.Verbose = False,
     plan: Annotated[
         Path | None, typer.Option(help="A plan from `fixbot plan`: prove one of its shards.")
     ] = None,
@@ -152,6 +187,9 @@ def run(
         "llm_max_requests": llm_max_requests,
         "llm_token_budget": llm_token_budget,
         "log_format": log_format,
+        "color": color,
+        "diff": diff,
+        "exit_non_zero_on_fix": exit_non_zero_on_fix,
         "output_format": output_format,
         "output_file": output_file,
         "fail_on_unfixed": fail_on_unfixed,
@@ -161,18 +199,24 @@ def run(
         if not repo.is_dir():
             raise FixbotError(f"not a directory: {repo}")
         if plan is not None:
-            run_shard(repo, paths or [], flags, plan, shard, bundle_out, verbose=verbose)
+            run_shard(
+                repo,
+                paths or [],
+                flags,
+                plan,
+                shard,
+                bundle_out,
+                speech=(verbose, quiet, config_file),
+            )
             return
         if shard is not None or bundle_out is not None:
             raise ConfigError("--shard and --bundle-out go with --plan")
-        config = load_config(repo, flags=flags)
-        json_logs = start(config, verbose=verbose)
-        outcome = run_with_progress(
-            repo, paths or [], config, show=not json_logs and err.is_terminal
-        )
+        config = load_config(repo, flags=flags, config_file=config_file)
+        start(config, verbose=verbose, quiet=quiet)
+        outcome, seconds = run_with_progress(repo, paths or [], config)
     except EXPECTED as exc:
         raise exit_for(exc) from None
-    finish(outcome, config)
+    finish(outcome, config, seconds)
 
 
 app.command(name="plan")(plan_shards)
