@@ -127,8 +127,13 @@ def _pytest(
     repo: Path, python: str, args: Sequence[str], source: Literal["flag", "config", "detected"]
 ) -> TestCommand:
     shown = Path(python)
-    if shown.is_relative_to(repo.resolve()):
-        shown = shown.relative_to(repo.resolve())
+    # Named as the repo would name it: its venv relative to its root, else the bare
+    # name found on PATH. A machine's path in a commit message breaks determinism.
+    shown = (
+        shown.relative_to(repo.resolve())
+        if shown.is_relative_to(repo.resolve())
+        else Path(shown.name)
+    )
     display = shlex.join([str(shown), "-m", "pytest", *args])
     argv = (python, "-m", "pytest", *args)
     return TestCommand(argv, source, python, is_pytest=True, display=display)

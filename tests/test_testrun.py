@@ -239,7 +239,7 @@ class TestResolveTestCommand:
             source="detected",
             python=str(clean_path / "python3"),
             is_pytest=True,
-            display=f"{clean_path / 'python3'} -m pytest",
+            display="python3 -m pytest",  # no machine path: commit messages quote it
         )
 
     @pytest.mark.parametrize("folder", ["tests", "test"])
