@@ -78,6 +78,7 @@ async def land(ctx: Context, proven: Proven, old_tip: str | None) -> Outcome:
             dry_run=ctx.config.dry_run,
             proof=proof_block(fan.rounds, prover, records),
             dropped_by_agents=dropped,
+            notices=ctx.config.notices,
         )
         save_rejected(ctx.run_dir, records)
         patch = ctx.run_dir / "accepted.patch"

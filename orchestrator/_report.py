@@ -113,6 +113,9 @@ class Report(BaseModel):
     not_attempted: dict[str, int] = Field(
         default_factory=dict, description="violations no agent was given, by reason (notebook...)"
     )
+    notices: list[str] = Field(
+        default_factory=list, description="warnings of the run's (a half-configured model...)"
+    )
     published: dict[str, Any] = Field(
         default_factory=dict, description="what --push and --open-pr did (pushed, url...)"
     )
@@ -195,6 +198,7 @@ def build_report(
     dry_run: bool,
     proof: dict[str, Any],
     dropped_by_agents: dict[str, int] | None = None,
+    notices: tuple[str, ...] = (),
 ) -> Report:
     """Assemble report.json from what the stages produced."""
     results = baseline.results
@@ -233,6 +237,7 @@ def build_report(
         timings=timings,
         llm=llm,
         isolation=isolation,
+        notices=list(notices),
         dry_run=dry_run,
         proof=proof,
         not_attempted=dict(Counter(plan.skipped.values())),

@@ -88,8 +88,8 @@ def why_unfixed(c: RuleCounts, info: RuleInfo | None, report: Report) -> str:
     if no_fix:
         llm = report.llm
         ran = llm.requests or llm.cache_hits or llm.failures or llm.estimated_requests
-        words = NO_FIX if not ran else NO_FIX_MODEL if report.unfixed_reasons else NO_FIX_UNROUTED
-        parts.append((no_fix, words))
+        said = NO_FIX if not ran else NO_FIX_MODEL if report.unfixed_reasons else NO_FIX_UNROUTED
+        parts.append((no_fix, said))
     if rest - no_fix > 0:
         parts.append((rest - no_fix, NOT_LANDED))
     if len(parts) == 1:
@@ -161,6 +161,8 @@ def head_lines(report: Report) -> list[str]:
             f"rules: {report.selection.get('description')}."
         ),
         "",
+        *[f"> **Warning:** {n}" for n in report.notices],
+        *([""] if report.notices else []),
         f"- violations: {report.violations_before} before, {report.violations_after} after",
         (
             f"- patches: {report.accepted} accepted, {report.rejected} rejected, "
