@@ -13,7 +13,8 @@ from fixbot.sandbox import git
 from ._merge import move_branch, write_commits
 from ._plan import in_scope
 from ._proof import proof_block, proof_line
-from ._report import build_report, save_rejected, unified_diff, write_reports
+from ._report import build_report, save_rejected, unified_diff
+from ._report_md import write_reports
 from ._shard import fixbot_version
 from ._split import Landing, split_and_land
 from ._types import Outcome

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import platform
 import re
 from collections import Counter
@@ -11,8 +10,6 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
-
-from ._report_md import render_markdown
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -295,14 +292,3 @@ def save_rejected(run_dir: Path, records: list[PatchRecord]) -> list[Path]:
         path.write_text("\n".join(header) + "\n" + diff, encoding="utf-8")
         out.append(path)
     return out
-
-
-def write_reports(report: Report, folder: Path) -> tuple[Path, Path]:
-    """report.json and report.md into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = folder / "report.json", folder / "report.md"
-    json_path.write_text(
-        json.dumps(report.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
-    )
-    md_path.write_text(render_markdown(report), encoding="utf-8")
-    return json_path, md_path

@@ -7,11 +7,14 @@ tables fold, and nothing names a path on the machine that ran fixbot.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ._report import Report, RuleCounts, RuleInfo
 
 # GitHub refuses descriptions over 65,536 characters; the rest is room for a split's heading.
@@ -342,3 +345,14 @@ def _running(tables: list[list[str]]) -> list[tuple[list[str], int]]:
         out.append((rows, used))
         used += sum(len(r) + 1 for r in rows)
     return out
+
+
+def write_reports(report: Report, folder: Path) -> tuple[Path, Path]:
+    """report.json and report.md into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / "report.json", folder / "report.md"
+    json_path.write_text(
+        json.dumps(report.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
+    )
+    md_path.write_text(render_markdown(report), encoding="utf-8")
+    return json_path, md_path

@@ -12,8 +12,8 @@ from fixbot.orchestrator._report import (
     Report,
     RuleCounts,
     TestsBlock,
-    render_markdown,
 )
+from fixbot.orchestrator._report_md import render_markdown
 from fixbot.sandbox import Location, Violation
 
 NO_FIX = "no automatic fix; set FIXBOT_LLM_BASE_URL and FIXBOT_LLM_MODEL to let a model try"
