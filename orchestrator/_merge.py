@@ -78,16 +78,23 @@ async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bo
 async def foreign_commit(
     repo: Path, tip: str, exclude: tuple[str, ...], identity: Identity
 ) -> str | None:
-    """A commit reachable from `tip` but not from `exclude` (`git log --not` arguments)
-    that is not one of fixbot's own, if there is one."""
-    done = await git(
-        "log", "--format=%H%x00%ae%x00%B%x01", tip, "--not", *exclude, cwd=repo
-    )  # fmt: skip
-    for entry in done.stdout.decode(errors="replace").split("\x01"):
+    """A commit that makes the branch at `tip` not fixbot's, if there is one.
+
+    The tip itself must be one of fixbot's commits: a branch that merely points into
+    someone's history (`main`, a release branch named by mistake) is not fixbot's to
+    move, even with no commit of its own. Then every commit reachable from `tip` but
+    not from `exclude` (`git log --not` arguments) must be fixbot's too. fixbot's: its
+    author and its committer are fixbot's identity, and it carries the trailer, so a
+    person's amend (they become the committer) counts as theirs.
+    """
+    fmt = "--format=%H%x00%ae%x00%ce%x00%B%x01"
+    head = await git("log", "-1", fmt, tip, cwd=repo)
+    rest = await git("log", fmt, tip, "--not", *exclude, cwd=repo)
+    for entry in (head.stdout + rest.stdout).decode(errors="replace").split("\x01"):
         if not entry.strip():
             continue
-        sha, email, body = entry.strip().split("\x00", 2)
-        if email != identity.email or TRAILER not in body:
+        sha, author, committer, body = entry.strip().split("\x00", 3)
+        if author != identity.email or committer != identity.email or TRAILER not in body:
             return sha
     return None
 

@@ -56,12 +56,27 @@ class Remote:
         if self.header is None:
             return {}
         parts = urlsplit(self.shown)
-        # Scoped to the server: a redirect or an insteadOf elsewhere gets no token.
-        return {
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": f"http.{parts.scheme}://{parts.netloc}/.extraHeader",
-            "GIT_CONFIG_VALUE_0": f"Authorization: {self.header}",
-        }
+        server = f"{parts.scheme}://{parts.netloc}/"
+        settings = [
+            # An empty value first empties the list: a header persisted by CI's checkout
+            # (actions/checkout's extraheader) would make two Authorization headers.
+            (f"http.{server}.extraHeader", ""),
+            (f"http.{server}.extraHeader", f"Authorization: {self.header}"),
+            # git sends its extra headers on after a redirect, to wherever it leads.
+            ("http.followRedirects", "false"),
+            # Only this scheme: an insteadOf that turns the URL into a local or ssh
+            # remote would hand the header's variables to that side's hooks.
+            ("protocol.allow", "never"),
+            (f"protocol.{parts.scheme}.allow", "always"),
+            ("push.recurseSubmodules", "no"),
+        ]
+        env = {"GIT_CONFIG_COUNT": str(len(settings))}
+        for i, (key, value) in enumerate(settings):
+            env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+        # The user's global config is a test's to write where no fence keeps it out
+        # (a pushInsteadOf, a trace2 target): with the token in play, none is read.
+        env["GIT_CONFIG_GLOBAL"] = os.devnull
+        return env
 
     @property
     def target(self) -> str:
@@ -73,11 +88,7 @@ class Remote:
     @property
     def shown(self) -> str:
         """The URL without any credentials it may carry, for messages."""
-        parts = urlsplit(self.url)
-        if parts.scheme and parts.hostname:
-            host = parts.hostname + (f":{parts.port}" if parts.port else "")
-            return parts._replace(netloc=host).geturl()
-        return self.url
+        return _without_credentials(self.url)
 
 
 @dataclass(slots=True)
@@ -115,7 +126,8 @@ def make_forge(
     repository = environ.get("GITHUB_REPOSITORY") or github_repository(remote_url, server)
     if not repository and required:
         raise ConfigError(
-            f"cannot tell the GitHub repository from {remote_url!r}: set GITHUB_REPOSITORY"
+            f"cannot tell the GitHub repository from {_without_credentials(remote_url)!r}:"
+            " set GITHUB_REPOSITORY"
         )
     return GitHub(
         api_url=config.github_api_url, repository=repository or "", token=token, server_url=server
@@ -287,6 +299,13 @@ class Publisher:
         """Close the forge's HTTP client."""
         if self.forge is not None:
             await self.forge.aclose()
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme and parts.hostname and "@" in parts.netloc:
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return url
 
 
 def _last_line(stderr: bytes) -> str:

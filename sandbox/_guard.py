@@ -45,8 +45,18 @@ GIT_HARDENING = (
     "status.submoduleSummary=false",
 )
 # What in the shared git folder can make git run a program, or moves the user's work.
-_WATCHED_FILES = ("config", "info/attributes", "packed-refs", "commondir")
-_WATCHED_DIRS = ("hooks", "info", "refs/heads", "refs/tags")
+# refs/replace, grafts, alternates and shallow change what a commit holds: a test that
+# replaced the base's tree would have fixbot's commits carry files nobody proved.
+_WATCHED_FILES = (
+    "config",
+    "info/attributes",
+    "packed-refs",
+    "commondir",
+    "shallow",
+    "objects/info/alternates",
+    "objects/info/grafts",
+)
+_WATCHED_DIRS = ("hooks", "info", "refs/heads", "refs/tags", "refs/replace")
 
 
 def _snapshot(common: Path) -> dict[str, bytes]:
@@ -94,7 +104,9 @@ class MetadataGuard:
         checkout; a moved ref is only named. What can make git run a program is put back.
         """
         for rel in paths:
-            if rel.startswith("refs/") or rel == "packed-refs":
+            if (rel.startswith("refs/") and not rel.startswith("refs/replace/")) or (
+                rel == "packed-refs"
+            ):
                 continue
             target = self.common / rel
             if rel in self.before:

@@ -67,6 +67,8 @@ def no_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # Never let git stop and ask for anything: there is nobody to answer.
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_CONFIG_NOSYSTEM"] = "1"
+    # A replace ref (a test's, where no fence kept it out) would swap the base's tree.
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"
     env["LC_ALL"] = "C"
     if extra:
         env.update(extra)

@@ -26,6 +26,7 @@ class GitHttp:
     expected: str  # the whole Authorization header value the server accepts
     requests: list[dict[str, str]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    redirect_to: str | None = None  # answer every request with a 302 to this base URL
 
     @property
     def url(self) -> str:
@@ -60,6 +61,12 @@ class GitHttp:
     def serve(self, request: BaseHTTPRequestHandler) -> None:
         """One request: check the header, then let git http-backend answer it."""
         self.requests.append({"path": request.path, **dict(request.headers.items())})
+        if self.redirect_to is not None:
+            request.send_response(302)
+            request.send_header("Location", self.redirect_to + request.path)
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
         if request.headers.get("Authorization") != self.expected:
             request.send_response(401)
             request.send_header("WWW-Authenticate", 'Basic realm="git"')

@@ -93,6 +93,12 @@ def _attack():
         (common / "refs" / "heads" / "evil").write_text(_git("rev-parse", "HEAD") + "\\n")
     except OSError:
         pass
+    try:  # a replace ref: fixbot's commits would carry whatever tree it names
+        (common / "refs" / "replace").mkdir(parents=True, exist_ok=True)
+        head = _git("rev-parse", "HEAD")
+        (common / "refs" / "replace" / head).write_text(head + "\\n")
+    except OSError:
+        pass
     try:
         with open(common.parent / "pkg" / "core.py", "a") as f:
             f.write("# written by a test\\n")
@@ -195,7 +201,7 @@ def metadata(repo: Path) -> dict[str, bytes]:
     for rel in ("config", "info/attributes", "packed-refs"):
         if (common / rel).exists():
             out[rel] = (common / rel).read_bytes()
-    for folder in ("hooks", "refs/heads", "refs/tags"):
+    for folder in ("hooks", "refs/heads", "refs/tags", "refs/replace"):
         for path in sorted((common / folder).rglob("*")):
             if path.is_file():
                 out[path.relative_to(common).as_posix()] = path.read_bytes()
@@ -293,8 +299,13 @@ def test_fallback_restores_metadata_and_stops(tmp_path: Path, listener: Listener
 
     # What can make git run a program is put back; a moved ref only named (it may be
     # the user's own commit, made meanwhile in their checkout).
+    # A replace ref is put back too: it would swap what fixbot's commits hold.
     def code(found: dict[str, bytes]) -> dict[str, bytes]:
-        return {k: v for k, v in found.items() if not k.startswith("refs/")}
+        return {
+            k: v
+            for k, v in found.items()
+            if not k.startswith("refs/") or k.startswith("refs/replace/")
+        }
 
     assert code(metadata(repo)) == code(meta)
     # The payload may have run inside the test's own namespace, where no secret is.

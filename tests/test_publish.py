@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,6 +125,49 @@ class TestPush:
         assert theirs[:12] in lines[0]
         assert remote_tip(remote) == theirs
 
+    def test_a_person_s_amend_is_theirs(self, nightly: tuple[Path, Path], tmp_path: Path) -> None:
+        """A reviewer amends fixbot's commit (fixbot stays author): left alone all the same."""
+        repo, remote = nightly
+        assert run_nightly(repo).returncode == 0
+        clone = tmp_path / "reviewer"
+        git(tmp_path, "clone", "-q", "-b", BRANCH, str(remote), str(clone))
+        (clone / "pkg" / "core.py").write_text(
+            '"""Reviewed."""\n\n\ndef add(a, b):\n    return a + b\n'
+        )
+        git(clone, "commit", "-q", "-a", "--amend", "--no-edit")
+        git(clone, "push", "-q", "-f", "origin", BRANCH)
+        theirs = remote_tip(remote)
+        (repo / "pkg" / "more.py").write_text("import json\n")
+        commit_all(repo, "more")
+        done = run_nightly(repo)
+        assert done.returncode == 0, done.stderr
+        assert "left alone" in done.stderr
+        assert remote_tip(remote) == theirs
+
+    @pytest.mark.parametrize("where", ["local", "remote"])
+    def test_someone_else_s_branch_is_never_moved(
+        self, nightly: tuple[Path, Path], where: str
+    ) -> None:
+        """A branch that only points into people's history (a release branch) is not fixbot's,
+        even with no commit of its own: named by mistake, it is left as it is."""
+        repo, remote = nightly
+        main = git(repo, "rev-parse", "main").strip()
+        if where == "local":
+            git(repo, "branch", "release", main)
+        else:
+            git(repo, "push", "-q", "origin", f"{main}:refs/heads/release")
+        (repo / "pkg" / "more.py").write_text("import json\n")
+        commit_all(repo, "more")
+        done = fixbot("run", repo, "--push", "--branch", "release", "--test-cmd", "")
+        if where == "local":
+            assert done.returncode == 2
+            assert "has commits that are not fixbot's" in done.stderr
+            assert git(repo, "rev-parse", "release").strip() == main
+        else:
+            assert done.returncode == 0, done.stderr
+            assert "left alone" in done.stderr
+        assert remote_tip(remote, "release") in {None, main}
+
     def test_no_such_remote_is_bad_input(self, nightly: tuple[Path, Path]) -> None:
         """--remote that does not exist: exit 2 and one line, before any work."""
         repo, _ = nightly
@@ -198,9 +242,17 @@ class TestHelpers:
         """The token goes into a header scoped to the remote's server, never its URL."""
         remote = Remote("origin", "https://github.com/o/r.git", "Basic abc")
         env = remote.env()
-        assert env["GIT_CONFIG_KEY_0"] == "http.https://github.com/.extraHeader"
-        assert env["GIT_CONFIG_VALUE_0"] == "Authorization: Basic abc"
+        config = {
+            (env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"])
+            for i in range(int(env["GIT_CONFIG_COUNT"]))
+        }
+        assert ("http.https://github.com/.extraHeader", "Authorization: Basic abc") in config
+        assert ("http.https://github.com/.extraHeader", "") in config  # resets CI's own
+        assert ("http.followRedirects", "false") in config
+        assert ("protocol.allow", "never") in config
+        assert env["GIT_CONFIG_GLOBAL"] == os.devnull
         assert Remote("origin", "/srv/r.git", None).env() == {}
+        assert Remote("o", "http://u:pw@[::1]:8080/r", None).shown == "http://[::1]:8080/r"
         assert Remote("o", "https://u:pw@h.example/r", None).shown == "https://h.example/r"
 
 
@@ -241,6 +293,33 @@ class TestTokenPush:
                 assert TOKEN.encode() not in path.read_bytes(), path
         assert TOKEN not in done.stdout + done.stderr
         assert git(repo, "remote", "get-url", "origin").strip() == url
+
+    def test_a_redirect_elsewhere_gets_no_token(self, tmp_path: Path, git_http: GitHttp) -> None:
+        """The forge's URL answers 302 to another server: the push stops, the header stays."""
+        front = GitHttp(
+            tmp_path, "unused", redirect_to=git_http.url.replace("127.0.0.1", "localhost")
+        ).start()
+        try:
+            repo = init_repo(tmp_path / "repo", FILES, venv=False)
+            git(repo, "remote", "add", "origin", f"{front.url}/repo.git")
+            env = {"GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": front.url}
+            done = fixbot("run", repo, "--push", "--branch", BRANCH, "--test-cmd", "", env=env)
+        finally:
+            front.stop()
+        assert done.returncode == 3, done.stderr
+        assert not any("Authorization" in r for r in git_http.requests)
+
+    def test_a_header_persisted_by_ci_checkout_is_replaced(
+        self, tmp_path: Path, git_http: GitHttp
+    ) -> None:
+        """actions/checkout leaves an extraheader in .git/config: one Authorization is sent."""
+        repo = init_repo(tmp_path / "repo", FILES, venv=False)
+        git(repo, "remote", "add", "origin", f"{git_http.url}/repo.git")
+        git(repo, "config", f"http.{git_http.url}/.extraheader", "AUTHORIZATION: basic stale")
+        env = {"GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": git_http.url}
+        done = fixbot("run", repo, "--push", "--branch", BRANCH, "--test-cmd", "", env=env)
+        assert done.returncode == 0, done.stderr
+        assert remote_tip(git_http.root / "repo.git") is not None
 
     def test_a_wrong_token_is_a_service_failure(self, tmp_path: Path, git_http: GitHttp) -> None:
         """The server refuses the token: exit 3 and one line, nothing leaked."""
