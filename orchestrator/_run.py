@@ -236,6 +236,14 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
     python = command.python if command else find_python(ctx.repo)
     limits = default_limits(ctx.pool.size, ctx.config.test_timeout)
     isolation = await probe_isolation(limits=limits, scratch=ctx.run_dir / "tmp")
+    held = [name for name, secret in _secrets(ctx.config) if secret]
+    if command is not None and isolation.sandbox == "none" and held:
+        # Without a PID namespace a test reads /proc/<fixbot>/environ, secrets and all.
+        raise ConfigError(
+            f"the repo's tests would run beside {', '.join(held)} with no namespace to keep"
+            " them from reading it: install bubblewrap (or allow unprivileged user"
+            " namespaces for unshare), or unset it"
+        )
     if not isolation.fences_files:
         ctx.guard = MetadataGuard(ctx.home.parent)  # before any test runs
         # Said out loud: without bubblewrap a test can reach what fixbot's user can.
@@ -274,6 +282,14 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
         impact=impact,
     )
     return command, isolation, prover
+
+
+def _secrets(config: Config) -> list[tuple[str, object]]:
+    return [
+        ("the model's key", config.llm_api_key),
+        ("GITHUB_TOKEN", config.github_token),
+        ("GITLAB_TOKEN", config.gitlab_token),
+    ]
 
 
 async def _baseline(ctx: Context, command: TestCommand | None, prover: Prover) -> None:

@@ -484,3 +484,23 @@ def test_a_repository_planted_in_a_submodule_folder_is_never_read(tmp_path: Path
     done = fixbot("run", repo, "--select", "F401", "--branch", "lint", env=SECRETS)
     assert done.returncode == 0, done.stderr
     assert not loot.exists()
+
+
+def test_no_namespace_and_a_secret_is_refused(tmp_path: Path) -> None:
+    """With neither bubblewrap nor unshare a test could read fixbot's environment: with a
+    token set, the run stops before any test runs; without one, it goes on."""
+    repo = small_repo(tmp_path / "repo")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "sh", "prlimit", "env", "cat", "mkdir"):
+        if found := shutil.which(tool):
+            (bin_dir / tool).symlink_to(found)
+    path = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}"
+    args = ("run", repo, "--select", "F401", "--dry-run")
+    done = fixbot(*args, env={**SECRETS, "PATH": path})
+    assert done.returncode == 2, done.stderr
+    assert "GITHUB_TOKEN with no namespace to keep them from reading it" in done.stderr
+    assert not (repo / ".git" / "fixbot" / "cache" / "tests").exists()  # no test ran
+    done = fixbot(*args, env={"PATH": path})
+    assert done.returncode == 0, done.stderr
+    assert report_of(repo)["isolation"]["processes"] == "process group killed on timeout"
