@@ -48,11 +48,13 @@ def make_plan(
     paths: Sequence[str] = (),
     exclude: Sequence[str] = (),
     symlinks: Collection[str] = (),
+    converted: Collection[str] = (),
 ) -> Plan:
     """One task per file with something an agent can fix, ordered by cost and certainty.
 
     A file reached through a symlink is left alone (`symlinks`): a patch may not
-    write through one, and the file it points at has a task of its own.
+    write through one, and the file it points at has a task of its own. So is a file
+    that .gitattributes converts on checkout (`converted`: see `converted_files`).
     """
     kept: list[Violation] = []
     by_file: dict[str, list[Violation]] = {}
@@ -67,6 +69,9 @@ def make_plan(
             continue
         if v.path in symlinks:
             skipped[v.fingerprint] = "symlink"
+            continue
+        if v.path in converted:
+            skipped[v.fingerprint] = "converted on checkout"
             continue
         if is_protected(v.path):
             # Lint and test configuration (noxfile.py, tox.ini...): a patch to it is

@@ -52,6 +52,10 @@ NOT_ATTEMPTED = {
         "not attempted (lint or test configuration): fixbot never changes these files"
     ),
     "unparsable file": "not attempted (unparsable file): fix its syntax error first",
+    "converted on checkout": (
+        "not attempted (converted on checkout): a .gitattributes filter, eol or ident"
+        " changes this file on checkout, and fixbot commits the bytes it proved"
+    ),
 }
 NO_FIX = "no automatic fix; set FIXBOT_LLM_BASE_URL and FIXBOT_LLM_MODEL to let a model try"
 NO_FIX_MODEL = "no automatic fix, and the model proposed nothing usable (reasons below)"

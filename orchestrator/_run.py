@@ -21,6 +21,7 @@ from fixbot.sandbox import (
     WorktreePool,
     build_impact_map,
     common_dir,
+    converted_files,
     default_limits,
     environment_of,
     find_python,
@@ -167,9 +168,16 @@ async def _stages(ctx: Context, old_tip: str | None, jobs: int) -> Outcome:
         with ctx.timer.stage("plan"):
             router = Router(agents, ctx.config.unsafe_fixes)
             root = ctx.reference.path.resolve()
-            links = {p for p in {v.path for v in violations} if (root / p).resolve() != root / p}
+            found = {v.path for v in violations}
+            links = {p for p in found if (root / p).resolve() != root / p}
+            plain = {p: ctx.reference.read(p) for p in found - links if (root / p).is_file()}
             plan = make_plan(
-                violations, router, paths=ctx.paths, exclude=ctx.config.exclude, symlinks=links
+                violations,
+                router,
+                paths=ctx.paths,
+                exclude=ctx.config.exclude,
+                symlinks=links,
+                converted=await converted_files(ctx.repo, ctx.base, plain),
             )
             estimate = estimate_llm(plan, router, ctx.config)
             content = ctx.reference.read

@@ -5,6 +5,7 @@ gitpython reads; these write (worktrees, commits, refs) and can be cancelled.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,4 +100,29 @@ async def ls_tree_modes(repo: Path, commit: str, paths: Sequence[str]) -> dict[s
         if entry:
             meta, path = entry.split(b"\t", 1)
             out[path.decode()] = meta.split()[0].decode()
+    return out
+
+
+async def converted_files(repo: Path, commit: str, checked_out: Mapping[str, bytes]) -> set[str]:
+    """Of `checked_out` (path -> the bytes a worktree of `commit` holds), the files whose
+    bytes are not their blob: a .gitattributes filter (git-crypt), eol or ident converted
+    them on checkout. fixbot writes blobs as is, so such a file is never patched: its
+    commit would carry the converted (for git-crypt, decrypted) bytes.
+    """
+    if not checked_out:
+        return set()
+    done = await git("ls-tree", "-r", "-z", "--full-tree", commit, cwd=repo)
+    blobs = {}
+    for entry in done.stdout.split(b"\0"):
+        if entry:
+            meta, path = entry.split(b"\t", 1)
+            blobs[path.decode(errors="surrogateescape")] = meta.split()[2].decode()
+    out = set()
+    for path, data in checked_out.items():
+        blob = blobs.get(path)
+        if blob is None:
+            continue
+        algorithm = hashlib.sha256 if len(blob) == 64 else hashlib.sha1
+        if algorithm(b"blob %d\0" % len(data) + data).hexdigest() != blob:
+            out.add(path)
     return out

@@ -5,6 +5,7 @@ Real repos in tmp dirs; the commits are read back with git itself.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from fixbot.orchestrator._merge import (
 )
 from fixbot.sandbox import FileChange, Patch, RepoError, Verdict, sha256
 from fixbot.sandbox._ruff import Ruff
-from tests.conftest import git, write_files
+from tests.conftest import commit_all, fixbot, git, init_repo, write_files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -369,3 +370,32 @@ async def test_base_identity(repo: Path, base: str) -> None:
     identity = await base_identity(repo, base, NAME, EMAIL)
     assert identity == Identity(NAME, EMAIL, f"{BASE_TIME} +0000")
     assert identity.env()["GIT_COMMITTER_EMAIL"] == EMAIL
+
+
+class TestConvertedOnCheckout:
+    """A file .gitattributes converts on checkout is never patched: its blob would change."""
+
+    def test_a_filtered_file_keeps_its_blob(self, tmp_path: Path) -> None:
+        """A git-crypt-like filter: the plaintext never reaches a commit."""
+        repo = init_repo(
+            tmp_path / "repo",
+            {
+                "pkg/__init__.py": "",
+                "pkg/plain.py": "import os\n",
+                "pyproject.toml": '[tool.ruff.lint]\nselect = ["F401"]\n',
+            },
+            venv=False,
+        )
+        git(repo, "config", "filter.crypt.clean", "base64")
+        git(repo, "config", "filter.crypt.smudge", "base64 -d")
+        (repo / ".gitattributes").write_text("pkg/secret.py filter=crypt\n")
+        (repo / "pkg" / "secret.py").write_text('import sys\nKEY = "sk-live-PLAINTEXT"\n')
+        commit_all(repo, "a secret")
+        stored = git(repo, "rev-parse", "HEAD:pkg/secret.py").strip()
+        done = fixbot("run", repo, "--branch", "fx", "--test-cmd", "")
+        assert done.returncode == 0, done.stderr
+        assert git(repo, "rev-parse", "fx:pkg/secret.py").strip() == stored
+        assert "import os" not in git(repo, "show", "fx:pkg/plain.py")
+        runs = repo / ".git" / "fixbot" / "runs"
+        report = json.loads(next(runs.glob("*/report.json")).read_text())
+        assert report["not_attempted"] == {"converted on checkout": 1}
