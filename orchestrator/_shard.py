@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from fixbot.sandbox import ConfigError, Patch, Verdict
+from fixbot.sandbox import ConfigError, Patch, Verdict, sha256
 
 from ._job import PatchRecord
 
@@ -201,7 +201,13 @@ def check_bundles(bundles: Sequence[Bundle], ruff: str) -> list[str]:
 
 def replay(jobs: Sequence[Job], bundles: Sequence[Bundle]) -> int:
     """Put the bundles' records on the merge's jobs, which propose nothing more; the most
-    rounds a shard took."""
+    rounds a shard took.
+
+    A bundle is an artifact anyone with access to the CI run could have replaced, and
+    the merge's gate sees only each file's last content: so each file's accepted steps
+    must chain from the base (a job's content starts as the base's), step by step, or
+    the bundle is refused.
+    """
     by_path = {job.path: job for job in jobs}
     for job in jobs:
         job.stop()
@@ -215,11 +221,28 @@ def replay(jobs: Sequence[Job], bundles: Sequence[Bundle]) -> int:
                     f"bundle {bundle.where} changes {path}, which has nothing to fix at"
                     f" {bundle.base[:12]} under this merge's rules"
                 )
-            owner.records.append(record)
             if record.status == "accepted":
+                _check_step(bundle, record, owner.content)
                 owner.content = record.patch.changes[0].new
+            owner.records.append(record)
             rounds = max(rounds, record.patch.round)
     return rounds
+
+
+def _check_step(bundle: Bundle, record: PatchRecord, current: bytes) -> None:
+    patch = record.patch
+    change = patch.changes[0] if len(patch.changes) == 1 else None
+    if (
+        len(patch.files) != 1
+        or change is None
+        or change.path != patch.files[0]
+        or record.before != current
+        or change.old_sha != sha256(current)
+    ):
+        raise ConfigError(
+            f"bundle {bundle.where}: patch {patch.id} does not follow from the content"
+            f" before it in {patch.files[0]}: refused, it was not proven as it stands"
+        )
 
 
 def _check_disjoint(bundles: Sequence[Bundle]) -> None:

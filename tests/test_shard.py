@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -172,3 +173,20 @@ class TestShardedNightly:
         assert tip == git(repo, "rev-parse", "fixbot/nightly")
         assert fixbot(*args, env=env).returncode == 0  # the same bundles again: nothing new
         assert [r.method for r in fake_forge.requests if r.method != "GET"] == ["POST"]
+
+
+class TestForgedBundle:
+    """A bundle edited after its shard proved it is refused, never landed."""
+
+    def test_a_step_that_does_not_follow(self, repo: Path, tmp_path: Path) -> None:
+        """A step whose content before is not what the chain left: exit 2, no branch."""
+        folders = sharded(repo, tmp_path, 1)
+        path = folders[0] / "bundle.json"
+        data = json.loads(path.read_text())
+        record = next(r for r in data["records"] if r["status"] == "accepted")
+        record["before"] = {"b64": base64.b64encode(b"something else\n").decode()}
+        path.write_text(json.dumps(data))
+        done = fixbot("merge", folders[0], "--repo", repo, "--branch", "forged")
+        assert done.returncode == 2, done.stderr
+        assert "does not follow from the content before it" in done.stderr
+        assert git(repo, "branch", "--list", "forged") == ""
