@@ -159,19 +159,11 @@ class ForgeHttp:
             raise _TransientError(f"{what}: {type(exc).__name__}", None) from None
         except httpx.HTTPError as exc:
             raise ForgeError(f"{what}: {type(exc).__name__}") from None
-        status = response.status_code
-        wait = parse_retry_after(response.headers)
-        limited = response.headers.get("x-ratelimit-remaining") == "0"
-        if status in RETRY_STATUS or (status == 403 and (limited or wait is not None)):
-            if wait is None and limited:
-                wait = _until_reset(response.headers)
-            raise _TransientError(f"{what}: HTTP {status}", wait)
-        if status in {401, 403}:
-            raise ForgeAuthError(f"{what}: HTTP {status} ({_message(response)}); check the token")
-        if status == 404 and ok_missing:
+        _refuse(what, response)
+        if response.status_code == 404 and ok_missing:
             return None
-        if status >= 400:
-            raise ForgeError(f"{what}: HTTP {status} ({_message(response)})")
+        if response.status_code >= 400:
+            raise ForgeError(f"{what}: HTTP {response.status_code} ({_message(response)})")
         if not response.content:
             return None
         try:
@@ -182,6 +174,22 @@ class ForgeHttp:
     async def aclose(self) -> None:
         """Close the pooled client."""
         await self.client.aclose()
+
+
+def _refuse(what: str, response: httpx.Response) -> None:
+    """Raise for a rate limit or 5xx (retried), a refused token, or a redirect."""
+    status = response.status_code
+    wait = parse_retry_after(response.headers)
+    limited = response.headers.get("x-ratelimit-remaining") == "0"
+    if status in RETRY_STATUS or (status == 403 and (limited or wait is not None)):
+        if wait is None and limited:
+            wait = _until_reset(response.headers)
+        raise _TransientError(f"{what}: HTTP {status}", wait)
+    if status in {401, 403}:
+        raise ForgeAuthError(f"{what}: HTTP {status} ({_message(response)}); check the token")
+    if 300 <= status < 400:
+        # Not followed (the token would go along), and not a success either.
+        raise ForgeError(f"{what}: HTTP {status} to {response.headers.get('location', '?')}")
 
 
 def _until_reset(headers: Mapping[str, str]) -> float | None:
@@ -279,8 +287,10 @@ class GitHub:
             json={"title": title, "head": branch, "base": base, "body": body},
         )
         review = _review(data, branch)
+        owner = self.repository.partition("/")[0].lower()
         users = [r for r in reviewers if "/" not in r]
-        teams = [r.split("/", 1)[1] for r in reviewers if "/" in r]
+        # Only the repository owner's teams can review; another org's would be misread.
+        teams = [r.split("/", 1)[1] for r in reviewers if r.lower().startswith(f"{owner}/")]
         if users or teams:
             try:
                 await self.http.call(

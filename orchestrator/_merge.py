@@ -48,8 +48,13 @@ async def base_identity(repo: Path, base: str, name: str, email: str) -> Identit
 async def check_branch(repo: Path, branch: str, identity: Identity, *, force: bool) -> str | None:
     """The branch's current sha, if it may be replaced; RepoError if it may not."""
     done = await git("check-ref-format", "--branch", branch, cwd=repo, check=False)
-    if done.returncode != 0:
+    if done.returncode != 0 or branch.startswith(("refs/", "@")):
         raise RepoError(f"not a valid branch name: {branch!r}")
+    # `origin/main` or a tag's name as a branch would shadow them in the user's commands.
+    for other in (f"refs/remotes/{branch}", f"refs/tags/{branch}"):
+        clash = await git("rev-parse", "--verify", "--quiet", other, cwd=repo, check=False)
+        if clash.returncode == 0:
+            raise RepoError(f"branch name {branch!r} is already {other}: choose another")
     ref = f"refs/heads/{branch}"
     where = (await checked_out_branches(repo)).get(ref)
     if where is not None:
@@ -168,8 +173,7 @@ async def write_commits(
         for rec in recs:
             last_in_group[rec.patch.files[0]] = rec.patch.changes[0].new
         for path, content in sorted(last_in_group.items()):
-            quoted = '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            stream += f"M {modes.get(path, '100644')} inline {quoted}\n".encode()
+            stream += b"M %s inline %s\n" % (modes.get(path, "100644").encode(), _quoted(path))
             stream += b"data %d\n%s\n" % (len(content), content)
     stream += b"done\n"
     await git(
@@ -183,6 +187,20 @@ async def write_commits(
     )
     done = await git("rev-parse", ref, cwd=repo)
     return done.stdout.decode().strip()
+
+
+def _quoted(path: str) -> bytes:
+    """A path as fast-import reads a quoted one: C-style, control characters in octal
+    (a newline in a name would otherwise end the command), other bytes as they are."""
+    out = bytearray(b'"')
+    for byte in path.encode("utf-8", "surrogateescape"):
+        if byte in b'"\\':
+            out += b"\\" + bytes([byte])
+        elif byte < 0x20 or byte == 0x7F:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    return bytes(out + b'"')
 
 
 async def move_branch(repo: Path, branch: str, sha: str, old: str | None) -> None:

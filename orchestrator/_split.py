@@ -12,6 +12,7 @@ changed lines) is cut, file by file, into parts.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -48,12 +49,14 @@ class Group:
     records: list[PatchRecord]
     reviewers: tuple[str, ...] = ()
     part: int = 0  # 1, 2... when the size cap cut the group
+    key_suffix: str = ""  # tells apart groups whose names make the same slug
     dropped: list[str] = field(default_factory=list)  # steps left for a later night
 
     @property
     def slug(self) -> str:
-        """The group's name in a branch: lower case, safe for git."""
-        name = re.sub(r"[^a-z0-9._]+", "-", self.key.lower().lstrip("@")).strip("-.") or "root"
+        """The group's name in a branch: lower case, letters, digits and dashes, short."""
+        name = re.sub(r"[^a-z0-9]+", "-", self.key.lower()).strip("-")[:40].strip("-")
+        name = (name or "root") + (f"-{self.key_suffix}" if self.key_suffix else "")
         return f"{name}-{self.part}" if self.part else name
 
     @property
@@ -156,6 +159,18 @@ def cap(groups: list[Group], max_lines: int | None, base_of: Callable[[str], byt
             records = [r for r in g.records if r.patch.files[0] in paths]
             out.append(Group(g.key, records, g.reviewers, part=k, dropped=list(g.dropped)))
     return out
+
+
+def _distinct_slugs(groups: list[Group]) -> None:
+    """Two groups whose names read alike (`pkg/x` and `pkg-x`) get a hash each: one
+    branch must never carry two groups, the second push replacing the first."""
+    seen: dict[str, int] = {}
+    for g in groups:
+        seen[g.slug] = seen.get(g.slug, 0) + 1
+    for g in groups:
+        if seen[g.slug] > 1:
+            digest = hashlib.sha256(g.key.encode()).hexdigest()[:6]
+            g.key_suffix = digest
 
 
 async def gate_group(g: Group, prover: Prover, reference: Worktree) -> None:
@@ -279,6 +294,7 @@ async def split_and_land(
         for g in groups:
             await replay_rule(g, reference.read, scratch)
     groups = cap(groups, config.pr_max_lines, reference.read)
+    _distinct_slugs(groups)
     for g in groups:
         await gate_group(g, prover, reference)
     return await land_split(groups, landing, config, dict(environ()), report_md)

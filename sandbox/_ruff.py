@@ -141,7 +141,7 @@ class Ruff:
     ) -> LintResult:
         """Lint content held in memory as if it were the file at `path`."""
         args = self._check_args(select, ignore_noqa=ignore_noqa)
-        args += ["--force-exclude", "--stdin-filename", path, "-"]
+        args += ["--force-exclude", f"--stdin-filename={path}", "-"]
         done = await self._run(args, stdin=source)
         text, _ = decode(source)
         sources = _Sources(self.root, path, text)
@@ -158,7 +158,7 @@ class Ruff:
     ) -> bytes:
         """ruff's own fixes (its fix loop runs to a fixed point) on content in memory."""
         args = [*fix_args(unsafe=unsafe), *self._selection(select)]
-        args += ["--force-exclude", "--stdin-filename", path, "-"]
+        args += ["--force-exclude", f"--stdin-filename={path}", "-"]
         done = await self._run(args, stdin=source)
         if b"Failed to converge" in done.stderr:
             raise FixDidNotConverge(path)
@@ -195,7 +195,7 @@ class Ruff:
     async def format_source(self, path: str, source: bytes) -> bytes:
         """`ruff format` of content in memory; the BOM, which ruff drops, is kept."""
         text, bom = decode(source)
-        args = ["format", "--no-cache", "--force-exclude", "--stdin-filename", path, "-"]
+        args = ["format", "--no-cache", "--force-exclude", f"--stdin-filename={path}", "-"]
         done = await self._run(
             args, stdin=text.encode("utf-8", "surrogateescape"), parse_errors_ok=True
         )

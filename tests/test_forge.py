@@ -261,3 +261,30 @@ class TestRetries:
             await github.default_branch()
         assert not isinstance(caught.value, ForgeAuthError)
         assert len(fake_forge.requests) == 3
+
+
+class TestRedirectsAndTeams:
+    """What the API answers that fixbot must not take for success."""
+
+    async def test_a_redirect_is_an_error(self, github: GitHub, fake_forge: FakeForge) -> None:
+        """A 302 is neither followed (the token would go along) nor a success."""
+        fake_forge.fail_next(302, {"Location": "https://evil.example/x"})
+        with pytest.raises(ForgeError, match=r"HTTP 302 to https://evil\.example/x"):
+            await github.default_branch()
+        assert len(fake_forge.requests) == 1
+
+    async def test_only_the_owner_s_teams_are_asked(
+        self, github: GitHub, fake_forge: FakeForge
+    ) -> None:
+        """`otherorg/reviewers` is not this owner's `reviewers` team."""
+        await github.open(
+            branch=BRANCH,
+            base="main",
+            title="t",
+            body="b",
+            reviewers=["alice", "otherorg/reviewers", "owner/reviewers"],
+        )
+        assert fake_forge.requests[-1].json == {
+            "reviewers": ["alice"],
+            "team_reviewers": ["reviewers"],
+        }

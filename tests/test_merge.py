@@ -268,6 +268,17 @@ class TestCommitGroups:
 
 
 class TestCheckBranch:
+    @pytest.mark.parametrize("name", ["refs/heads/main", "@", "origin/main", "v1"])
+    async def test_names_that_would_mislead(
+        self, repo: Path, identity: Identity, name: str
+    ) -> None:
+        """A ref path, `@`, or a name a remote-tracking branch or tag already has: refused."""
+        head = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "update-ref", "refs/remotes/origin/main", head)
+        git(repo, "tag", "v1")
+        with pytest.raises(RepoError):
+            await check_branch(repo, name, identity, force=True)
+
     async def test_new_branch(self, repo: Path, identity: Identity) -> None:
         """A branch that does not exist yet: None, nothing to replace."""
         assert await check_branch(repo, "fixbot/2024-01-01", identity, force=False) is None
@@ -399,3 +410,25 @@ class TestConvertedOnCheckout:
         runs = repo / ".git" / "fixbot" / "runs"
         report = json.loads(next(runs.glob("*/report.json")).read_text())
         assert report["not_attempted"] == {"converted on checkout": 1}
+
+
+class TestOddNames:
+    """File names git allows and fast-import must be told carefully."""
+
+    @pytest.mark.parametrize(
+        "name", ["new\nline.py", 'quote"d.py', "tab\tbed.py", "ü.py", "-dash.py"]
+    )
+    def test_fixed_file_with_an_odd_name(self, tmp_path: Path, name: str) -> None:
+        """A newline, a quote, a tab or a non-ASCII letter: the fix lands under that name."""
+        repo = init_repo(
+            tmp_path / "repo",
+            {"pyproject.toml": '[tool.ruff.lint]\nselect = ["F401"]\n'},
+            venv=False,
+        )
+        (repo / name).write_text("import os\n")
+        commit_all(repo, "odd")
+        done = fixbot("run", repo, "--branch", "fx", "--test-cmd", "")
+        assert done.returncode == 0, done.stderr
+        listed = git(repo, "ls-tree", "-z", "--name-only", "fx").split("\0")
+        assert name in listed
+        assert not list((repo / ".git").glob("fast_import_crash_*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from fake_forge import FakeForge
 from fake_forge import fake_forge as _fake_forge
 
 from fixbot.orchestrator._codeowners import CodeOwners
-from fixbot.orchestrator._split import changed_lines
+from fixbot.orchestrator._split import Group, _distinct_slugs, changed_lines
 
 fake_forge = _fake_forge  # a plain import of the fixture trips ruff's F401/F811
 
@@ -82,6 +83,16 @@ apps/ @octocat
         rules = CodeOwners.parse("* @all\ndocs/* @docs\n")
         assert rules.owners("docs/a.md") == ("@docs",)
         assert rules.owners("docs/sub/b.md") == ("@all",)
+
+
+def test_group_names_never_share_a_branch() -> None:
+    """`pkg/x` and `pkg-x`, `.` and `root`: distinct branches; odd owners make safe names."""
+    groups = [Group(k, []) for k in ("pkg/x", "pkg-x", ".", "root", "@a/../../b", "@x.lock")]
+    _distinct_slugs(groups)
+    slugs = [g.slug for g in groups]
+    assert len(set(slugs)) == len(slugs)
+    assert all(re.fullmatch(r"[a-z0-9-]+", s) for s in slugs)
+    assert Group("@" + "o" * 200, []).slug == "o" * 40
 
 
 def test_changed_lines() -> None:
