@@ -28,9 +28,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger("fixbot")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Outcome:
     """What a finished run hands the CLI."""
+
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio.Runner reprs the main task, result and all, when it
+        # checks the SIGINT handler on the way out (3.11): a whole report's repr took
+        # half a second of every run.
+        return f"Outcome(report_dir={self.report_dir!r}, accepted={self.report.accepted})"
 
     report: Report
     report_dir: Path
