@@ -112,12 +112,12 @@ async def converted_files(repo: Path, commit: str, checked_out: Mapping[str, byt
     if not checked_out:
         return set()
     done = await git("ls-tree", "-r", "-z", "--full-tree", commit, cwd=repo)
-    blobs = {}
+    blobs: dict[str, str] = {}
     for entry in done.stdout.split(b"\0"):
         if entry:
-            meta, path = entry.split(b"\t", 1)
-            blobs[path.decode(errors="surrogateescape")] = meta.split()[2].decode()
-    out = set()
+            meta, name = entry.split(b"\t", 1)
+            blobs[name.decode(errors="surrogateescape")] = meta.split()[2].decode()
+    out: set[str] = set()
     for path, data in checked_out.items():
         blob = blobs.get(path)
         if blob is None:
