@@ -84,7 +84,10 @@ def run(
         str | None, typer.Option(help="The repo's test command ('' for lint-only proof).")
     ] = None,
     report_dir: Annotated[
-        str | None, typer.Option(help="Where report.json and report.md go.")
+        str | None,
+        typer.Option(
+            help="Where report.json and report.md go.", rich_help_panel="Output and config"
+        ),
     ] = None,
     dry_run: Annotated[
         bool | None,
@@ -92,42 +95,76 @@ def run(
     ] = None,
     force: Annotated[
         bool | None,
-        typer.Option("--force/--no-force", help="Replace a branch that has others' commits."),
+        typer.Option(
+            "--force/--no-force",
+            help="Replace a branch that has others' commits.",
+            rich_help_panel="Publishing",
+        ),
     ] = None,
     push: Annotated[
         bool | None,
-        typer.Option("--push/--no-push", help="Push the branch (force with lease)."),
+        typer.Option(
+            "--push/--no-push",
+            help="Push the branch (force with lease).",
+            rich_help_panel="Publishing",
+        ),
     ] = None,
     open_pr: Annotated[
         bool | None,
-        typer.Option("--open-pr/--no-open-pr", help="Open or update the branch's PR; pushes."),
+        typer.Option(
+            "--open-pr/--no-open-pr",
+            help="Open or update the branch's PR; pushes.",
+            rich_help_panel="Publishing",
+        ),
     ] = None,
-    remote: Annotated[str | None, typer.Option(help="The remote to push to.")] = None,
+    remote: Annotated[
+        str | None, typer.Option(help="The remote to push to.", rich_help_panel="Publishing")
+    ] = None,
     pr_base: Annotated[
-        str | None, typer.Option(help="The branch a new PR targets (default: the repo's).")
+        str | None,
+        typer.Option(
+            help="The branch a new PR targets (default: the repo's).", rich_help_panel="Publishing"
+        ),
     ] = None,
-    forge: Annotated[str | None, typer.Option(help="github, gitlab or auto.")] = None,
+    forge: Annotated[
+        str | None, typer.Option(help="github, gitlab or auto.", rich_help_panel="Publishing")
+    ] = None,
     split_by: Annotated[
-        str | None, typer.Option(help="One branch and PR per rule, directory or codeowners.")
+        str | None,
+        typer.Option(
+            help="One branch and PR per rule, directory or codeowners.",
+            rich_help_panel="Publishing",
+        ),
     ] = None,
     pr_max_lines: Annotated[
-        int | None, typer.Option(help="Cut a PR over this many changed lines into parts.")
+        int | None,
+        typer.Option(
+            help="Cut a PR over this many changed lines into parts.", rich_help_panel="Publishing"
+        ),
     ] = None,
     test_timeout: Annotated[
         float | None, typer.Option(help="Seconds one test run may take.")
     ] = None,
     llm_base_url: Annotated[
-        str | None, typer.Option(help="The model's OpenAI-compatible base URL.")
+        str | None,
+        typer.Option(help="The model's OpenAI-compatible base URL.", rich_help_panel="Model"),
     ] = None,
-    llm_model: Annotated[str | None, typer.Option(help="The model's name.")] = None,
+    llm_model: Annotated[
+        str | None, typer.Option(help="The model's name.", rich_help_panel="Model")
+    ] = None,
     llm_concurrency: Annotated[
-        int | None, typer.Option(help="Model requests in flight (default 16).")
+        int | None,
+        typer.Option(help="Model requests in flight (default 16).", rich_help_panel="Model"),
     ] = None,
     llm_max_requests: Annotated[
-        int | None, typer.Option(help="Hard cap on model requests, retries included.")
+        int | None,
+        typer.Option(help="Hard cap on model requests, retries included.", rich_help_panel="Model"),
     ] = None,
     llm_token_budget: Annotated[
-        int | None, typer.Option(help="Hard cap on model tokens, prompt and completion.")
+        int | None,
+        typer.Option(
+            help="Hard cap on model tokens, prompt and completion.", rich_help_panel="Model"
+        ),
     ] = None,
     log_format: opt.LogFormat = None,
     color: opt.Color = None,
@@ -135,29 +172,57 @@ def run(
     config_file: opt.ConfigFile = None,
     diff: Annotated[
         bool | None,
-        typer.Option("--diff/--no-diff", help="Print the diff of what landed (or would)."),
+        typer.Option(
+            "--diff/--no-diff",
+            help="Print the diff of what landed (or would).",
+            rich_help_panel="Output and config",
+        ),
     ] = None,
     exit_non_zero_on_fix: Annotated[
         bool | None,
-        typer.Option("--exit-non-zero-on-fix", help="Exit 1 when any fix landed."),
+        typer.Option(
+            "--exit-non-zero-on-fix",
+            help="Exit 1 when any fix landed.",
+            rich_help_panel="Output and config",
+        ),
     ] = None,
     output_format: Annotated[
-        str | None, typer.Option(help="What stayed unfixed: text, github, gitlab or json.")
+        str | None,
+        typer.Option(
+            help="What stayed unfixed: text, github, gitlab or json.",
+            rich_help_panel="Output and config",
+        ),
     ] = None,
     output_file: Annotated[
-        str | None, typer.Option(help="Write --output-format's output here, not to stdout.")
+        str | None,
+        typer.Option(
+            help="Write --output-format's output here, not to stdout.",
+            rich_help_panel="Output and config",
+        ),
     ] = None,
     fail_on_unfixed: Annotated[
         bool | None,
-        typer.Option("--fail-on-unfixed/--no-fail-on-unfixed", help="Exit 1 if debt is left."),
+        typer.Option(
+            "--fail-on-unfixed/--no-fail-on-unfixed",
+            help="Exit 1 if debt is left.",
+            rich_help_panel="Output and config",
+        ),
     ] = None,
     verbose: opt.Verbose = False,
     plan: Annotated[
-        Path | None, typer.Option(help="A plan from `fixbot plan`: prove one of its shards.")
+        Path | None,
+        typer.Option(
+            help="A plan from `fixbot plan`: prove one of its shards.", rich_help_panel="Sharding"
+        ),
     ] = None,
-    shard: Annotated[int | None, typer.Option(help="The shard to prove (1-based).")] = None,
+    shard: Annotated[
+        int | None, typer.Option(help="The shard to prove (1-based).", rich_help_panel="Sharding")
+    ] = None,
     bundle_out: Annotated[
-        Path | None, typer.Option(help="Folder for the shard's bundle, for `fixbot merge`.")
+        Path | None,
+        typer.Option(
+            help="Folder for the shard's bundle, for `fixbot merge`.", rich_help_panel="Sharding"
+        ),
     ] = None,
 ) -> None:
     """Lint, propose fixes, prove each one, and put the proven ones on a branch."""
