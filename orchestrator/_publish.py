@@ -25,7 +25,7 @@ import structlog
 
 from fixbot.sandbox import ConfigError, ServiceError, git
 
-from ._forge import Forge, GitHub
+from ._forge import Forge, GitHub, Review
 from ._merge import foreign_commit
 
 if TYPE_CHECKING:
@@ -264,19 +264,35 @@ class Publisher:
         if tip is None:
             log.info("publish.skipped", reason="nothing landed")
             return {"pushed": "no", "why": "nothing landed"}
+        forge = None if not self.config.open_pr else self.forge
         if self.state.tip is not None and await same_tree(self.repo, tip, self.state.tip):
             log.info("publish.skipped", reason="the remote branch has the same tree")
             why = f"{self.remote.name}/{self.branch} already has these fixes"
-            return {"pushed": "no", "why": why}
+            done: dict[str, object] = {"pushed": "no", "why": why}
+            # An earlier night pushed, then failed to open its review (the API was down):
+            # opening it now finishes that night's work. An open review is left as it is.
+            if forge is not None:
+                review = await forge.find_open(self.branch)
+                if review is None:
+                    done |= await self._review(forge, None, accepted, report_md)
+                else:
+                    done["url"], done["review"] = review.url, "unchanged"
+            return done
         await push(self.repo, self.remote, self.branch, tip, self.state.tip)
         log.info("publish.pushed", remote=self.remote.shown, branch=self.branch, tip=tip)
-        done: dict[str, object] = {"pushed": "yes", "remote": self.remote.shown, "tip": tip}
-        forge = self.forge
-        if not self.config.open_pr or forge is None:
-            return done
+        done = {"pushed": "yes", "remote": self.remote.shown, "tip": tip}
+        if forge is not None:
+            done |= await self._review(
+                forge, await forge.find_open(self.branch), accepted, report_md
+            )
+        return done
+
+    async def _review(
+        self, forge: Forge, review: Review | None, accepted: int, report_md: str
+    ) -> dict[str, object]:
+        """Open the branch's review, or update the open one."""
         title = title_for(accepted, self.branch)
         body = pr_body(report_md, forge.body_limit, report_url(self.environ))
-        review = await forge.find_open(self.branch)
         if review is None:
             target = self.config.pr_base or await forge.default_branch()
             review = await forge.open(
@@ -287,13 +303,12 @@ class Publisher:
                 # Users and teams (@name, @org/team); an e-mail owner cannot be asked.
                 reviewers=[r[1:] for r in self.reviewers if r.startswith("@")],
             )
-            done["review"] = "opened"
+            action = "opened"
         else:
             review = await forge.update(review, title=title, body=body)
-            done["review"] = "updated"
-        done["url"] = review.url
-        log.info("publish.review", action=done["review"], url=review.url)
-        return done
+            action = "updated"
+        log.info("publish.review", action=action, url=review.url)
+        return {"review": action, "url": review.url}
 
     async def aclose(self) -> None:
         """Close the forge's HTTP client."""

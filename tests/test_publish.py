@@ -379,6 +379,23 @@ class TestOpenPr:
         sent = next(r for r in fake_forge.requests if r.method == "PATCH")
         assert sent.headers["authorization"] == f"Bearer {fake_forge.token}"
 
+    def test_a_review_the_api_failed_to_open_is_opened_next_night(
+        self, nightly: tuple[Path, Path], fake_forge: FakeForge
+    ) -> None:
+        """Night 1 pushed, then the API failed; night 2, nothing new: no push, the PR opens."""
+        repo, remote = nightly
+        args = ("run", repo, "--open-pr", "--branch", BRANCH, "--test-cmd", "")
+        fake_forge.fail_next(401)
+        assert fixbot(*args, env=pr_env(fake_forge)).returncode == 3
+        pushed = remote_tip(remote)
+        assert pushed is not None
+        assert not fake_forge.reviews
+        done = fixbot(*args, env=pr_env(fake_forge))
+        assert done.returncode == 0, done.stderr
+        assert writes(fake_forge) == [("POST", "/repos/owner/name/pulls")]
+        assert remote_tip(remote) == pushed
+        assert report_of(repo)["published"]["pushed"] == "no"
+
     def test_a_refused_token_exits_3(
         self, nightly: tuple[Path, Path], fake_forge: FakeForge
     ) -> None:
