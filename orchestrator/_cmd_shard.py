@@ -12,7 +12,6 @@ import typer
 from fixbot.agents import Router
 from fixbot.sandbox import (
     ConfigError,
-    FixbotError,
     Ruff,
     WorktreePool,
     common_dir,
@@ -62,10 +61,11 @@ def plan_shards(
         config = load_config(repo, flags=flags, config_file=config_file)
         start(config, quiet=quiet)
         plan = anyio.run(_make_plan, repo, paths or [], config, shards)
-        plan.write(output)
-    except (*EXPECTED, OSError) as exc:
-        if isinstance(exc, OSError):
-            exc = ConfigError(f"cannot write {output}: {exc.strerror or exc}")
+        try:
+            plan.write(output)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
+    except EXPECTED as exc:
         raise exit_for(exc) from None
     sizes = ", ".join(str(len(s)) for s in plan.shards)
     screen.out.print(f"plan: {output} ({shards} shards of {sizes} files)", highlight=False)
@@ -122,6 +122,10 @@ def run_shard(
         raise ConfigError("with --plan, the plan says which files: give no PATHS")
     if flags.get("push") or flags.get("open_pr"):
         raise ConfigError("a shard only proves: `fixbot merge` pushes and opens the PR")
+    try:
+        bundle_out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--bundle-out cannot be made: {exc.strerror or exc}") from None
     plan = ShardPlan.read(plan_file)
     mine = plan.paths_of(shard)
     flags = {
@@ -130,6 +134,9 @@ def run_shard(
         "select": plan.select,
         "exclude": plan.exclude,
         "dry_run": True,
+        # FIXBOT_PUSH in the job's environment is for the merge, not for a shard.
+        "push": False,
+        "open_pr": False,
         "report_dir": str(bundle_out),
         "branch": None,
     }
@@ -219,6 +226,8 @@ def merge(
         "color": color,
     }
     try:
+        if not repo.is_dir():
+            raise ConfigError(f"--repo is not a directory: {repo}")
         loaded = [Bundle.read(folder) for folder in bundles]
         first = loaded[0]
         flags |= {"base": first.base, "select": first.select, "exclude": first.exclude}
@@ -227,6 +236,6 @@ def merge(
         for warning in check_bundles(loaded, anyio.run(_ruff_version, repo, config)):
             warn(warning)
         outcome, seconds = run_with_progress(repo, [], config, bundles=loaded)
-    except (*EXPECTED, FixbotError) as exc:
+    except EXPECTED as exc:
         raise exit_for(exc) from None
     finish(outcome, config, seconds)

@@ -17,6 +17,7 @@ import types
 import typing
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -119,6 +120,13 @@ class Config(BaseModel):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # a port that is not a number raises here
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if not parts.hostname:
+            raise ValueError("expected a host in the URL")
         return value.rstrip("/")
 
     @field_validator("sources")

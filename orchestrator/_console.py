@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from fixbot.sandbox import FixbotError
+from fixbot.sandbox import ConfigError, FixbotError
 
 from . import _logging
 from ._publish import LeftAlone
@@ -95,6 +95,14 @@ def handle_signals() -> None:
 def start(config: Config, *, verbose: bool = False, quiet: bool = False) -> None:
     """Consoles and logging set up with every secret redacted; warnings said."""
     check_report_dir(config.report_dir)
+    if config.output_file:
+        # Found unwritable before the branch is written and pushed, not after.
+        path = Path(config.output_file).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.open("a").close()
+        except OSError as exc:
+            raise ConfigError(f"--output-file cannot be written: {path}: {exc.strerror}") from None
     screen.configure(config.color, quiet=quiet, verbose=verbose)
     tokens = (config.llm_api_key, config.github_token, config.gitlab_token)
     secrets = [s.get_secret_value() for s in tokens if s]
@@ -106,9 +114,7 @@ def start(config: Config, *, verbose: bool = False, quiet: bool = False) -> None
 
 
 def warn(message: str) -> None:
-    """One warning line on stderr, printed as is."""
-    if screen.quiet:
-        return
+    """One warning line on stderr, printed as is (quiet too: -q keeps warnings)."""
     line = Text.assemble(("fixbot: warning: ", "yellow"), message)
     screen.err.print(line, highlight=False)
 
@@ -129,9 +135,9 @@ def exit_for(exc: BaseException) -> typer.Exit:
     """One line and an exit code for an error a user caused; a bug keeps its traceback."""
     # Errors raised inside task groups arrive wrapped in exception groups.
     while isinstance(exc, BaseExceptionGroup):
-        expected = exc.subgroup((FixbotError, KeyboardInterrupt, LeftAlone))
-        if expected is None:
-            raise exc
+        expected, rest = exc.split((FixbotError, KeyboardInterrupt, LeftAlone))
+        if rest is not None or expected is None:
+            raise exc  # a bug beside a user's error still shows its traceback
         exc = expected.exceptions[0]
     if isinstance(exc, LeftAlone):
         screen.err.print(f"fixbot: {exc}", markup=False, highlight=False, soft_wrap=True)

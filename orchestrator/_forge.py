@@ -97,7 +97,6 @@ class ForgeHttp:
     wait_initial: float = 1.0
     wait_jitter: float = 1.0
     client: httpx.AsyncClient = field(init=False, repr=False)
-    requests: int = 0
 
     def __post_init__(self) -> None:
         self.client = httpx.AsyncClient(
@@ -152,7 +151,6 @@ class ForgeHttp:
         ok_missing: bool,
     ) -> Any:
         what = f"{method} {path.split('?', maxsplit=1)[0]}"
-        self.requests += 1
         try:
             response = await self.client.request(method, path.lstrip("/"), json=body, params=params)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -281,11 +279,19 @@ class GitHub:
         self, *, branch: str, base: str, title: str, body: str, reviewers: list[str]
     ) -> Review:
         """POST a pull request, then request reviewers (a team as `org/team`)."""
-        data = await self.http.call(
-            "POST",
-            f"{self._repo}/pulls",
-            json={"title": title, "head": branch, "base": base, "body": body},
-        )
+        try:
+            data = await self.http.call(
+                "POST",
+                f"{self._repo}/pulls",
+                json={"title": title, "head": branch, "base": base, "body": body},
+            )
+        except ForgeAuthError:
+            raise
+        except ForgeError as exc:
+            # A POST that timed out may have opened it: retried, GitHub says 422.
+            if "HTTP 422" in str(exc) and (found := await self.find_open(branch)):
+                return found
+            raise
         review = _review(data, branch)
         owner = self.repository.partition("/")[0].lower()
         users = [r for r in reviewers if "/" not in r]

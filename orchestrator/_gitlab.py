@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import structlog
 
-from ._forge import ForgeError, ForgeHttp, Review, _field, basic_auth, same_server
+from ._forge import ForgeAuthError, ForgeError, ForgeHttp, Review, _field, basic_auth, same_server
 
 log = structlog.get_logger("fixbot")
 
@@ -91,7 +91,15 @@ class GitLab:
         }
         if reviewer_ids := await self._user_ids(reviewers):
             payload["reviewer_ids"] = reviewer_ids
-        data = await self.http.call("POST", f"{self._project}/merge_requests", json=payload)
+        try:
+            data = await self.http.call("POST", f"{self._project}/merge_requests", json=payload)
+        except ForgeAuthError:
+            raise
+        except ForgeError as exc:
+            # A POST that timed out may have opened it: retried, GitLab says 409.
+            if "HTTP 409" in str(exc) and (found := await self.find_open(branch)):
+                return found
+            raise
         return _review(data, branch)
 
     async def update(self, review: Review, *, title: str, body: str) -> Review:
@@ -114,7 +122,14 @@ class GitLab:
             if not name or "/" in name:
                 log.warning("forge.reviewer_skipped", reviewer=raw, reason="not a GitLab user name")
                 continue
-            found = await self.http.call("GET", "users", params={"username": name})
+            try:
+                found = await self.http.call("GET", "users", params={"username": name})
+            except ForgeAuthError:
+                raise
+            except ForgeError as exc:
+                # The merge request stands without this reviewer.
+                log.warning("forge.reviewer_skipped", reviewer=raw, reason=str(exc))
+                continue
             user_id = _user_id(found, name)
             if user_id is None:
                 log.warning("forge.reviewer_skipped", reviewer=raw, reason="no such user")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from fixbot.sandbox import git
+from fixbot.sandbox import ServiceError, git
 
 from ._merge import move_branch, write_commits
 from ._plan import in_scope
@@ -16,7 +16,7 @@ from ._proof import proof_block, proof_line
 from ._report import build_report, save_rejected, unified_diff
 from ._report_md import write_reports
 from ._shard import fixbot_version
-from ._split import Landing, split_and_land
+from ._split import Landing, failures, split_and_land
 from ._types import Outcome
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ async def land(ctx: Context, proven: Proven, old_tip: str | None) -> Outcome:
             body = (report_dir / "report.md").read_text(encoding="utf-8")
             report.published = await _publish(ctx, tip, records, prover, proof, body)
             write_reports(report, report_dir)
+        if failed := failures(report.published):
+            raise ServiceError(f"publishing failed for {len(failed)} group(s): {failed[0]}")
     return Outcome(report, report_dir, ctx.run_dir, remaining=after, records=records, patch=patch)
 
 

@@ -249,13 +249,23 @@ class Publisher:
     forge: Forge | None = None
     state: RemoteState | None = None
 
-    async def prepare(self) -> None:
-        """Find the remote and the forge; LeftAlone if a person has pushed to the branch."""
+    async def prepare(self, *, branch_too: bool = True) -> None:
+        """Find the remote and the forge; LeftAlone if a person has pushed to the branch
+        (`branch_too`: with --split-by the groups' branches are looked at one by one)."""
+        shallow = await git("rev-parse", "--is-shallow-repository", cwd=self.repo)
+        if shallow.stdout.strip() == b"true":
+            # Whose commits are on the remote branch is told from history: a shallow
+            # clone would take the base of an earlier night for a person's commit.
+            raise ConfigError(
+                "publishing needs the repository's whole history, and this clone is shallow:"
+                " `git fetch --unshallow` (in GitHub Actions, checkout with fetch-depth: 0)"
+            )
         url = await find_remote(self.repo, self.config.remote)
         self.forge = make_forge(self.config, self.environ, url, required=self.config.open_pr)
         header = self.forge.push_header(url) if self.forge else None
         self.remote = Remote(self.config.remote, url, header)
-        self.state = await look(self.repo, self.remote, self.branch, self.base, self.identity)
+        if branch_too:
+            self.state = await look(self.repo, self.remote, self.branch, self.base, self.identity)
 
     async def publish(self, tip: str | None, *, accepted: int, report_md: str) -> dict[str, object]:
         """Push and open or update the review; what was done, for the report."""

@@ -85,10 +85,19 @@ async def run_fixbot(
         branch = None if config.dry_run else (config.branch or f"fixbot/{now:%Y-%m-%d}")
         old_tip = await check_branch(repo, branch, identity, force=config.force) if branch else None
         publisher = None
-        if branch and (config.push or config.open_pr) and config.split_by == "none":
-            # Before any work: a branch a person has pushed to ends the run here (LeftAlone).
+        if branch and (config.push or config.open_pr):
+            # Before any work: a missing token or remote is said now, and a branch a
+            # person has pushed to ends the run here (LeftAlone). Split, the groups'
+            # branches are looked at when each is published.
             publisher = Publisher(repo, config, branch, base, identity, environ())
-            await publisher.prepare()
+            try:
+                await publisher.prepare(branch_too=config.split_by == "none")
+            except BaseException:
+                await publisher.aclose()
+                raise
+            if config.split_by != "none":
+                await publisher.aclose()
+                publisher = None
         rel_paths = [relative_path(repo, repo_arg, p) for p in paths]
         run_dir = new_run_dir(home, f"{now:%Y%m%dT%H%M%SZ}-{base[:8]}")
         # One worktree per core the run may use (cgroup- and affinity-aware), plus the reference.

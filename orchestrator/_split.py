@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from fixbot.agents import Task
-from fixbot.sandbox import FileChange, RepoError, git, sha256
+from fixbot.sandbox import FileChange, RepoError, ServiceError, git, sha256
 
 from ._codeowners import CodeOwners
 from ._gate import final_gate
@@ -246,6 +246,13 @@ async def land_split(
     return {"split_by": config.split_by, "groups": done}
 
 
+def failures(published: dict[str, object]) -> list[str]:
+    """The groups whose publishing failed, a line each."""
+    groups = published.get("groups", [])
+    assert isinstance(groups, list)  # noqa: S101 - land_split's own shape
+    return [f"{g['group']}: {g['failed']}" for g in groups if "failed" in g]
+
+
 async def _publish(
     g: Group,
     branch: str,
@@ -269,6 +276,11 @@ async def _publish(
     except LeftAlone as exc:
         log.warning("split.left_alone", group=g.key, why=str(exc))
         return {"pushed": "no", "why": str(exc)}
+    except ServiceError as exc:
+        # One group's failure (a refused push, the API down) leaves the others to go on;
+        # the run still ends with exit 3 (see land_split).
+        log.warning("split.failed", group=g.key, why=str(exc))
+        return {"pushed": "no", "failed": str(exc)}
     finally:
         await publisher.aclose()
 

@@ -69,14 +69,17 @@ class Ruff:
         parse_errors_ok: bool = False,
         on_line: Callable[[bytes], None] | None = None,
     ) -> Completed:
-        done = await run(
-            [self.executable, *args],
-            cwd=self.root,
-            env=no_git_env({"RUFF_NO_CACHE": "true"}),
-            stdin=stdin,
-            timeout=self.timeout,
-            on_line=on_line,
-        )
+        try:
+            done = await run(
+                [self.executable, *args],
+                cwd=self.root,
+                env=no_git_env({"RUFF_NO_CACHE": "true"}),
+                stdin=stdin,
+                timeout=self.timeout,
+                on_line=on_line,
+            )
+        except OSError as exc:
+            raise ToolError(f"cannot run ruff ({self.executable}): {exc.strerror or exc}") from None
         # `ruff format` exits 2 on a file it cannot parse too; that is the file's problem.
         parse_error = (
             parse_errors_ok

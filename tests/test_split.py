@@ -165,3 +165,12 @@ class TestSplitRuns:
         assert done.returncode == 0, done.stderr
         branches = sorted(g["branch"] for g in report_of(repo)["published"]["groups"])
         assert branches == ["lint-api-1", "lint-api-2", "lint-core"]
+
+    def test_publishing_settings_are_checked_before_any_work(self, repo: Path) -> None:
+        """--open-pr without a token, split: exit 2 and not one branch written."""
+        git(repo, "remote", "add", "origin", str(repo.parent / "remote.git"))
+        done = fixbot("run", repo, "--branch", "lint", "--split-by", "directory", "--open-pr",
+                      env={"GITHUB_TOKEN": ""})  # fmt: skip
+        assert done.returncode == 2
+        assert "GITHUB_TOKEN" in done.stderr
+        assert git(repo, "branch", "--list", "lint*") == ""
