@@ -451,3 +451,15 @@ class TestGitLab:
         assert fixbot(*args, env=env).returncode == 0
         assert writes(fake_forge)[1:] == [("PUT", f"{project}/merge_requests/{mr.number}")]
         assert all(r.headers.get("private-token") == fake_forge.token for r in fake_forge.requests)
+
+
+def test_a_shallow_clone_is_refused(nightly: tuple[Path, Path], tmp_path: Path) -> None:
+    """--push from a shallow clone: one line naming the fix, before any work."""
+    repo, remote = nightly
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow))
+    git(shallow, "remote", "set-url", "origin", str(remote))
+    done = run_nightly(shallow)
+    assert done.returncode == 2
+    assert "this clone is shallow" in done.stderr
+    assert remote_tip(remote) is None
