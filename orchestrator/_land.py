@@ -10,7 +10,7 @@ import structlog
 
 from fixbot.sandbox import ServiceError, git
 
-from ._merge import move_branch, write_commits
+from ._merge import write_branch
 from ._plan import in_scope
 from ._proof import proof_block, proof_line
 from ._report import build_report, save_rejected, unified_diff
@@ -112,8 +112,7 @@ async def _publish(
     if ctx.publisher is not None:
         fixed = sum(len(r.patch.targets) for r in records if r.status == "accepted")
         return await ctx.publisher.publish(tip, accepted=fixed, report_md=body)
-    staging = f"refs/fixbot/staging/{ctx.run_dir.name}"
-    landing = Landing(ctx.repo, ctx.base, ctx.identity, proof, ctx.branch or "fixbot", staging)
+    landing = Landing(ctx.repo, ctx.base, ctx.identity, proof, ctx.branch or "fixbot")
     return await split_and_land(
         records, ctx.config, prover, ctx.reference, landing, body, ctx.run_dir / "split"
     )
@@ -131,12 +130,7 @@ async def _merge(ctx: Context, fan: FanOut, old_tip: str | None, proof: str) -> 
     accepted = [r for j in fan.jobs for r in j.records if r.status == "accepted"]
     if not ctx.branch or not accepted:
         return None
-    staging = f"refs/fixbot/staging/{ctx.run_dir.name}"
-    try:
-        tip = await write_commits(ctx.repo, ctx.base, accepted, ctx.identity, proof, staging)
-        await move_branch(ctx.repo, ctx.branch, tip, old_tip)
-    finally:
-        await git("update-ref", "-d", staging, cwd=ctx.repo, check=False)
+    tip = await write_branch(ctx.repo, ctx.base, accepted, ctx.identity, proof, ctx.branch, old_tip)
     log.info("branch.written", branch=ctx.branch, tip=tip, patches=len(accepted))
     return tip
 

@@ -203,6 +203,28 @@ def _quoted(path: str) -> bytes:
     return bytes(out + b'"')
 
 
+async def write_branch(
+    repo: Path,
+    base: str,
+    records: list[PatchRecord],
+    identity: Identity,
+    proof: str,
+    branch: str,
+    old: str | None,
+) -> str:
+    """Commits for `records` on `base`, then the branch moved to them from `old`; the tip.
+
+    The commits are built on a scratch ref of their own, removed whatever happens.
+    """
+    staging = f"refs/fixbot/staging/{branch}"
+    try:
+        tip = await write_commits(repo, base, records, identity, proof, staging)
+        await move_branch(repo, branch, tip, old)
+    finally:
+        await git("update-ref", "-d", staging, cwd=repo, check=False)
+    return tip
+
+
 async def move_branch(repo: Path, branch: str, sha: str, old: str | None) -> None:
     """Point the branch at `sha`, only if nobody moved it since we looked."""
     await git("update-ref", "-m", "fixbot run", f"refs/heads/{branch}", sha, old or "", cwd=repo)

@@ -320,4 +320,4 @@ async def _baseline(ctx: Context, command: TestCommand | None, prover: Prover) -
     )
 
 
-__all__ = ["Outcome", "check_baseline", "relative_path", "run_fixbot"]
+__all__ = ["relative_path", "run_fixbot"]

@@ -26,7 +26,7 @@ from fixbot.sandbox import FileChange, RepoError, ServiceError, git, sha256
 from ._codeowners import CodeOwners
 from ._gate import final_gate
 from ._job import Job, PatchRecord
-from ._merge import check_branch, move_branch, write_commits
+from ._merge import check_branch, write_branch
 from ._publish import LeftAlone, Publisher, environ
 
 if TYPE_CHECKING:
@@ -199,7 +199,6 @@ class Landing:
     identity: Identity
     proof: str
     prefix: str  # the run's branch; groups are <prefix>-<slug>
-    staging: str  # a scratch ref for fast-import
 
     async def write(self, g: Group, *, force: bool) -> tuple[str, str] | str:
         """The group's branch and tip, or why it was not written."""
@@ -208,14 +207,11 @@ class Landing:
             return "no fix of it holds on its own (see left_for_later)"
         try:
             old = await check_branch(self.repo, branch, self.identity, force=force)
-            tip = await write_commits(
-                self.repo, self.base, g.records, self.identity, self.proof, self.staging
+            tip = await write_branch(
+                self.repo, self.base, g.records, self.identity, self.proof, branch, old
             )
-            await move_branch(self.repo, branch, tip, old)
         except RepoError as exc:
             return str(exc)
-        finally:
-            await git("update-ref", "-d", self.staging, cwd=self.repo, check=False)
         return branch, tip
 
 
