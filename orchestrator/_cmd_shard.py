@@ -197,6 +197,12 @@ def merge(
     fail_on_unfixed: Annotated[
         bool | None, typer.Option("--fail-on-unfixed/--no-fail-on-unfixed")
     ] = None,
+    diff: Annotated[
+        bool | None, typer.Option("--diff/--no-diff", help="Print the diff of what landed.")
+    ] = None,
+    exit_non_zero_on_fix: Annotated[
+        bool | None, typer.Option("--exit-non-zero-on-fix", help="Exit 1 when a fix landed.")
+    ] = None,
     log_format: opt.LogFormat = None,
     color: opt.Color = None,
     quiet: opt.Quiet = False,
@@ -222,6 +228,8 @@ def merge(
         "output_format": output_format,
         "output_file": output_file,
         "fail_on_unfixed": fail_on_unfixed,
+        "diff": diff,
+        "exit_non_zero_on_fix": exit_non_zero_on_fix,
         "log_format": log_format,
         "color": color,
     }
