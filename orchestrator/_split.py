@@ -93,7 +93,35 @@ def group(records: Sequence[PatchRecord], by: SplitBy, owners: CodeOwners | None
             found = owners.owners(path) if owners else ()
             key, reviewers = (" ".join(found) or "unowned"), found
         groups.setdefault(key, Group(key, [], reviewers)).records.append(_copy(record))
+    if by == "rule":
+        accepted = [r for r in records if r.status == "accepted"]
+        for g in groups.values():
+            g.records = _with_cascades(g.records, accepted)
     return [groups[k] for k in sorted(groups)]
+
+
+def _with_cascades(mine: list[PatchRecord], accepted: list[PatchRecord]) -> list[PatchRecord]:
+    """A rule's steps, and the later steps of their chains that fix only what they
+    uncovered (the import SIM105 adds, sorted by I001's step): without those, the rule's
+    own steps leave a new finding, and its PR's gate would refuse them."""
+    chain = {(r.patch.files[0], r.patch.round, r.patch.step): r for r in accepted}
+    taken = {(r.patch.files[0], r.patch.round, r.patch.step) for r in mine}
+    grown = True
+    while grown:
+        grown = False
+        for key, record in chain.items():
+            path, rnd, _ = key
+            targets = record.patch.targets
+            if key in taken or not targets:
+                continue
+            sources = {t.origin for t in targets}
+            if all(o and o.startswith("+") and (path, rnd, int(o[1:])) in taken for o in sources):
+                taken.add(key)
+                grown = True
+    order = {id(r): i for i, r in enumerate(accepted)}
+    picked = [chain[k] for k in taken if k in chain]
+    picked.sort(key=lambda r: order[id(r)])
+    return [_copy(r) for r in picked]
 
 
 async def replay_rule(group_: Group, base_of: Callable[[str], bytes], scratch: Path) -> None:
@@ -123,7 +151,42 @@ async def _merge3(ours: bytes, base: bytes, theirs: bytes, scratch: Path) -> byt
         (scratch / name).write_bytes(data)
         names.append(str(scratch / name))
     done = await git("merge-file", "-p", "--quiet", *names, cwd=scratch, check=False)
-    return done.stdout if done.returncode == 0 else None
+    return done.stdout if done.returncode == 0 else hunks_onto(ours, base, theirs)
+
+
+def hunks_onto(ours: bytes, base: bytes, theirs: bytes) -> bytes | None:
+    """`theirs`' hunks from `base`, each placed where its old lines stand in `ours`.
+
+    git merge-file calls two changes on adjacent lines a conflict; a one-rule step
+    next to another rule's line (two imports, a call and its argument) is not one.
+    Each hunk's old lines must be found in `ours` exactly once, after the previous
+    hunk's, or None. Whatever comes out still passes its group's own gate.
+    """
+    old, new = base.splitlines(keepends=True), theirs.splitlines(keepends=True)
+    mine = ours.splitlines(keepends=True)
+    out: list[bytes] = []
+    at = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, old, new, autojunk=False
+    ).get_opcodes():
+        if tag == "equal":
+            continue
+        # Anchor a pure insertion on the line before it (or the start of the file).
+        anchor = old[max(i1 - 1, 0) : i2] if i1 == i2 else old[i1:i2]
+        starts = [
+            k for k in range(at, len(mine) - len(anchor) + 1) if mine[k : k + len(anchor)] == anchor
+        ]
+        if len(starts) != 1 and anchor:
+            return None
+        k = starts[0] if anchor else 0
+        if i1 == i2:
+            split = k + (1 if i1 > 0 else 0)
+            out += mine[at:split] + new[j1:j2]
+            at = split
+        else:
+            out += mine[at:k] + new[j1:j2]
+            at = k + (i2 - i1)
+    return b"".join(out + mine[at:])
 
 
 def changed_lines(before: bytes, after: bytes) -> int:

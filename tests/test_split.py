@@ -12,7 +12,7 @@ from fake_forge import FakeForge
 from fake_forge import fake_forge as _fake_forge
 
 from fixbot.orchestrator._codeowners import CodeOwners
-from fixbot.orchestrator._split import Group, _distinct_slugs, changed_lines
+from fixbot.orchestrator._split import Group, _distinct_slugs, changed_lines, hunks_onto
 
 fake_forge = _fake_forge  # a plain import of the fixture trips ruff's F401/F811
 
@@ -95,6 +95,24 @@ def test_group_names_never_share_a_branch() -> None:
     assert Group("@" + "o" * 200, []).slug == "o" * 40
 
 
+class TestHunksOnto:
+    """A rule's step placed on content another rule's step has not touched."""
+
+    def test_next_to_another_rule_s_change(self) -> None:
+        """A change on the line after one another rule removed: it applies."""
+        base = b"import a\nimport b\nx = f(1)\n"
+        theirs = b"import a\nimport b\nx = f(1, strict=True)\n"
+        assert hunks_onto(b"import b\nx = f(1)\n", base, theirs) == (
+            b"import b\nx = f(1, strict=True)\n"
+        )
+
+    def test_old_lines_missing_or_twice(self) -> None:
+        """The lines to replace are gone, or stand twice: None, never a guess."""
+        base, theirs = b"x = 1\n", b"x = 2\n"
+        assert hunks_onto(b"y = 1\n", base, theirs) is None
+        assert hunks_onto(b"x = 1\nx = 1\n", base, theirs) is None
+
+
 def test_changed_lines() -> None:
     """Added plus removed lines."""
     assert changed_lines(b"a\nb\nc\n", b"a\nB\nc\nd\n") == 3
@@ -174,3 +192,29 @@ class TestSplitRuns:
         assert done.returncode == 2
         assert "GITHUB_TOKEN" in done.stderr
         assert git(repo, "branch", "--list", "lint*") == ""
+
+    def test_by_rule_a_step_takes_the_step_that_fixes_what_it_uncovered(
+        self, tmp_path: Path
+    ) -> None:
+        """UP006 leaves `List` unused; F401's step that removes it goes into UP006's PR."""
+        repo = init_repo(
+            tmp_path / "cascade",
+            {
+                "pkg/__init__.py": "",
+                "pkg/a.py": (
+                    "from typing import List\n\n\ndef f(x: List[int]) -> int:\n    return len(x)\n"
+                ),
+                "pyproject.toml": (
+                    '[project]\nname = "c"\nrequires-python = ">=3.11"\n'
+                    '[tool.ruff.lint]\nselect = ["F401", "UP006", "UP035"]\n'
+                ),
+            },
+            venv=False,
+        )
+        done = fixbot("run", repo, "--branch", "c", "--split-by", "rule", "--test-cmd", "")
+        assert done.returncode == 0, done.stderr
+        groups = {g["group"]: g for g in report_of(repo)["published"]["groups"]}
+        assert "branch" in groups["UP006"]
+        fixed = git(repo, "show", f"{groups['UP006']['branch']}:pkg/a.py")
+        assert "list[int]" in fixed
+        assert "typing" not in fixed
