@@ -51,6 +51,7 @@ class Review:
     number: int
     url: str
     branch: str
+    body: str = ""  # its description as it stands (people may have written in it)
 
 
 class Forge(Protocol):
@@ -334,4 +335,5 @@ def _review(data: Any, branch: str) -> Review:
         number=int(_field(data, "number", "pull request")),
         url=str(_field(data, "html_url", "pull request")),
         branch=branch,
+        body=str(data.get("body") or ""),
     )

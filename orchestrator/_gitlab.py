@@ -153,4 +153,5 @@ def _review(data: Any, branch: str) -> Review:
         number=int(_field(data, "iid", "merge request")),
         url=str(_field(data, "web_url", "merge request")),
         branch=branch,
+        body=str(data.get("description") or ""),
     )

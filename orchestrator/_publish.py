@@ -56,12 +56,14 @@ class Remote:
         if self.header is None:
             return {}
         parts = urlsplit(self.shown)
-        server = f"{parts.scheme}://{parts.netloc}/"
+        # Keyed on the whole URL: a header a CI checkout persisted for this very
+        # repository's URL would otherwise be the more specific one, and win.
+        url = self.shown
         settings = [
             # An empty value first empties the list: a header persisted by CI's checkout
             # (actions/checkout's extraheader) would make two Authorization headers.
-            (f"http.{server}.extraHeader", ""),
-            (f"http.{server}.extraHeader", f"Authorization: {self.header}"),
+            (f"http.{url}.extraHeader", ""),
+            (f"http.{url}.extraHeader", f"Authorization: {self.header}"),
             # git sends its extra headers on after a redirect, to wherever it leads.
             ("http.followRedirects", "false"),
             # Only this scheme: an insteadOf that turns the URL into a local or ssh
@@ -76,6 +78,11 @@ class Remote:
         # The user's global config is a test's to write where no fence keeps it out
         # (a pushInsteadOf, a trace2 target): with the token in play, none is read.
         env["GIT_CONFIG_GLOBAL"] = os.devnull
+        # A proxy the user's environment names is theirs (fixbot's own git drops these):
+        # behind one, the push could not reach the forge at all.
+        for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "no_proxy", "NO_PROXY"):
+            if name in os.environ:
+                env[name] = os.environ[name]
         return env
 
     @property
@@ -208,13 +215,24 @@ async def push(repo: Path, remote: Remote, branch: str, tip: str, lease: str | N
     raise ServiceError(f"git push to {remote.shown} failed: {_last_line(done.stderr)}")
 
 
-def pr_body(report_md: str, limit: int, full_report_url: str | None) -> str:
-    """report.md, cut to the forge's limit with a pointer to the whole report."""
-    if len(report_md) <= limit:
-        return report_md
-    where = f" The whole report: {full_report_url}" if full_report_url else ""
-    tail = f"\n\n… cut to fit the description's limit of {limit} characters.{where}\n"
-    return report_md[: limit - len(tail) - 1].rsplit("\n", 1)[0] + tail
+START, END = "<!-- fixbot:report -->", "<!-- /fixbot:report -->"
+
+
+def pr_body(report_md: str, limit: int, full_report_url: str | None, current: str = "") -> str:
+    """report.md between fixbot's markers, cut to the forge's limit with a pointer to the
+    whole report; what people wrote outside the markers of `current` is kept."""
+    before, after = "", ""
+    if START in current and END in current:
+        before = current.split(START, 1)[0]
+        after = current.rsplit(END, 1)[1]
+    elif current.strip():
+        before = current.rstrip() + "\n\n"  # theirs, markers and all gone: kept above
+    room = limit - len(before) - len(after) - len(START) - len(END) - 2
+    if len(report_md) > room:
+        where = f" The whole report: {full_report_url}" if full_report_url else ""
+        tail = f"\n\n… cut to fit the description's limit of {limit} characters.{where}\n"
+        report_md = report_md[: max(room - len(tail) - 1, 0)].rsplit("\n", 1)[0] + tail
+    return f"{before}{START}\n{report_md}{END}{after}"
 
 
 def report_url(environ: Mapping[str, str]) -> str | None:
@@ -302,7 +320,8 @@ class Publisher:
     ) -> dict[str, object]:
         """Open the branch's review, or update the open one."""
         title = title_for(accepted, self.branch)
-        body = pr_body(report_md, forge.body_limit, report_url(self.environ))
+        current = review.body if review is not None else ""
+        body = pr_body(report_md, forge.body_limit, report_url(self.environ), current)
         if review is None:
             target = self.config.pr_base or await forge.default_branch()
             review = await forge.open(

@@ -7,12 +7,14 @@ tables fold, and nothing names a path on the machine that ran fixbot.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from ._report import Report, RuleCounts, RuleInfo
@@ -351,12 +353,25 @@ def _running(tables: list[list[str]]) -> list[tuple[list[str], int]]:
     return out
 
 
-def write_reports(report: Report, folder: Path) -> tuple[Path, Path]:
-    """report.json and report.md into `folder`."""
+def write_reports(report: Report, folder: Path, secrets: Sequence[str] = ()) -> tuple[Path, Path]:
+    """report.json and report.md into `folder`, with every known secret blanked.
+
+    A test's id or output reaches the report (and report.md a PR): a test that read a
+    token somewhere must not see it published. Blanking is the second line; the first
+    is that no test can reach one (docs/architecture.md, "Containment").
+    """
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "report.json", folder / "report.md"
-    json_path.write_text(
-        json.dumps(report.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
-    )
-    md_path.write_text(render_markdown(report), encoding="utf-8")
+    texts = {
+        json_path: json.dumps(report.model_dump(mode="json"), indent=2) + "\n",
+        md_path: render_markdown(report),
+    }
+    # Shorter than 4 characters would blank ordinary words.
+    secrets = [secret for secret in secrets if len(secret) >= 4]
+    for path, text in texts.items():
+        path.write_text(functools.reduce(_blank, secrets, text), encoding="utf-8")
     return json_path, md_path
+
+
+def _blank(text: str, secret: str) -> str:
+    return text.replace(secret, "[redacted]")

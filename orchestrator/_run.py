@@ -254,12 +254,14 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
     limits = default_limits(ctx.pool.size, ctx.config.test_timeout)
     isolation = await probe_isolation(limits=limits, scratch=ctx.run_dir / "tmp")
     held = [name for name, secret in _secrets(ctx.config) if secret]
-    if command is not None and isolation.sandbox == "none" and held:
-        # Without a PID namespace a test reads /proc/<fixbot>/environ, secrets and all.
+    if command is not None and not isolation.fences_files and held:
+        # Unfenced, a test reaches what fixbot's user can: with no PID namespace it reads
+        # /proc/<fixbot>/environ; with unshare's, root unmounts /proc to see the host's,
+        # or plants a `git` on PATH that fixbot's push then runs with the token.
         raise ConfigError(
-            f"the repo's tests would run beside {', '.join(held)} with no namespace to keep"
-            " them from reading it: install bubblewrap (or allow unprivileged user"
-            " namespaces for unshare), or unset it"
+            f"the repo's tests would run beside {', '.join(held)} with no filesystem fence"
+            " to keep them from it: install bubblewrap (with unprivileged user namespaces"
+            " allowed), or unset it"
         )
     if not isolation.fences_files:
         ctx.guard = MetadataGuard(ctx.home.parent)  # before any test runs

@@ -18,8 +18,10 @@ time, file size and processes; `isolation` in the report says what held.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -76,8 +78,46 @@ _BWRAP = (
     "--tmpfs",
     "/run",
 )
+# A read-only / still shows a home's stores of credentials: a test that read one
+# could carry it out in a test id into a report, and on into a PR. Each is hidden.
+_SECRET_FILES = (
+    ".git-credentials",
+    ".netrc",
+    ".pypirc",
+    ".npmrc",
+    ".docker/config.json",
+    ".config/git/credentials",
+    ".config/gh/hosts.yml",
+)
+_SECRET_DIRS = (".ssh", ".aws", ".gnupg", ".kube", ".azure", ".config/gcloud", ".config/gh")
 Sandbox = Literal["bwrap", "unshare", "none"]
 MiB = 1024 * 1024
+
+
+@functools.cache
+def _hidden_secrets() -> tuple[str, ...]:
+    """bubblewrap arguments that blank the homes' credential stores that exist."""
+    homes = {Path.home(), Path(os.environ.get("HOME", "/root")), Path("/root")}
+    # An empty file of our own to lay over each: /dev/null would be a device node on a
+    # nodev mount, which reads as "permission denied", and tells the test it is there.
+    folder = Path(tempfile.mkdtemp(prefix="fixbot-empty-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    empty = folder / "empty"
+    empty.touch(mode=0o444)
+    out: list[str] = []
+    for home in sorted(homes):
+        for rel in _SECRET_DIRS:
+            if (home / rel).is_dir() and not (home / rel).is_symlink():
+                out += ["--tmpfs", str(home / rel)]
+        for rel in _SECRET_FILES:
+            path = home / rel
+            if (
+                path.is_file()
+                and not path.is_symlink()
+                and not any(path.is_relative_to(home / d) for d in _SECRET_DIRS)
+            ):
+                out += ["--ro-bind", str(empty), str(path)]
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +217,7 @@ class Isolation:
             return [
                 *self.launcher,
                 *_BWRAP,
+                *_hidden_secrets(),
                 "--bind",
                 str(worktree),
                 str(worktree),

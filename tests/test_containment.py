@@ -279,7 +279,8 @@ def test_attack_suite_then_push(tmp_path: Path, listener: Listener) -> None:
 
 def test_fallback_restores_metadata_and_stops(tmp_path: Path, listener: Listener) -> None:
     """Without bubblewrap the planted config is caught after the first test run: put back
-    byte for byte, the run stops with one line, and the payload never ran with a secret."""
+    byte for byte, and the run stops with one line. (With a secret set it would not have
+    run the tests at all: see test_unfenced_with_a_secret_is_refused.)"""
     loot = tmp_path / "loot"
     repo = attacker_repo(tmp_path / "repo", loot, listener.port)
     meta = metadata(repo)
@@ -289,9 +290,7 @@ def test_fallback_restores_metadata_and_stops(tmp_path: Path, listener: Listener
         if found := shutil.which(tool):
             (bin_dir / tool).symlink_to(found)
     path = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}"
-    done = fixbot(
-        "run", repo, "--select", "F401", "--branch", "lint", env={**SECRETS, "PATH": path}
-    )
+    done = fixbot("run", repo, "--select", "F401", "--branch", "lint", env={"PATH": path})
     assert done.returncode == 2, done.stderr
     errors = [ln for ln in done.stderr.splitlines() if ln.startswith("fixbot: error:")]
     assert len(errors) == 1
@@ -486,21 +485,55 @@ def test_a_repository_planted_in_a_submodule_folder_is_never_read(tmp_path: Path
     assert not loot.exists()
 
 
-def test_no_namespace_and_a_secret_is_refused(tmp_path: Path) -> None:
-    """With neither bubblewrap nor unshare a test could read fixbot's environment: with a
-    token set, the run stops before any test runs; without one, it goes on."""
+@pytest.mark.parametrize("rung", ["unshare", "none"])
+def test_unfenced_with_a_secret_is_refused(tmp_path: Path, rung: str) -> None:
+    """Without bubblewrap's fence a test reaches fixbot's environment (no namespace) or
+    what it runs (root unmounts /proc; a `git` planted on PATH): with a token set, the
+    run stops before any test runs; without one, it goes on."""
     repo = small_repo(tmp_path / "repo")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("git", "sh", "prlimit", "env", "cat", "mkdir"):
+    tools = ["git", "sh", "prlimit", "env", "cat", "mkdir"] + ["unshare"] * (rung == "unshare")
+    for tool in tools:
         if found := shutil.which(tool):
             (bin_dir / tool).symlink_to(found)
     path = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}"
     args = ("run", repo, "--select", "F401", "--dry-run")
     done = fixbot(*args, env={**SECRETS, "PATH": path})
     assert done.returncode == 2, done.stderr
-    assert "GITHUB_TOKEN with no namespace to keep them from reading it" in done.stderr
+    assert "GITHUB_TOKEN with no filesystem fence" in done.stderr
     assert not (repo / ".git" / "fixbot" / "cache" / "tests").exists()  # no test ran
     done = fixbot(*args, env={"PATH": path})
     assert done.returncode == 0, done.stderr
-    assert report_of(repo)["isolation"]["processes"] == "process group killed on timeout"
+    assert (report_of(repo)["isolation"]["processes"] == "process group killed on timeout") == (
+        rung == "none"
+    )
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by .ci/run")
+def test_home_credential_stores_are_blank_to_tests(tmp_path: Path) -> None:
+    """~/.git-credentials, ~/.ssh and the like read empty inside the fence: a test cannot
+    carry a stored token out in a test id or its output."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (home / ".git-credentials").write_text("https://x-access-token:ghp_stored_77@github.com\n")
+    repo = small_repo(
+        tmp_path / "repo",
+        {
+            "pkg/__init__.py": "",
+            "pkg/core.py": "import os\n\n\ndef add(a, b):\n    return a + b\n",
+            "tests/test_core.py": "from pkg.core import add\n\n\ndef test_add():\n"
+            "    assert add(2, 3) == 5\n",
+            "tests/test_home.py": (
+                "import os\n\n\ndef test_home_is_blank():\n"
+                "    home = os.path.expanduser('~')\n"
+                "    assert open(os.path.join(home, '.git-credentials')).read() == ''\n"
+                "    assert os.listdir(os.path.join(home, '.ssh')) == []\n"
+            ),
+        },
+    )
+    done = fixbot("run", repo, "--select", "F401", "--dry-run", env={"HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    assert report_of(repo)["tests"]["passed_before"] == 2
+    assert (home / ".git-credentials").read_text().startswith("https://")  # the user's, kept

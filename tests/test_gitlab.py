@@ -92,7 +92,7 @@ class TestPushHeader:
         remote = Remote("origin", url, header)
         assert remote.target == "https://gitlab.example.com/group/name.git"
         assert "job-token" not in str(remote.env())
-        assert remote.env()["GIT_CONFIG_KEY_0"] == "http.https://gitlab.example.com/.extraHeader"
+        assert remote.env()["GIT_CONFIG_KEY_0"] == f"http.{remote.target}.extraHeader"
 
     def test_repr_hides_the_token(self) -> None:
         """The client's repr shows neither the token nor the headers holding it."""

@@ -15,6 +15,8 @@ from git_http import GitHttp
 
 from fixbot.orchestrator._forge import basic_auth
 from fixbot.orchestrator._publish import (
+    END,
+    START,
     LeftAlone,
     Remote,
     github_repository,
@@ -234,9 +236,16 @@ class TestHelpers:
         report = "".join(f"| row {i} |\n" for i in range(10_000))
         body = pr_body(report, 1_000, "https://ci.example/run/1")
         assert len(body) <= 1_000
-        assert body.endswith("The whole report: https://ci.example/run/1\n")
+        assert body.endswith("The whole report: https://ci.example/run/1\n" + END)
         assert "| row 0 |\n" in body
-        assert pr_body("short\n", 1_000, None) == "short\n"
+        assert pr_body("short\n", 1_000, None) == f"{START}\nshort\n{END}"
+
+    def test_people_s_words_outside_the_markers_are_kept(self) -> None:
+        """Notes above and below fixbot's block stay; a body without markers stays above."""
+        current = f"Reviewer notes\n\n{START}\nold report\n{END}\n\nMore notes\n"
+        body = pr_body("new report\n", 1_000, None, current)
+        assert body == f"Reviewer notes\n\n{START}\nnew report\n{END}\n\nMore notes\n"
+        assert pr_body("r\n", 1_000, None, "All mine").startswith("All mine\n\n" + START)
 
     def test_remote_env_holds_the_header_only_for_its_server(self) -> None:
         """The token goes into a header scoped to the remote's server, never its URL."""
@@ -246,8 +255,9 @@ class TestHelpers:
             (env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"])
             for i in range(int(env["GIT_CONFIG_COUNT"]))
         }
-        assert ("http.https://github.com/.extraHeader", "Authorization: Basic abc") in config
-        assert ("http.https://github.com/.extraHeader", "") in config  # resets CI's own
+        key = "http.https://github.com/o/r.git.extraHeader"
+        assert (key, "Authorization: Basic abc") in config
+        assert (key, "") in config  # resets CI's own
         assert ("http.followRedirects", "false") in config
         assert ("protocol.allow", "never") in config
         assert env["GIT_CONFIG_GLOBAL"] == os.devnull
@@ -316,6 +326,8 @@ class TestTokenPush:
         repo = init_repo(tmp_path / "repo", FILES, venv=False)
         git(repo, "remote", "add", "origin", f"{git_http.url}/repo.git")
         git(repo, "config", f"http.{git_http.url}/.extraheader", "AUTHORIZATION: basic stale")
+        # actions/checkout may key its header on the repository's own URL, too.
+        git(repo, "config", f"http.{git_http.url}/repo.git.extraheader", "AUTHORIZATION: basic x")
         env = {"GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": git_http.url}
         done = fixbot("run", repo, "--push", "--branch", BRANCH, "--test-cmd", "", env=env)
         assert done.returncode == 0, done.stderr
@@ -361,7 +373,7 @@ class TestOpenPr:
         (pull,) = fake_forge.reviews.values()
         assert pull.branch == BRANCH
         assert pull.base == "main"
-        assert pull.body.startswith("## fixbot: proven lint fixes")
+        assert pull.body.startswith(f"{START}\n## fixbot: proven lint fixes")
         published = report_of(repo)["published"]
         assert published["review"] == "opened"
         assert published["url"] in done.stdout
@@ -378,6 +390,21 @@ class TestOpenPr:
         assert remote_tip(remote) == git(repo, "rev-parse", BRANCH).strip()
         sent = next(r for r in fake_forge.requests if r.method == "PATCH")
         assert sent.headers["authorization"] == f"Bearer {fake_forge.token}"
+
+    def test_a_person_s_notes_in_the_body_survive_an_update(
+        self, nightly: tuple[Path, Path], fake_forge: FakeForge
+    ) -> None:
+        """A reviewer wrote above fixbot's block; the next night's PATCH keeps it."""
+        repo, _ = nightly
+        args = ("run", repo, "--open-pr", "--branch", BRANCH, "--test-cmd", "")
+        assert fixbot(*args, env=pr_env(fake_forge)).returncode == 0
+        (pull,) = fake_forge.reviews.values()
+        pull.body = "Please look at core.py first.\n\n" + pull.body
+        (repo / "pkg" / "more.py").write_text("import json\n")
+        commit_all(repo, "more")
+        assert fixbot(*args, env=pr_env(fake_forge)).returncode == 0
+        sent = [r for r in fake_forge.requests if r.method == "PATCH"][-1].json["body"]
+        assert sent.startswith(f"Please look at core.py first.\n\n{START}\n## fixbot")
 
     def test_a_review_the_api_failed_to_open_is_opened_next_night(
         self, nightly: tuple[Path, Path], fake_forge: FakeForge

@@ -165,7 +165,7 @@ class TestSplitRuns:
         assert pulls["nightly-alice"].reviewers == ["alice"]
         assert (pulls["nightly-bob-owner-reviewers"].reviewers,
                 pulls["nightly-bob-owner-reviewers"].teams) == (["bob"], ["reviewers"])  # fmt: skip
-        assert pulls["nightly-alice"].body.startswith("This pull request holds the fixes of")
+        assert "This pull request holds the fixes of" in pulls["nightly-alice"].body
         heads = git(remote, "for-each-ref", "--format=%(refname:short)").split()
         assert sorted(heads) == ["nightly-alice", "nightly-bob-owner-reviewers"]
         # The next night, with nothing new, writes nothing.
