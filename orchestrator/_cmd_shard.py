@@ -34,6 +34,9 @@ from ._state import RunLock, worktree_root
 if TYPE_CHECKING:
     from ._config import Config
 
+# How report.json's isolation block begins when bubblewrap fenced the tests.
+FENCED = "read-only (bubblewrap)"
+
 
 def plan_shards(
     repo: Annotated[Path, typer.Argument(help="The repository (default: here).")] = Path(),
@@ -144,10 +147,12 @@ def run_shard(
     config = load_config(repo, flags=flags, config_file=config_file)
     start(config, verbose=verbose, quiet=quiet)
     check_versions(f"the plan {plan_file}", plan.versions, anyio.run(_ruff_version, repo, config))
-    records = []
+    records, fenced = [], True
     if mine:
         outcome, seconds = run_with_progress(repo, mine, config)
         records = outcome.records
+        fence = outcome.report.isolation.get("filesystem", "")
+        fenced = outcome.report.tests.mode == "lint-only" or fence.startswith(FENCED)
         summary(outcome, seconds)
     bundle = Bundle(
         plan=plan.digest,
@@ -159,6 +164,7 @@ def run_shard(
         select=plan.select,
         exclude=plan.exclude,
         records=records,
+        fenced=fenced,
     )
     where = bundle.write(bundle_out)
     screen.out.print(f"bundle: {where} (shard {shard} of {len(plan.shards)})", highlight=False)
@@ -243,6 +249,13 @@ def merge(
         start(config, verbose=verbose, quiet=quiet)
         for warning in check_bundles(loaded, anyio.run(_ruff_version, repo, config)):
             warn(warning)
+        unfenced = [b for b in loaded if not b.fenced]
+        if unfenced and (config.push or config.open_pr):
+            raise ConfigError(
+                f"bundle {unfenced[0].where} was proven with the repo's tests outside"
+                " bubblewrap's fence, where they could rewrite it: publishing needs"
+                " bubblewrap in every prove job"
+            )
         outcome, seconds = run_with_progress(repo, [], config, bundles=loaded)
     except EXPECTED as exc:
         raise exit_for(exc) from None

@@ -127,6 +127,9 @@ class Bundle:
     select: list[str] | None
     exclude: list[str]
     records: list[PatchRecord]
+    # Whether the shard's tests ran inside bubblewrap's fence: unfenced, they could
+    # have rewritten this very file after fixbot wrote it.
+    fenced: bool = False
     where: Path | None = None
 
     def write(self, folder: Path) -> Path:
@@ -143,6 +146,7 @@ class Bundle:
             "paths": self.paths,
             "select": self.select,
             "exclude": self.exclude,
+            "fenced": self.fenced,
             "records": [_record_out(r) for r in self.records],
         }
         path = folder / BUNDLE_FILE
@@ -164,6 +168,7 @@ class Bundle:
                 paths=list(map(str, data["paths"])),
                 select=data["select"],
                 exclude=list(data["exclude"]),
+                fenced=data.get("fenced") is True,
                 records=[_record_in(r) for r in data["records"]],
                 where=path,
             )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,3 +193,31 @@ class TestForgedBundle:
         assert done.returncode == 2, done.stderr
         assert "does not follow from the content before it" in done.stderr
         assert git(repo, "branch", "--list", "forged") == ""
+
+
+class TestUnfencedBundle:
+    """A shard proven outside bubblewrap's fence cannot vouch for its bundle."""
+
+    def test_publishing_needs_fenced_shards(self, repo: Path, tmp_path: Path) -> None:
+        """Unfenced, its tests could rewrite the bundle: merge --push refuses it; a merge
+        that only writes the branch locally goes on."""
+        plan = tmp_path / "plan.json"
+        assert fixbot("plan", repo, "--shards", "1", "--output", plan).returncode == 0
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        for tool in ("git", "sh", "unshare", "prlimit", "env", "cat", "mkdir"):
+            if found := shutil.which(tool):
+                (bin_dir / tool).symlink_to(found)
+        path = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}"
+        folder = tmp_path / "bundle"
+        done = fixbot("run", repo, "--plan", plan, "--shard", "1", "--bundle-out", folder,
+                      env={"PATH": path})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads((folder / "bundle.json").read_text())["fenced"] is False
+        remote = tmp_path / "remote.git"
+        git(tmp_path, "init", "-q", "--bare", str(remote))
+        git(repo, "remote", "add", "origin", str(remote))
+        done = fixbot("merge", folder, "--repo", repo, "--push", "--branch", "n")
+        assert done.returncode == 2
+        assert "outside bubblewrap's fence" in done.stderr
+        assert fixbot("merge", folder, "--repo", repo, "--branch", "n").returncode == 0
