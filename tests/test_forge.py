@@ -189,7 +189,8 @@ class TestUpdate:
         seeded = fake_forge.add_review(BRANCH, title="old", body="old body")
         found = await github.find_open(BRANCH)
         assert found is not None
-        assert await github.update(found, title="new", body="new body") == found
+        updated = await github.update(found, title="new", body="new body")
+        assert (updated.number, updated.url, updated.body) == (found.number, found.url, "new body")
         request = fake_forge.requests[-1]
         assert (request.method, request.path) == ("PATCH", f"{PULLS}/{seeded.number}")
         assert request.json == {"title": "new", "body": "new body"}
