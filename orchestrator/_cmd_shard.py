@@ -173,42 +173,24 @@ def run_shard(
 def merge(
     bundles: Annotated[list[Path], typer.Argument(help="Bundle folders from the shards.")],
     repo: Annotated[Path, typer.Option(help="The repository (default: here).")] = Path(),
-    branch: Annotated[str | None, typer.Option(help="Branch to write.")] = None,
-    push: Annotated[bool | None, typer.Option("--push/--no-push", help="Push it.")] = None,
-    open_pr: Annotated[
-        bool | None, typer.Option("--open-pr/--no-open-pr", help="Open or update its PR.")
-    ] = None,
-    remote: Annotated[str | None, typer.Option(help="The remote to push to.")] = None,
-    pr_base: Annotated[str | None, typer.Option(help="The branch a new PR targets.")] = None,
-    forge: Annotated[str | None, typer.Option(help="github, gitlab or auto.")] = None,
-    split_by: Annotated[
-        str | None, typer.Option(help="One branch and PR per rule, directory or codeowners.")
-    ] = None,
-    pr_max_lines: Annotated[
-        int | None, typer.Option(help="Cut a PR over this many changed lines into parts.")
-    ] = None,
-    test_cmd: Annotated[str | None, typer.Option(help="The repo's test command.")] = None,
-    test_timeout: Annotated[
-        float | None, typer.Option(help="Seconds one test run may take.")
-    ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worktrees proving in parallel.")] = None,
-    report_dir: Annotated[str | None, typer.Option(help="Where the reports go.")] = None,
-    force: Annotated[
-        bool | None, typer.Option("--force/--no-force", help="Replace others' commits.")
-    ] = None,
-    output_format: Annotated[
-        str | None, typer.Option(help="What stayed unfixed: text, github, gitlab or json.")
-    ] = None,
-    output_file: Annotated[str | None, typer.Option(help="Write that here.")] = None,
-    fail_on_unfixed: Annotated[
-        bool | None, typer.Option("--fail-on-unfixed/--no-fail-on-unfixed")
-    ] = None,
-    diff: Annotated[
-        bool | None, typer.Option("--diff/--no-diff", help="Print the diff of what landed.")
-    ] = None,
-    exit_non_zero_on_fix: Annotated[
-        bool | None, typer.Option("--exit-non-zero-on-fix", help="Exit 1 when a fix landed.")
-    ] = None,
+    branch: opt.Branch = None,
+    push: opt.Push = None,
+    open_pr: opt.OpenPr = None,
+    remote: opt.Remote = None,
+    pr_base: opt.PrBase = None,
+    forge: opt.Forge = None,
+    split_by: opt.SplitBy = None,
+    pr_max_lines: opt.PrMaxLines = None,
+    test_cmd: opt.TestCmd = None,
+    test_timeout: opt.TestTimeout = None,
+    jobs: opt.Jobs = None,
+    report_dir: opt.ReportDir = None,
+    force: opt.Force = None,
+    output_format: opt.OutputFormat = None,
+    output_file: opt.OutputFile = None,
+    fail_on_unfixed: opt.FailOnUnfixed = None,
+    diff: opt.Diff = None,
+    exit_non_zero_on_fix: opt.ExitNonZeroOnFix = None,
     log_format: opt.LogFormat = None,
     color: opt.Color = None,
     quiet: opt.Quiet = False,

@@ -75,76 +75,24 @@ def run(
         int | None, typer.Option(help="Stop after this many accepted patches.")
     ] = None,
     base: Annotated[str | None, typer.Option(help="The commit to fix (default HEAD).")] = None,
-    branch: Annotated[
-        str | None, typer.Option(help="Branch to write (default fixbot/<yyyy-mm-dd>).")
-    ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worktrees proving in parallel.")] = None,
+    branch: opt.Branch = None,
+    jobs: opt.Jobs = None,
     agents: Annotated[str | None, typer.Option(help="Agents to use: ruff,codemod,llm.")] = None,
-    test_cmd: Annotated[
-        str | None, typer.Option(help="The repo's test command ('' for lint-only proof).")
-    ] = None,
-    report_dir: Annotated[
-        str | None,
-        typer.Option(
-            help="Where report.json and report.md go.", rich_help_panel="Output and config"
-        ),
-    ] = None,
+    test_cmd: opt.TestCmd = None,
+    report_dir: opt.ReportDir = None,
     dry_run: Annotated[
         bool | None,
         typer.Option("--dry-run/--no-dry-run", help="Prove and report; write no branch."),
     ] = None,
-    force: Annotated[
-        bool | None,
-        typer.Option(
-            "--force/--no-force",
-            help="Replace a branch that has others' commits.",
-            rich_help_panel="Publishing",
-        ),
-    ] = None,
-    push: Annotated[
-        bool | None,
-        typer.Option(
-            "--push/--no-push",
-            help="Push the branch (force with lease).",
-            rich_help_panel="Publishing",
-        ),
-    ] = None,
-    open_pr: Annotated[
-        bool | None,
-        typer.Option(
-            "--open-pr/--no-open-pr",
-            help="Open or update the branch's PR; pushes.",
-            rich_help_panel="Publishing",
-        ),
-    ] = None,
-    remote: Annotated[
-        str | None, typer.Option(help="The remote to push to.", rich_help_panel="Publishing")
-    ] = None,
-    pr_base: Annotated[
-        str | None,
-        typer.Option(
-            help="The branch a new PR targets (default: the repo's).", rich_help_panel="Publishing"
-        ),
-    ] = None,
-    forge: Annotated[
-        str | None, typer.Option(help="github, gitlab or auto.", rich_help_panel="Publishing")
-    ] = None,
-    split_by: Annotated[
-        str | None,
-        typer.Option(
-            help="One branch and PR per rule, directory or codeowners.",
-            rich_help_panel="Publishing",
-        ),
-    ] = None,
-    pr_max_lines: Annotated[
-        int | None,
-        typer.Option(
-            help="Cut a PR over this many changed lines into parts.", rich_help_panel="Publishing"
-        ),
-    ] = None,
-    test_timeout: Annotated[
-        float | None, typer.Option(help="Seconds one test run may take.")
-    ] = None,
+    force: opt.Force = None,
+    push: opt.Push = None,
+    open_pr: opt.OpenPr = None,
+    remote: opt.Remote = None,
+    pr_base: opt.PrBase = None,
+    forge: opt.Forge = None,
+    split_by: opt.SplitBy = None,
+    pr_max_lines: opt.PrMaxLines = None,
+    test_timeout: opt.TestTimeout = None,
     llm_base_url: Annotated[
         str | None,
         typer.Option(help="The model's OpenAI-compatible base URL.", rich_help_panel="Model"),
@@ -170,44 +118,11 @@ def run(
     color: opt.Color = None,
     quiet: opt.Quiet = False,
     config_file: opt.ConfigFile = None,
-    diff: Annotated[
-        bool | None,
-        typer.Option(
-            "--diff/--no-diff",
-            help="Print the diff of what landed (or would).",
-            rich_help_panel="Output and config",
-        ),
-    ] = None,
-    exit_non_zero_on_fix: Annotated[
-        bool | None,
-        typer.Option(
-            "--exit-non-zero-on-fix",
-            help="Exit 1 when any fix landed.",
-            rich_help_panel="Output and config",
-        ),
-    ] = None,
-    output_format: Annotated[
-        str | None,
-        typer.Option(
-            help="What stayed unfixed: text, github, gitlab or json.",
-            rich_help_panel="Output and config",
-        ),
-    ] = None,
-    output_file: Annotated[
-        str | None,
-        typer.Option(
-            help="Write --output-format's output here, not to stdout.",
-            rich_help_panel="Output and config",
-        ),
-    ] = None,
-    fail_on_unfixed: Annotated[
-        bool | None,
-        typer.Option(
-            "--fail-on-unfixed/--no-fail-on-unfixed",
-            help="Exit 1 if debt is left.",
-            rich_help_panel="Output and config",
-        ),
-    ] = None,
+    diff: opt.Diff = None,
+    exit_non_zero_on_fix: opt.ExitNonZeroOnFix = None,
+    output_format: opt.OutputFormat = None,
+    output_file: opt.OutputFile = None,
+    fail_on_unfixed: opt.FailOnUnfixed = None,
     verbose: opt.Verbose = False,
     plan: Annotated[
         Path | None,
