@@ -8,7 +8,7 @@ from ._ruff_agent import RuffAgent
 
 if TYPE_CHECKING:
     from ._llm import LlmAgent
-    from ._llm_client import LlmClient, LlmSettings, parse_retry_after
+    from ._llm_client import LlmClient, LlmSettings, honour_retry_after, parse_retry_after
 
 __all__ = [
     "Agent",
@@ -21,6 +21,7 @@ __all__ = [
     "RuffAgent",
     "Stage",
     "Task",
+    "honour_retry_after",
     "parse_retry_after",
 ]
 
@@ -29,6 +30,7 @@ _LAZY = {
     "LlmAgent": "._llm",
     "LlmClient": "._llm_client",
     "LlmSettings": "._llm_client",
+    "honour_retry_after": "._llm_client",
     "parse_retry_after": "._llm_client",
 }
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from fixbot.sandbox import ServiceError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 from ._llm_cache import Reply, ReplyCache, cache_key
 
@@ -122,6 +122,29 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def honour_retry_after(
+    transient: type[Exception], timeout: float
+) -> Callable[[Exception], bool | float]:
+    """stamina's `on=` hook for one retried call: retry `transient` errors, waiting what
+    their `retry_after` says when they carry one, and give up at once on a wait past
+    `timeout` seconds from now (rather than sleep in vain); anything else is not retried.
+
+    Returns False (give up), True (stamina's own backoff) or the seconds to wait.
+    """
+    start = time.monotonic()
+
+    def backoff(exc: Exception) -> bool | float:
+        if not isinstance(exc, transient):
+            return False
+        wait: float | None = getattr(exc, "retry_after", None)
+        if wait is None:
+            return True
+        left = timeout - (time.monotonic() - start)
+        return wait if wait <= left else False
+
+    return backoff
+
+
 class LlmClient:
     """Chat completions with limits, retries, deadlines, streaming and a cache."""
 
@@ -192,22 +215,10 @@ class LlmClient:
 
     async def _with_retries(self, payload: bytes, cost: int) -> Reply:
         s = self.settings
-        start = time.monotonic()
-
-        def backoff(exc: Exception) -> bool | float:
-            # stamina's `on=` hook: False = give up, True = its own backoff, a float = wait this.
-            if not isinstance(exc, _Transient):
-                return False
-            if exc.retry_after is None:
-                return True
-            # A Retry-After past the retry deadline: give up now rather than sleep in vain.
-            left = s.retry_timeout - (time.monotonic() - start)
-            return exc.retry_after if exc.retry_after <= left else False
-
         attempts = 0
         try:
             async for attempt in stamina.retry_context(
-                on=backoff,
+                on=honour_retry_after(_Transient, s.retry_timeout),
                 attempts=s.retry_attempts,
                 timeout=s.retry_timeout,
                 wait_initial=s.retry_wait_initial,

@@ -19,7 +19,7 @@ import httpx
 import stamina
 import structlog
 
-from fixbot.agents import parse_retry_after
+from fixbot.agents import honour_retry_after, parse_retry_after
 from fixbot.sandbox import ServiceError
 
 if TYPE_CHECKING:
@@ -117,19 +117,9 @@ class ForgeHttp:
         ok_missing: bool = False,
     ) -> Any:
         """The decoded JSON reply (None for 404 when `ok_missing`), after retries."""
-        start = time.monotonic()
-
-        def backoff(exc: Exception) -> bool | float:
-            if not isinstance(exc, _TransientError):
-                return False
-            if exc.retry_after is None:
-                return True
-            left = self.timeout - (time.monotonic() - start)
-            return exc.retry_after if exc.retry_after <= left else False
-
         try:
             async for attempt in stamina.retry_context(
-                on=backoff,
+                on=honour_retry_after(_TransientError, self.timeout),
                 attempts=self.attempts,
                 timeout=self.timeout,
                 wait_initial=self.wait_initial,
