@@ -138,6 +138,17 @@ class Config(BaseModel):
         return value
 
     @property
+    def secrets(self) -> dict[str, str]:
+        """The secrets set, by what a message may call them: what logs and reports
+        blank, and what no test may run beside unfenced."""
+        named = (
+            ("the model's key", self.llm_api_key),
+            ("GITHUB_TOKEN", self.github_token),
+            ("GITLAB_TOKEN", self.gitlab_token),
+        )
+        return {name: value.get_secret_value() for name, value in named if value}
+
+    @property
     def llm_enabled(self) -> bool:
         """Whether the model can serve: both its base URL and its name are set."""
         return bool(self.llm_base_url and self.llm_model)

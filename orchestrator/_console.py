@@ -104,11 +104,9 @@ def start(config: Config, *, verbose: bool = False, quiet: bool = False) -> None
         except OSError as exc:
             raise ConfigError(f"--output-file cannot be written: {path}: {exc.strerror}") from None
     screen.configure(config.color, quiet=quiet, verbose=verbose)
-    tokens = (config.llm_api_key, config.github_token, config.gitlab_token)
-    secrets = [s.get_secret_value() for s in tokens if s]
     json_logs = config.log_format == "json"
     level = logging.INFO if (json_logs or verbose) else logging.WARNING
-    _logging.configure(config.log_format, secrets, level, colors=screen.colors)
+    _logging.configure(config.log_format, config.secrets.values(), level, colors=screen.colors)
     for notice in config.notices:
         warn(notice)
 

@@ -89,12 +89,12 @@ async def land(ctx: Context, proven: Proven, old_tip: str | None) -> Outcome:
             encoding="utf-8",
         )
         report_dir = _report_dir(ctx.config, ctx.run_dir)
-        write_reports(report, report_dir, _secrets(ctx.config))
+        write_reports(report, report_dir, list(ctx.config.secrets.values()))
     if ctx.publisher is not None or (ctx.config.split_by != "none" and tip):
         with ctx.timer.stage("publish"):
             body = (report_dir / "report.md").read_text(encoding="utf-8")
             report.published = await _publish(ctx, tip, records, prover, proof, body)
-            write_reports(report, report_dir, _secrets(ctx.config))
+            write_reports(report, report_dir, list(ctx.config.secrets.values()))
         if failed := failures(report.published):
             raise ServiceError(f"publishing failed for {len(failed)} group(s): {failed[0]}")
     return Outcome(report, report_dir, ctx.run_dir, remaining=after, records=records, patch=patch)
@@ -143,8 +143,3 @@ def _report_dir(config: Config, run_dir: Path) -> Path:
     if not config.report_dir:
         return run_dir
     return Path(config.report_dir).expanduser().resolve()
-
-
-def _secrets(config: Config) -> list[str]:
-    tokens = (config.llm_api_key, config.github_token, config.gitlab_token)
-    return [t.get_secret_value() for t in tokens if t]

@@ -253,7 +253,7 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
     python = command.python if command else find_python(ctx.repo)
     limits = default_limits(ctx.pool.size, ctx.config.test_timeout)
     isolation = await probe_isolation(limits=limits, scratch=ctx.run_dir / "tmp")
-    held = [name for name, secret in _secrets(ctx.config) if secret]
+    held = list(ctx.config.secrets)
     if command is not None and not isolation.fences_files and held:
         # Unfenced, a test reaches what fixbot's user can: with no PID namespace it reads
         # /proc/<fixbot>/environ; with unshare's, root unmounts /proc to see the host's,
@@ -301,14 +301,6 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
         impact=impact,
     )
     return command, isolation, prover
-
-
-def _secrets(config: Config) -> list[tuple[str, object]]:
-    return [
-        ("the model's key", config.llm_api_key),
-        ("GITHUB_TOKEN", config.github_token),
-        ("GITLAB_TOKEN", config.gitlab_token),
-    ]
 
 
 async def _baseline(ctx: Context, command: TestCommand | None, prover: Prover) -> None:
