@@ -23,7 +23,7 @@ from fixbot.sandbox import (
 
 from . import _options as opt  # noqa: TC001 - typer reads the annotations at run time
 from ._agents import make_agents
-from ._config import load_config
+from ._config import load_config, setting_flags
 from ._console import EXPECTED, exit_for, handle_signals, run_with_progress, screen, start, warn
 from ._finish import finish, summary
 from ._plan import make_plan
@@ -52,14 +52,8 @@ def plan_shards(
     config_file: opt.ConfigFile = None,
 ) -> None:
     """Lint the base once and split its files into shards of about equal cost."""
+    flags = setting_flags(locals())  # first: only the parameters are there yet
     handle_signals()
-    flags = {
-        "select": select,
-        "exclude": exclude,
-        "base": base,
-        "log_format": log_format,
-        "color": color,
-    }
     try:
         config = load_config(repo, flags=flags, config_file=config_file)
         start(config, quiet=quiet)
@@ -198,29 +192,8 @@ def merge(
     config_file: opt.ConfigFile = None,
 ) -> None:
     """Apply the shards' bundles, run the final gate on them together, write and publish."""
+    flags = setting_flags(locals())  # first: only the parameters are there yet
     handle_signals()
-    flags: dict[str, Any] = {
-        "branch": branch,
-        "push": push,
-        "open_pr": open_pr,
-        "remote": remote,
-        "pr_base": pr_base,
-        "forge": forge,
-        "split_by": split_by,
-        "pr_max_lines": pr_max_lines,
-        "test_cmd": test_cmd,
-        "test_timeout": test_timeout,
-        "jobs": jobs,
-        "report_dir": report_dir,
-        "force": force,
-        "output_format": output_format,
-        "output_file": output_file,
-        "fail_on_unfixed": fail_on_unfixed,
-        "diff": diff,
-        "exit_non_zero_on_fix": exit_non_zero_on_fix,
-        "log_format": log_format,
-        "color": color,
-    }
     try:
         if not repo.is_dir():
             raise ConfigError(f"--repo is not a directory: {repo}")

@@ -202,6 +202,13 @@ _BY_ENV = {"FIXBOT_" + n.upper(): n for n in SETTINGS}
 _Layer = dict[str, tuple[Any, Source, str]]
 
 
+def setting_flags(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Of a command's parameters (its `locals()` on entry), those that are settings, named
+    as the flags layer of `load_config` takes them: one list of settings, not one per
+    command."""
+    return {name: value for name, value in parameters.items() if name in SETTINGS}
+
+
 def load_config(
     repo: Path,
     *,

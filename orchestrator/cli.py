@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ from fixbot.sandbox import ConfigError, FixbotError, default_ruff
 
 from . import _options as opt  # noqa: TC001 - typer reads the annotations at run time
 from ._cmd_shard import merge, plan_shards, run_shard
-from ._config import load_config
+from ._config import load_config, setting_flags
 from ._console import EXPECTED, exit_for, handle_signals, run_with_progress, start
 from ._finish import finish
 from ._shard import fixbot_version
@@ -141,39 +141,7 @@ def run(
     ] = None,
 ) -> None:
     """Lint, propose fixes, prove each one, and put the proven ones on a branch."""
-    flags: dict[str, Any] = {
-        "select": select,
-        "exclude": exclude,
-        "max_patches": max_patches,
-        "base": base,
-        "branch": branch,
-        "jobs": jobs,
-        "agents": agents,
-        "test_cmd": test_cmd,
-        "report_dir": report_dir,
-        "dry_run": dry_run,
-        "force": force,
-        "push": push,
-        "open_pr": open_pr,
-        "remote": remote,
-        "pr_base": pr_base,
-        "forge": forge,
-        "split_by": split_by,
-        "pr_max_lines": pr_max_lines,
-        "test_timeout": test_timeout,
-        "llm_base_url": llm_base_url,
-        "llm_model": llm_model,
-        "llm_concurrency": llm_concurrency,
-        "llm_max_requests": llm_max_requests,
-        "llm_token_budget": llm_token_budget,
-        "log_format": log_format,
-        "color": color,
-        "diff": diff,
-        "exit_non_zero_on_fix": exit_non_zero_on_fix,
-        "output_format": output_format,
-        "output_file": output_file,
-        "fail_on_unfixed": fail_on_unfixed,
-    }
+    flags = setting_flags(locals())  # first: only the parameters are there yet
     handle_signals()
     try:
         if not repo.is_dir():

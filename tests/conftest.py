@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -137,3 +138,9 @@ def fixbot(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | Non
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def report_of(repo: Path) -> dict:
+    """The report of the latest run (by when it was written: two runs may share a second)."""
+    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
+    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())

@@ -21,6 +21,7 @@ from tests.conftest import (
     fixbot,
     git,
     init_repo,
+    report_of,
     write_files,
 )
 
@@ -80,12 +81,6 @@ def snapshot(repo: Path) -> dict[str, str]:
         "cached": git(repo, "diff", "--cached"),
         "worktrees": git(repo, "worktree", "list", "--porcelain"),
     }
-
-
-def report_of(repo: Path) -> dict:
-    """The report of the latest run (by when it was written: two runs may share a second)."""
-    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
-    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())
 
 
 @pytest.fixture

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fixbot, git, init_repo
-from tests.test_cli import report_of
+from tests.conftest import fixbot, git, init_repo, report_of
 
 SECRETS = {"FIXBOT_LLM_API_KEY": "sk-canary-7d1e", "GITHUB_TOKEN": "ghp_canary_42f0"}
 

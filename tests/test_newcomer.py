@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import commit_all, fixbot, git, init_repo, make_venv
+from conftest import commit_all, fixbot, git, init_repo, make_venv, report_of
 
 FILES = {
     "pkg/__init__.py": "",
@@ -23,12 +23,6 @@ FILES = {
     ),
 }
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def report_of(repo: Path) -> dict:
-    """The newest report.json of a repo's runs."""
-    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
-    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import commit_all, fixbot, git, init_repo
+from conftest import commit_all, fixbot, git, init_repo, report_of
 from fake_forge import FakeForge
 from fake_forge import fake_forge as _fake_forge
 from git_http import GitHttp
@@ -36,12 +35,6 @@ FILES = {
     "pkg/core.py": "import os\nimport sys\n\n\ndef add(a, b):\n    return a + b\n",
     "pyproject.toml": '[tool.ruff.lint]\nselect = ["F401"]\n',
 }
-
-
-def report_of(repo: Path) -> dict:
-    """The newest report.json of a repo's runs."""
-    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
-    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())
 
 
 def remote_tip(remote: Path, branch: str = BRANCH) -> str | None:

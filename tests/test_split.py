@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from conftest import checkout_tests, fixbot, git, init_repo
+from conftest import checkout_tests, fixbot, git, init_repo, report_of
 from fake_forge import FakeForge
 from fake_forge import fake_forge as _fake_forge
 
@@ -34,12 +33,6 @@ FILES = {
         "[tool.pytest.ini_options]\npythonpath = ['.']\n"
     ),
 }
-
-
-def report_of(repo: Path) -> dict:
-    """The newest report.json of a repo's runs."""
-    reports = (repo / ".git" / "fixbot" / "runs").glob("*/report.json")
-    return json.loads(max(reports, key=lambda p: p.stat().st_mtime_ns).read_text())
 
 
 class TestCodeOwners:
