@@ -189,7 +189,11 @@ async def _stages(ctx: Context, old_tip: str | None, jobs: int) -> Outcome:
                 converted=await converted_files(ctx.repo, ctx.base, plain),
             )
             estimate = estimate_llm(plan, router, ctx.config)
-            content = ctx.reference.read
+
+            # Each planned file was read once already, for converted_files.
+            def content(key: str) -> bytes:
+                return plain[key] if key in plain else ctx.reference.read(key)
+
             fan = FanOut(
                 prover=prover,
                 root=ctx.reference.path,

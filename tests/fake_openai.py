@@ -34,11 +34,12 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
+from tests.loopback import QuietHandler, QuietServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -193,31 +194,18 @@ class FakeOpenAI:
             return Scripted.failure(500, f"responder raised {exc!r}")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietServer):
     # socketserver's default listen backlog is 5: with hundreds of clients connecting at
     # once the kernel drops SYNs and each retry costs a second.
     request_queue_size = 1024
 
     fake: FakeOpenAI
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up is no news
-            super().handle_error(request, client_address)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # an idle keep-alive connection is closed after this long
-    # Headers and body go out in separate writes; with Nagle's algorithm on, each reply on
-    # a kept-alive connection waits for the client's delayed ACK (about 40 ms).
-    disable_nagle_algorithm = True
+class _Handler(QuietHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Quiet: tests read `.requests` instead."""
-
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server calls it so
         """Record the request, then do what the script says."""
         fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
