@@ -37,7 +37,9 @@ STATIC_ROUNDS = 24
 _UNDECIDED = Verdict(patch_id="", accepted=False, reason="undecided")
 
 
-def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidate:
+def _candidate(
+    job: Job, chain: list[Patch], key: str | None = None, *, suspect: bool = False
+) -> Candidate:
     befores = [job.content, *(p.changes[0].new for p in chain[:-1])]
     return Candidate(
         key=key or job.path,
@@ -51,6 +53,7 @@ def _candidate(job: Job, chain: list[Patch], key: str | None = None) -> Candidat
             for before, p in zip(befores, chain, strict=True)
         ),
         narrowed=key is None and job.would_narrow(),
+        suspect=suspect,
     )
 
 
@@ -137,12 +140,14 @@ class FanOut:
         probe_verdicts = {j.path: [_UNDECIDED] * len(j.probe_pending) for j in probing}
         sets: dict[int, list[Candidate]] = {}
         for job in probing:
-            for index, (_, chain) in enumerate(job.probe_pending):
-                sets.setdefault(index, []).append(
-                    _candidate(job, chain, key=f"{job.path}#probe{index}")
-                )
+            for index, (group, chain) in enumerate(job.probe_pending):
+                key = f"{job.path}#probe{index}"
+                suspect = group <= job.suspects
+                sets.setdefault(index, []).append(_candidate(job, chain, key, suspect=suspect))
 
-        groups = list(sets.values())
+        # Sets of suspects run last: each suspect is a quick batch of its own, and the
+        # longer shared batches should not wait behind them for a worktree.
+        groups = sorted(sets.values(), key=lambda cands: all(c.suspect for c in cands))
         if proposing:
             groups.insert(0, [_candidate(j, j.pending) for j in proposing])
         # Every worktree but the reference proves; the groups share them out.
@@ -216,6 +221,7 @@ class FanOut:
             stage = job.stages[job.stage]
             if isinstance(stage.agent, BatchAgent):
                 groups.setdefault((id(stage.agent), stage.mode), (stage, []))[1].append(job)
+
         for stage, jobs in groups.values():
             if len(jobs) < 2:
                 continue

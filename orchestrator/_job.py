@@ -1,15 +1,17 @@
 """One task's way through the stages, and how a failing chain of fixes is narrowed down.
 
 A rejected chain that fixed several violations is not thrown away: its risky
-fixes are each tried alone, the safe rest held back and asked for again with
-the ones that pass; many fixes, or fixes that pass alone but fail together, are
-halved. A single fix that fails is refused and reported (or, for an agent that
-learns, sent back with its verdict). So one fix that changes behaviour is
+fixes are each tried alone (first those in the functions the failing tests'
+reports name), the safe rest held back and asked for again with the ones that
+pass; many fixes, or fixes that pass alone but fail together, are halved. A
+single fix that fails is refused and reported (or, for an agent that learns,
+sent back with its verdict). So one fix that changes behaviour is
 refused while the other fixes of its file still land.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -72,6 +74,8 @@ class Job:
     probe_pending: list[tuple[frozenset[str], list[Patch]]] = field(default_factory=list)
     probed: set[str] = field(default_factory=set)
     held: frozenset[str] = frozenset()  # safe fixes asked for again with the probes that pass
+    # Fixes in the functions a failing test's report named: probed first, each alone.
+    suspects: set[str] = field(default_factory=set)
     # Fixes proposed in steps of their own, group by group, so that a static refusal
     # is pinned on a smaller group each time (see `refuse_static`).
     groups: list[frozenset[str]] = field(default_factory=list)
@@ -164,7 +168,7 @@ class Job:
             asked = _asked(chain, group)
             fingerprints = sorted({v.identity for v in asked} or set(group or ()))
             if self._narrows(asked, self.proposals):
-                self._narrow(asked)
+                self._narrow(asked, _suspected(chain, before, set(verdict.clues)))
             else:
                 self._refuse(chain, verdict, before, fingerprints)
         self._advance_if_idle()
@@ -178,7 +182,7 @@ class Job:
         """The one rule for narrowing a refused chain down rather than recording it."""
         return len({v.identity for v in asked}) > 1 and proposals < self.max_proposals
 
-    def _narrow(self, asked: list[Violation]) -> None:
+    def _narrow(self, asked: list[Violation], suspected: set[str]) -> None:
         """Narrow a failing chain down: one bad fix must not sink the good ones next to it.
 
         The few risky fixes (unsafe ones, a model's) are each tried on their own in
@@ -187,12 +191,24 @@ class Job:
         that pass, in one chain: a round saved, as safe fixes almost never break a
         test (and if they do, that chain is halved). Many fixes, or ones that passed
         alone but fail together, are halved instead.
+
+        Where the failing tests' reports name the functions some risky fixes lie in
+        (`suspected`), only those are tried alone; the other risky fixes are tried
+        together beside them, and only if that fails, each alone.
         """
         fingerprints = {v.identity for v in asked}
         risky = sorted({v.identity for v in asked if v.applicability != "safe"})
         safe = frozenset(fingerprints - set(risky))
         fresh = not fingerprints <= self.probed
-        if fresh and risky and len(risky) <= PROBE_LIMIT:
+        unprobed = [fp for fp in risky if fp not in self.probed]
+        suspects = [fp for fp in unprobed if fp in suspected]
+        if fresh and 0 < len(suspects) < len(unprobed) and len(suspects) <= PROBE_LIMIT:
+            others = frozenset(unprobed) - set(suspects)
+            self.held |= fingerprints - set(unprobed)
+            self.probes = [*(frozenset({fp}) for fp in suspects), others]
+            self.probed |= set(suspects)
+            self.suspects |= set(suspects)
+        elif fresh and risky and len(risky) <= PROBE_LIMIT:
             self.held |= safe
             self.probes = [frozenset({fp}) for fp in risky]
             self.probed |= fingerprints
@@ -244,13 +260,24 @@ class Job:
     def settle_probes(self, verdicts: list[Verdict], before: bytes) -> None:
         """Refuse the fixes that failed alone; ask for the ones that passed, together."""
         good: set[str] = set()
+        again: set[str] = set()
         for (group, chain), verdict in zip(self.probe_pending, verdicts, strict=True):
             self.proposals += 1
             if verdict.accepted:
                 good |= group
+            elif len(group) > 1 and verdict.reason == "tests":
+                again |= group  # the fixes the clues did not point at: a culprit among them
             else:
                 self._refuse(chain, verdict, before, sorted(group))
         self.probe_pending = []
+        if again:
+            ordered = sorted(again)
+            if len(ordered) <= PROBE_LIMIT:
+                self.probes = [frozenset({fp}) for fp in ordered]
+                self.probed |= again
+            else:
+                half = len(ordered) // 2
+                self.queue += [frozenset(ordered[:half]), frozenset(ordered[half:])]
         if good or self.held:
             # Proven one by one; together, with the safe fixes held back and on top of
             # what landed meanwhile, they are proven once more before anything lands.
@@ -298,6 +325,35 @@ def _asked(chain: list[Patch], group: frozenset[str] | None) -> list[Violation]:
         for p in chain
         for v in p.targets
         if not v.uncovered and (group is None or v.identity in group)
+    ]
+
+
+def _suspected(chain: list[Patch], start: bytes, clues: set[str]) -> set[str]:
+    """The fixes of a chain that lie in a function or class the clues name."""
+    if not clues:
+        return set()
+    found, content = set(), start
+    for patch in chain:
+        scopes = _scopes(content)
+        for v in patch.targets:
+            row = v.location.row
+            if any(first <= row <= last and name in clues for first, last, name in scopes):
+                found.add(v.identity)
+        content = patch.changes[0].new
+    return found
+
+
+def _scopes(content: bytes) -> list[tuple[int, int, str]]:
+    """Every function and class of the source: its first and last line, and its name."""
+    try:
+        tree = ast.parse(content)
+    except (SyntaxError, ValueError):
+        return []
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return [
+        (node.lineno, node.end_lineno or node.lineno, node.name)
+        for node in ast.walk(tree)
+        if isinstance(node, kinds)
     ]
 
 

@@ -28,7 +28,14 @@ from ._types import TestResults, TestStatus
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["TestCommand", "find_python", "parse_junit", "resolve_test_command", "run_tests"]
+__all__ = [
+    "TestCommand",
+    "failure_reports",
+    "find_python",
+    "parse_junit",
+    "resolve_test_command",
+    "run_tests",
+]
 
 OUTPUT_TAIL = 4000
 NO_TESTS_COLLECTED = 5  # pytest's exit code
@@ -216,9 +223,10 @@ async def run_tests(
     if limit:
         output += f"\n[fixbot] the tests hit their {limit} limit"
     outcomes: dict[str, TestStatus] | None = None
+    failures: dict[str, str] = {}
     if xml is not None:
         try:
-            outcomes = parse_junit(xml)
+            outcomes, failures = parse_junit(xml), failure_reports(xml)
         except ET.ParseError as exc:
             output += f"\n[fixbot] unreadable JUnit XML: {exc}"
     no_report = done.timed_out or done.returncode == NO_TESTS_COLLECTED
@@ -236,6 +244,7 @@ async def run_tests(
         seconds=seconds,
         per_test=per_test,
         limit=limit,
+        failures=failures,
     )
 
 
@@ -284,6 +293,39 @@ def _test_env(python: str, worktree: Path) -> dict[str, str]:
 
 def parse_junit(xml: bytes) -> dict[str, TestStatus]:
     """Per-test outcomes from pytest's xunit1 JUnit XML, keyed by node id."""
+    cases, modules = _cases(xml)
+    outcomes: dict[str, TestStatus] = {}
+    for case in cases:
+        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"), modules)
+        status = _status(case)
+        if node not in outcomes or _RANK[status] < _RANK[outcomes[node]]:
+            outcomes[node] = status
+    return outcomes
+
+
+# What is kept of failure reports: enough to name the code a failing test went
+# through, bounded so that a run with thousands of failures stays small in the cache.
+FAILURE_REPORT_CHARS = 4000
+MAX_FAILURE_REPORTS = 200
+
+
+def failure_reports(xml: bytes) -> dict[str, str]:
+    """Test id -> its failure's message and the tail of its traceback, for failing tests."""
+    cases, modules = _cases(xml)
+    reports: dict[str, str] = {}
+    for case in cases:
+        for child in case:
+            if child.tag in {"failure", "error"} and len(reports) < MAX_FAILURE_REPORTS:
+                node = _node_id(
+                    case.get("classname", ""), case.get("name", ""), case.get("file"), modules
+                )
+                text = f"{child.get('message', '')}\n{child.text or ''}"
+                reports[node] = (reports.get(node, "") + text)[-FAILURE_REPORT_CHARS:]
+    return reports
+
+
+def _cases(xml: bytes) -> tuple[list[ET.Element], dict[str, str]]:
+    """The test cases, and the file each test module lives in (module -> file)."""
     # The file comes from our own pytest run; expat (>= 2.4.1, bundled since 3.11)
     # refuses entity expansion attacks and ElementTree loads no external entities.
     cases = list(ET.fromstring(xml).iter("testcase"))  # noqa: S314
@@ -293,13 +335,7 @@ def parse_junit(xml: bytes) -> dict[str, TestStatus]:
         file, classname = case.get("file"), case.get("classname", "")
         if file and _in_module(classname, _module_of(file)):
             modules[_module_of(file)] = file
-    outcomes: dict[str, TestStatus] = {}
-    for case in cases:
-        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"), modules)
-        status = _status(case)
-        if node not in outcomes or _RANK[status] < _RANK[outcomes[node]]:
-            outcomes[node] = status
-    return outcomes
+    return cases, modules
 
 
 def _module_of(file: str) -> str:

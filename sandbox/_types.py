@@ -174,6 +174,9 @@ class Verdict(_Frozen):
     reason: str
     detail: str = ""
     failing_tests: tuple[str, ...] = ()
+    # Names defined in the candidate's files that the failing tests' reports mention
+    # (a function they called, a frame they passed through): where to look first.
+    clues: tuple[str, ...] = ()
     new_violations: tuple[str, ...] = ()
     # For a static refusal of a chain: the steps at fault, each pinned on its fixes.
     faults: tuple[Fault, ...] = ()
@@ -192,6 +195,10 @@ class TestResults(_Frozen):
         default=True, description="False when the command gave no JUnit XML (exit code only)"
     )
     limit: str = Field(default="", description="the resource limit the run hit, if any")
+    failures: dict[str, str] = Field(
+        default_factory=dict,
+        description="test id -> the report of its failure or error (message and traceback tail)",
+    )
 
 
 def sha256(data: bytes) -> str:

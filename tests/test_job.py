@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fixbot.agents import RuffAgent, Stage, Task
 from fixbot.orchestrator._job import Job
 from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
@@ -134,6 +136,65 @@ class TestNarrowing:
         assert SAFE[0].fingerprint not in j.blocked
         assert not j.probes
         assert not j.active  # nothing else was asked: the stage is done
+
+
+SOURCE = b"def alpha(x):\n    return x == None\n\n\ndef beta(d):\n    return list(d.keys())\n"
+
+
+def in_function(name: str, row: int) -> Violation:
+    """An unsafe fix's finding on `row` of SOURCE."""
+    v = violation(name, "unsafe")
+    return dataclasses.replace(v, location=Location(row, 5), end_location=Location(row, 10))
+
+
+def steps_on_source(*targets: Violation) -> list[Patch]:
+    """A chain whose every step keeps SOURCE's functions where they are."""
+    return [
+        p.model_copy(update={"changes": (FileChange(path=PATH, old_sha="", new=SOURCE),)})
+        for p in chain(*targets)
+    ]
+
+
+class TestClues:
+    """Where the failing tests' reports name a function, its fixes are tried alone first."""
+
+    E711 = in_function("E711", 2)
+    SIM118 = in_function("SIM118", 6)
+    SIM300 = in_function("SIM300", 6)
+
+    def settle_with_clues(self, clues: tuple[str, ...], *risky: Violation) -> Job:
+        j = Job(job().task, job().stages, SOURCE)
+        j.pending = steps_on_source(*SAFE[:2], *risky)
+        j.settle(REJECTED.model_copy(update={"clues": clues}))
+        return j
+
+    def test_the_named_functions_fixes_are_probed_alone_the_rest_together(self):
+        """`beta` named: its fix alone, the other risky fixes in one probe, the safe held."""
+        j = self.settle_with_clues(("beta",), self.E711, self.SIM118)
+        assert j.probes == [{self.SIM118.fingerprint}, {self.E711.fingerprint}]
+        assert j.suspects == {self.SIM118.fingerprint}
+        assert j.held == {v.fingerprint for v in SAFE[:2]}
+
+    def test_clues_naming_every_risky_fix_change_nothing(self):
+        """When the clues point everywhere, each risky fix is probed alone as before."""
+        j = self.settle_with_clues(("alpha", "beta"), self.E711, self.SIM118)
+        assert sorted(j.probes) == sorted(
+            [frozenset({self.E711.fingerprint}), frozenset({self.SIM118.fingerprint})]
+        )
+        assert not j.suspects
+
+    def test_a_failing_probe_of_the_rest_is_probed_fix_by_fix(self):
+        """The hunch was wrong: the fixes it did not point at are each tried alone next."""
+        j = self.settle_with_clues(("alpha",), self.E711, self.SIM118, self.SIM300)
+        assert j.probes[0] == {self.E711.fingerprint}
+        j.probe_pending = [(group, steps_on_source(self.E711)) for group in j.probes]
+        j.probes = []
+        j.settle_probes([PROVEN, REJECTED], SOURCE)
+        assert not j.blocked  # nothing refused on the strength of a group
+        assert sorted(j.probes) == sorted(
+            [frozenset({self.SIM118.fingerprint}), frozenset({self.SIM300.fingerprint})]
+        )
+        assert j.queue[0] == {self.E711.fingerprint, *(v.fingerprint for v in SAFE[:2])}
 
 
 LINT = Verdict(patch_id=PATH, accepted=False, reason="lint", detail="new violations: D103")

@@ -424,6 +424,14 @@ class TestRunTests:
         assert "2 failed" in sample_run.output
         assert len(sample_run.output) <= 4000
 
+    def test_failures_are_reported_by_node_id(self, sample_run: TestResults) -> None:
+        """Failing tests and errors keep their report: the message and the traceback's tail."""
+        failures = sample_run.failures
+        assert set(failures) == {t for t, s in SAMPLE_OUTCOMES.items() if s in {"failed", "error"}}
+        assert "assert 1 == 2" in failures["tests/test_sample.py::test_fail"]
+        assert "setup fails" in failures["tests/test_sample.py::test_setup_error"]
+        assert "def broken" in failures["tests/test_sample.py::test_setup_error"]
+
     @pytest.mark.usefixtures("sample_run")
     def test_worktree_is_left_clean(self, sample: Path) -> None:
         """No JUnit file, pytest cache or bytecode is written into the worktree."""

@@ -53,14 +53,19 @@ class Batcher:
     def split(self, candidates: Sequence[Candidate], workers: int = 1) -> list[list[Candidate]]:
         """Batches of one kind each, no bigger than that kind's size, neighbours together.
 
+        A suspect is a batch of its own.
+
         Candidates are taken in path order: files of one package share their tests,
         so with test impact selection a batch of neighbours runs few tests. There are
         at least as many batches as `workers`, so every worktree has one to prove.
         """
         by_kind: dict[str, list[Candidate]] = {}
-        for cand in sorted(candidates, key=lambda c: c.key):
-            by_kind.setdefault(cand.kind, []).append(cand)
         batches = []
+        for cand in sorted(candidates, key=lambda c: c.key):
+            if cand.suspect:
+                batches.append([cand])  # likely to fail: sharing would cost a second run
+            else:
+                by_kind.setdefault(cand.kind, []).append(cand)
         for kind, group in by_kind.items():
             size = min(self.size(kind), max(1, -(-len(group) // max(1, workers))))
             batches += [group[i : i + size] for i in range(0, len(group), size)]

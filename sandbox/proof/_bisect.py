@@ -15,7 +15,7 @@ import anyio
 
 from fixbot.sandbox._types import Verdict
 
-from ._judge import test_file
+from ._judge import defined_names, test_file
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,16 +29,25 @@ class Bisection:
     """Finding the culprits of a failing batch: a part of the Prover.
 
     `test_problems(files, changed, also)` runs the tests on the base plus `files`
-    (those that can reach `changed`, and `also`) and says which got worse.
+    (those that can reach `changed`, and `also`) and says which got worse;
+    `mentioned` holds, per failing test, the names its failure reports named.
     """
 
     def __init__(
         self,
         impact: ImpactMap | None,
         test_problems: Callable[..., Awaitable[dict[str, str]]],
+        mentioned: Mapping[str, set[str]] | None = None,
     ) -> None:
         self.impact = impact
         self.test_problems = test_problems
+        self.mentioned = mentioned if mentioned is not None else {}
+
+    def refused(self, cand: Candidate, problems: Mapping[str, str]) -> Verdict:
+        """The verdict on a culprit, with the clues to where in it the tests broke."""
+        named = set().union(*(self.mentioned.get(t, ()) for t in problems))
+        clues = named & defined_names(cand.after.values()) if named else set()
+        return refused(cand, problems).model_copy(update={"clues": tuple(sorted(clues))})
 
     def _suspects(self, cands: list[Candidate], problems: dict[str, str]) -> list[Candidate] | None:
         """The candidates whose files can reach a failing test, or None if the graph cannot say."""
@@ -70,7 +79,9 @@ class Bisection:
         # A failing test pinned on a chain the caller narrows down: that run was as good
         # as the chain's own, and the caller splits it down to single fixes, each of
         # which is refused only after a run of its own.
-        blamed = {c.key: refused(c, pins[c.key]) for c in suspects if c.narrowed and c.key in pins}
+        blamed = {
+            c.key: self.refused(c, pins[c.key]) for c in suspects if c.narrowed and c.key in pins
+        }
         rest = [c for c in suspects if c.key not in blamed]
         if not rest:
             return innocent | blamed
@@ -117,7 +128,7 @@ class Bisection:
             problems = await self.test_problems(
                 merged(ground, [cand]), changed_files([cand]), also=pins[cand.key]
             )
-            out[cand.key] = refused(cand, problems) if problems else proven(cand)
+            out[cand.key] = self.refused(cand, problems) if problems else proven(cand)
 
         async with anyio.create_task_group() as tg:
             for cand in cands:
@@ -140,7 +151,7 @@ class Bisection:
         if by_suspects := await self._by_suspects(cands, ground, problems):
             return by_suspects
         if len(cands) == 1:
-            return {cands[0].key: refused(cands[0], problems)}
+            return {cands[0].key: self.refused(cands[0], problems)}
         half = len(cands) // 2
         parts = [cands[:half], cands[half:]]
         found: list[dict[str, str]] = [{}, {}]

@@ -37,6 +37,9 @@ class Candidate:
     # Whether the caller, if this is refused, tries each of its fixes alone: then a
     # batch run that pins a failing test on it alone needs no confirming run of its own.
     narrowed: bool = False
+    # The failing tests' reports point at it (see `Verdict.clues`): it likely fails, so
+    # it is proven in a batch of its own, and a failure is its own run at once.
+    suspect: bool = False
 
     @property
     def kind(self) -> str:

@@ -7,12 +7,13 @@ Verification) can be read and tested on its own.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Iterable, Sequence
 
     from fixbot.sandbox._types import TestResults, Violation
 
@@ -62,6 +63,22 @@ class Baseline:
             ):
                 out[test] = after
         return out
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DEFINITION = re.compile(
+    rb"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE
+)
+
+
+def mentioned_names(report: str) -> set[str]:
+    """The identifiers a failure report names: functions called, frames passed through."""
+    return set(_IDENTIFIER.findall(report))
+
+
+def defined_names(contents: Iterable[bytes]) -> set[str]:
+    """The names of the functions and classes that source code defines (at any depth)."""
+    return {m.decode() for content in contents for m in _DEFINITION.findall(content)}
 
 
 def lint_problem(

@@ -22,7 +22,7 @@ from fixbot.sandbox._types import LintCache, TestResults, Verdict, sha256
 from ._batch import Batcher
 from ._bisect import Bisection, changed_files, merged, proven
 from ._candidate import Candidate, ProofStats
-from ._judge import Baseline, test_file
+from ._judge import Baseline, mentioned_names, test_file
 from ._static import StaticChecks
 
 log = structlog.get_logger("fixbot")
@@ -80,7 +80,10 @@ class Prover:
             stats=self.stats,
             lint_cache=lint_cache,
         )
-        self.bisection = Bisection(impact, self.test_problems)
+        # Per failing test, the names its failure reports mentioned (in any run): the
+        # clues a refusal carries to where in a chain the tests broke.
+        self.mentioned: dict[str, set[str]] = {}
+        self.bisection = Bisection(impact, self.test_problems, self.mentioned)
         # Trees (as path -> content hash) on which the whole suite passed, so the gate
         # need not run it again on exactly that tree.
         self._passed_whole: set[frozenset[tuple[str, str]]] = set()
@@ -296,6 +299,9 @@ class Prover:
         if problems and self.test_command.is_pytest and base.per_test:
             await self._find_flaky(sorted(problems))
             problems = {t: s for t, s in problems.items() if t not in self.baseline.flaky}
+        for test in problems:
+            if report := results.failures.get(test):
+                self.mentioned.setdefault(test, set()).update(mentioned_names(report))
         return problems
 
     async def _find_flaky(self, tests: Sequence[str]) -> None:
