@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -260,8 +261,9 @@ def refusal_tables(report: Report) -> list[tuple[Table, list[Refusal]]]:
             else:
                 rows[key] = Refusal(*key)
         if rows:
+            said = trade_lines(report) if reasons == STATIC else []
             table = Table(
-                heading=["", f"### {title}", ""],
+                heading=["", f"### {title}", "", *said],
                 columns=["| file | rules | reason | patches |", "| --- | --- | --- | ---: |"],
                 rows=[],
                 summary="refused patches",
@@ -269,6 +271,27 @@ def refusal_tables(report: Report) -> list[tuple[Table, list[Refusal]]]:
             )
             out.append((table, list(rows.values())))
     return out
+
+
+NEW_FINDING = re.compile(r"new violations: ([A-Z]+[0-9]+) ")
+
+
+def trade_lines(report: Report) -> list[str]:
+    """What most lint refusals would have added, and what a reader can do about it."""
+    trades: Counter[tuple[str, str]] = Counter()
+    for p in report.patches:
+        found = NEW_FINDING.search(p.detail) if p.status != "accepted" else None
+        if found and p.reason in STATIC:
+            trades[", ".join(p.rules), found.group(1)] += 1
+    if not trades:
+        return []
+    top = ", ".join(f"{fixed} adding {new} ({n})" for (fixed, new), n in trades.most_common(5))
+    said = (
+        f"What these fixes would have added: {top}. fixbot lands a fix only when nothing"
+        " new appears. Where such findings are acceptable (a magic number in a test, say),"
+        " tell ruff so (`per-file-ignores`) and run again."
+    )
+    return [said, ""]
 
 
 def render_markdown(report: Report, *, limit: int = BODY_LIMIT) -> str:

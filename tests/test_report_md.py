@@ -161,6 +161,20 @@ class TestWhyUnfixed:
         md = render_markdown(make_report({"E731": counts}, patches=[refused(reason="lint")]))
         assert why_of(md, "E731") == "lint could not confirm the fix"
 
+    def test_what_lint_refusals_would_add_is_summed_up(self) -> None:
+        """Above the lint refusals: which rule each fix would have added, most common first."""
+        new = "lint: new violations: {} tests/t.py:3: Magic value used in comparison"
+        patches = [
+            *(refused(rule="PT009", reason="lint", detail=new.format("PLR2004")) for _ in "abc"),
+            refused(rule="PT009", reason="lint", detail=new.format("PT017")),
+            refused(rule="E711"),
+        ]
+        counts = RuleCounts(found=4, rejected=4, offered=4, refused={"lint": 4})
+        md = render_markdown(make_report({"PT009": counts}, patches=patches))
+        (said,) = [line for line in md.splitlines() if line.startswith("What these fixes")]
+        assert "PT009 adding PLR2004 (3), PT009 adding PT017 (1)." in said
+        assert "per-file-ignores" in said
+
     def test_final_gate(self) -> None:
         """A fix the final gate dropped says so, and why."""
         counts = RuleCounts(found=1, rejected=1, offered=1, refused={"gate: tests": 1})
