@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from anyio.abc import TaskGroup
+
     from fixbot.agents import Stage
     from fixbot.sandbox import Prover
 
@@ -82,6 +84,11 @@ class FanOut:
 
     async def run(self) -> None:
         """Rounds until done; the number of rounds is bounded by the narrowing."""
+        async with anyio.create_task_group() as background:
+            await self._rounds(background)
+            background.cancel_scope.cancel()  # a run ahead that no round waits for
+
+    async def _rounds(self, background: TaskGroup) -> None:
         while True:
             active = [j for j in self.jobs if j.active]
             budget = None if self.max_patches is None else self.max_patches - self.accepted_count()
@@ -112,6 +119,9 @@ class FanOut:
                 continue
             if self.on_round:
                 self.on_round(self.rounds, len(proposing) + len(probing))
+            ahead = None
+            if not proposing and budget is None:
+                ahead = await self._prove_ahead(probing, background)
             verdicts, probe_verdicts = await self._prove_round(proposing, probing)
             before = {j.path: j.content for j in probing}
             for job in proposing:
@@ -126,6 +136,8 @@ class FanOut:
                 job.settle(verdict)
             for job in probing:
                 job.settle_probes(probe_verdicts[job.path], before[job.path])
+            if ahead is not None and not self._as_predicted(ahead[1]):
+                ahead[0].cancel()
 
     async def _prove_round(
         self, proposing: list[Job], probing: list[Job]
@@ -187,6 +199,50 @@ class FanOut:
                 for job in again:
                     tg.start_soon(self._propose, job, limiter)
             jobs = [j for j in again if j.pending]
+
+    async def _prove_ahead(
+        self, probing: list[Job], background: TaskGroup
+    ) -> tuple[anyio.CancelScope, dict[str, frozenset[str]]] | None:
+        """Start the whole suite on the tree the next round will prove, if the clues are right.
+
+        A round of probes only, where each file's clues named its suspects and nothing
+        else is left to do: the next round is the last, proven whole, and its chains
+        are known now (each suspect refused, the rest with the held-back fixes). Their
+        whole-suite run starts beside the probes; the next round waits for it. If the
+        probes say otherwise, it is cancelled (see `Prover.prove_whole_ahead`).
+        """
+        if self.prover.pool.size < 3:
+            return None  # the run ahead would hold the one worktree the probes need
+        if not probing or any(j.active for j in self.jobs if j not in probing):
+            return None
+        if any(j.stage != len(j.stages) - 1 for j in probing):
+            return None  # a later stage follows: the next round is not the last
+        predicted = {j.path: j.predicted_group() for j in probing}
+        groups = {path: group for path, group in predicted.items() if group is not None}
+        if len(groups) != len(probing):
+            return None
+        tree = self.ground()
+        for job in probing:
+            stage = job.stages[job.stage]
+            request = self._request(job, wanted=groups[job.path])
+            chain = await self._tidy(job, await stage.agent.propose(request))
+            if not chain:
+                return None
+            tree[job.path] = chain[-1].changes[0].new
+        scope = anyio.CancelScope()
+
+        async def ahead() -> None:
+            with scope:
+                await self.prover.prove_whole_ahead(tree)
+
+        background.start_soon(ahead)
+        return scope, groups
+
+    def _as_predicted(self, groups: dict[str, frozenset[str]]) -> bool:
+        """Whether the round went as `_prove_ahead` guessed: the next asks for its groups."""
+        return all(
+            j.queue == [groups[j.path]] if j.path in groups else not j.active for j in self.jobs
+        )
 
     def _last_if_accepted(self, proposing: list[Job], probing: list[Job]) -> bool:
         """Whether accepting every chain of this round would end the run.

@@ -250,6 +250,18 @@ class Job:
                 self.groups = [g - set(rest) for g in self.groups if g - set(rest)] + halves
         return True
 
+    def predicted_group(self) -> frozenset[str] | None:
+        """What the next round asks for if the clues were right, or None without clues.
+
+        Right means: each suspect fails alone and the probe of the other risky fixes
+        passes, so the next chain is those fixes with the held-back safe ones.
+        """
+        groups = [group for group, _ in self.probe_pending]
+        others = [group for group in groups if not group <= self.suspects]
+        if self.queue or len(others) != 1 or len(others) == len(groups):
+            return None
+        return frozenset(self.held | others[0])
+
     def release_held(self) -> None:
         """Ask for the held-back safe fixes (with whatever passed its probe)."""
         if self.held:

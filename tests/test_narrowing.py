@@ -70,3 +70,54 @@ def test_the_function_a_failing_test_names_is_probed_first(tmp_path: Path) -> No
     # The first chain, two reruns at base (not flaky), the two probes, the last chain.
     assert report["proof"]["test_runs"] == 6, report["proof"]
     assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
+
+
+# The failing test names `check`, whose E712 fix is harmless; the culprit is the E711 in
+# `missing`, which `check` calls and no report line names.
+MISLEADING = {
+    **REPO,
+    "pkg/m.py": """\
+class Anything:
+    def __eq__(self, other):
+        return True
+
+
+def check(x, strict=True):
+    if strict == True:
+        return missing(x)
+    return False
+
+
+def missing(x):
+    return x == None
+
+
+def first(xs):
+    return [x for x in xs][0]
+""",
+    "tests/test_m.py": """\
+from pkg import m
+
+
+def test_check():
+    assert m.check(m.Anything())
+
+
+def test_first():
+    assert m.first([3, 4]) == 3
+""",
+}
+
+
+def test_a_wrong_clue_costs_a_round_never_a_verdict(tmp_path: Path) -> None:
+    """The clue points at `check`: its fix passes alone, the others fail together, so each
+    of those is tried alone next; only the E711 is refused, and the run ahead is dropped."""
+    repo = init_repo(tmp_path / "r", MISLEADING)
+    done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint", "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    report = report_of(repo)
+    refused = [p for p in report["patches"] if p["status"] != "accepted"]
+    assert [(p["rules"], p["reason"]) for p in refused] == [(["E711"], "tests")]
+    assert report["violations_after"] == 1
+    assert '"tests.ahead"' in done.stderr  # the guess was made, and was wrong
+    assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0

@@ -87,6 +87,9 @@ class Prover:
         # Trees (as path -> content hash) on which the whole suite passed, so the gate
         # need not run it again on exactly that tree.
         self._passed_whole: set[frozenset[tuple[str, str]]] = set()
+        # Whole-suite runs started ahead of the round that will prove their tree (see
+        # `prove_whole_ahead`); that round waits for them rather than run the suite again.
+        self._ahead: dict[frozenset[tuple[str, str]], anyio.Event] = {}
         self._ready = anyio.Event()
         self.baseline = baseline
 
@@ -336,11 +339,32 @@ class Prover:
         if self.cache is not None:
             self.cache.keep_flakiness(self.baseline.flaky, self.baseline.stable)
 
+    async def prove_whole_ahead(self, tree: Mapping[str, bytes]) -> None:
+        """The whole suite on `tree` (base + these files), before any round proves it.
+
+        For a tree a later round will likely prove whole: a pass is remembered as a
+        passing last round's is, and that round waits for this run instead of starting
+        its own. A failure only means the guess was wrong: nothing is refused for it.
+        """
+        digest = _digest(tree)
+        if self.test_command is None or digest in self._passed_whole or digest in self._ahead:
+            return
+        self._ahead[digest] = done = anyio.Event()
+        log.info("tests.ahead", files=len(tree))
+        try:
+            if not await self.test_problems(tree):
+                self._passed_whole.add(digest)
+        finally:
+            del self._ahead[digest]
+            done.set()
+
     async def _tested(
         self, cands: Sequence[Candidate], ground: Mapping[str, bytes], *, whole: bool = False
     ) -> dict[str, Verdict]:
         tree = merged(ground, cands)
-        digest = frozenset((path, sha256(data)) for path, data in tree.items())
+        digest = _digest(tree)
+        if whole and digest in self._ahead:
+            await self._ahead[digest].wait()
         if whole and self.test_command is not None and digest in self._passed_whole:
             # The whole suite already passed on exactly this tree (a last round that
             # ran whole): that run counts, as the gate of the merged tree.
@@ -353,3 +377,8 @@ class Prover:
                 self._passed_whole.add(digest)
             return {c.key: proven(c) for c in cands}
         return await self.bisection.bisect(list(cands), ground, problems)
+
+
+def _digest(tree: Mapping[str, bytes]) -> frozenset[tuple[str, str]]:
+    """A tree (base + these files) as one value: each path with its content's hash."""
+    return frozenset((path, sha256(data)) for path, data in tree.items())
