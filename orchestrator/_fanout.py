@@ -122,7 +122,9 @@ class FanOut:
             ahead = None
             if not proposing and budget is None:
                 ahead = await self._prove_ahead(probing, background)
-            verdicts, probe_verdicts = await self._prove_round(proposing, probing)
+            verdicts, probe_verdicts = await self._prove_round(
+                proposing, probing, ahead[0] if ahead else None
+            )
             before = {j.path: j.content for j in probing}
             for job in proposing:
                 verdict = verdicts[job.path]
@@ -140,12 +142,14 @@ class FanOut:
                 ahead[0].cancel()
 
     async def _prove_round(
-        self, proposing: list[Job], probing: list[Job]
+        self, proposing: list[Job], probing: list[Job], ahead: anyio.CancelScope | None = None
     ) -> tuple[dict[str, Verdict], dict[str, list[Verdict]]]:
         """The round's chains in batches, and the probes side by side with them.
 
         Probes of one file cannot share a worktree, but the k-th probes of different
-        files can: they are proven together, one set per k.
+        files can: they are proven together, one set per k. A run `ahead` is cancelled
+        as soon as a probe's verdict shows its guess wrong: a suspect that passes, or
+        other fixes that fail.
         """
         ground = self.ground()
         verdicts: dict[str, Verdict] = {}
@@ -157,6 +161,7 @@ class FanOut:
                 suspect = group <= job.suspects
                 sets.setdefault(index, []).append(_candidate(job, chain, key, suspect=suspect))
 
+        proposed = {j.path for j in proposing}
         # Sets of suspects run last: each suspect is a quick batch of its own, and the
         # longer shared batches should not wait behind them for a worktree.
         groups = sorted(sets.values(), key=lambda cands: all(c.suspect for c in cands))
@@ -167,7 +172,12 @@ class FanOut:
         whole = self._last_if_accepted(proposing, probing)
 
         async def prove(cands: list[Candidate]) -> None:
-            verdicts.update(await self.prover.prove(cands, ground, whole=whole, workers=workers))
+            found = await self.prover.prove(cands, ground, whole=whole, workers=workers)
+            verdicts.update(found)
+            probes = (c for c in cands if c.key not in proposed)
+            wrong = (c for c in probes if c.suspect == found[c.key].accepted)
+            if ahead is not None and any(wrong):
+                ahead.cancel()
 
         async with anyio.create_task_group() as tg:
             for cands in groups:

@@ -253,12 +253,13 @@ class Job:
     def predicted_group(self) -> frozenset[str] | None:
         """What the next round asks for if the clues were right, or None without clues.
 
-        Right means: each suspect fails alone and the probe of the other risky fixes
+        Right means: the one suspect fails alone and the probe of the other risky fixes
         passes, so the next chain is those fixes with the held-back safe ones.
         """
         groups = [group for group, _ in self.probe_pending]
         others = [group for group in groups if not group <= self.suspects]
-        if self.queue or len(others) != 1 or len(others) == len(groups):
+        # With two suspects, one likely passes, and which one cannot be guessed.
+        if self.queue or len(others) != 1 or len(groups) != len(others) + 1:
             return None
         return frozenset(self.held | others[0])
 
