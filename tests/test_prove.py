@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
+from fixbot.sandbox._errors import TamperError
+from fixbot.sandbox._guard import MetadataGuard
 from fixbot.sandbox._impact import build_impact_map
 from fixbot.sandbox._isolation import Isolation, probe_isolation
 from fixbot.sandbox._ruff import Ruff, default_ruff
@@ -25,7 +27,7 @@ from fixbot.sandbox.proof._prove import Baseline, Candidate, Prover
 from tests.conftest import git, init_repo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     from fixbot.sandbox._types import TestResults, Verdict
@@ -639,3 +641,42 @@ class TestWholeRuns:
         assert verdicts["pkg/m1.py"].accepted, verdicts
         # The run at base is the baseline, not a proof's run.
         assert prover.stats.test_runs == 1
+
+
+class TestGuard:
+    """Where no fence keeps tests out, the git folder is checked after every run."""
+
+    async def test_a_cancelled_run_is_checked_too(self, tmp_path: Path) -> None:
+        """A run cancelled halfway (a run ahead proved wrong) still has its plant found."""
+        planting = (
+            "import pathlib, subprocess, time\n\n\ndef test_plant():\n"
+            "    common = subprocess.run(['git', 'rev-parse', '--git-common-dir'],"
+            " capture_output=True, text=True, check=True).stdout.strip()\n"
+            "    hook = pathlib.Path(common, 'hooks', 'post-checkout')\n"
+            "    hook.parent.mkdir(parents=True, exist_ok=True)\n"
+            "    hook.write_text('#!/bin/sh\\necho planted\\n')\n"
+            "    time.sleep(60)\n"
+        )
+        repo = init_repo(tmp_path / "repo", {"pyproject.toml": PYPROJECT, "tests/test_p.py": ""})
+        hook = repo / ".git" / "hooks" / "post-checkout"
+        async with make_prover(repo, tmp_path / "wt", results=None) as prover:
+            prover.guard = MetadataGuard(repo / ".git")
+            files = {"tests/test_p.py": planting.encode()}
+            with pytest.RaisesGroup(pytest.RaisesExc(TamperError, match="git metadata")):
+                await cancel_when(hook.exists, prover.run_suite(files))
+        assert not hook.exists()
+
+
+async def cancel_when(ready: Callable[[], bool], work: Awaitable[object]) -> None:
+    """Start `work`, and cancel it as soon as `ready()` (checked for up to a minute)."""
+
+    async def run() -> None:
+        await work
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        for _ in range(1200):
+            if ready():
+                break
+            await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()

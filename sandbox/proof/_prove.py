@@ -226,16 +226,20 @@ class Prover:
         async with self.pool.use() as tree:
             tree.write(files)
             start = time.perf_counter()
-            results = await run_tests(
-                self.test_command,
-                tree.path,
-                node_ids=node_ids,
-                timeout=self.test_timeout,
-                isolation=self.isolation,
-            )
+            try:
+                results = await run_tests(
+                    self.test_command,
+                    tree.path,
+                    node_ids=node_ids,
+                    timeout=self.test_timeout,
+                    isolation=self.isolation,
+                )
+            finally:
+                # Also after a run that was cancelled (a run ahead the probes proved
+                # wrong): what it planted before it was killed is found here.
+                if self.guard is not None:
+                    self.guard.check()
             seconds = time.perf_counter() - start
-            if self.guard is not None:
-                self.guard.check()
             if self.cache is not None:
                 self.cache.put(files, node_ids, results)
             if counted:
