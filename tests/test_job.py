@@ -196,6 +196,22 @@ class TestClues:
         )
         assert j.queue[0] == {self.E711.fingerprint, *(v.fingerprint for v in SAFE[:2])}
 
+    def test_the_next_group_is_predicted_for_one_suspect(self):
+        """One suspect: if it fails and the rest passes, next comes the rest with the safe."""
+        j = self.settle_with_clues(("beta",), self.E711, self.SIM118)
+        j.probe_pending = [(group, steps_on_source(self.E711)) for group in j.probes]
+        expected = {self.E711.fingerprint, *(v.fingerprint for v in SAFE[:2])}
+        assert j.predicted_group() == expected
+        j.settle_probes([REJECTED, PROVEN], SOURCE)
+        assert j.queue == [expected]  # what settling does when the guess was right
+
+    def test_no_prediction_with_two_suspects(self):
+        """Two suspects: which one passes cannot be guessed, so nothing is predicted."""
+        j = self.settle_with_clues(("beta",), self.E711, self.SIM118, self.SIM300)
+        j.probe_pending = [(group, steps_on_source(self.E711)) for group in j.probes]
+        assert len(j.suspects) == 2
+        assert j.predicted_group() is None
+
 
 LINT = Verdict(patch_id=PATH, accepted=False, reason="lint", detail="new violations: D103")
 
