@@ -148,20 +148,12 @@ class RuffAgent:
     async def _is_clean(ruff: Ruff, path: str, content: bytes) -> bool:
         return await ruff.format_source(path, content) == content
 
-    async def _lint(self, ruff: Ruff, path: str, content: bytes) -> list[Violation]:
-        """A lint of `content`, shared with the proof where noqa cannot change it.
+    @staticmethod
+    async def _lint(ruff: Ruff, path: str, content: bytes) -> list[Violation]:
+        return (await ruff.lint_source(path, content)).violations
 
-        The proof lints with noqa ignored; in a file that says neither "noqa" nor
-        "ruff:", that is this very lint, so the proof need not run it again.
-        """
-        result = await ruff.lint_source(path, content)
-        unmarked = b"noqa" not in content and b"ruff:" not in content
-        if self.lint_cache is not None and unmarked and not result.failed:
-            self.lint_cache[(path, sha256(content))] = tuple(result.violations)
-        return result.violations
-
+    @staticmethod
     async def _fix_step(
-        self,
         ruff: Ruff,
         path: str,
         content: bytes,
@@ -181,7 +173,7 @@ class RuffAgent:
             fixed = await ruff.format_source(path, fixed)
         if fixed == content:
             return content, []
-        return fixed, await self._lint(ruff, path, fixed)
+        return fixed, (await ruff.lint_source(path, fixed)).violations
 
     def step(
         self,

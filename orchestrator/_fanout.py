@@ -59,6 +59,15 @@ def _candidate(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """A run ahead (see `FanOut._prove_ahead`): how to stop it, and what it guessed."""
+
+    scope: anyio.CancelScope
+    groups: dict[str, frozenset[str]]  # what each probing file's next chain asks for
+    tree: dict[str, bytes]  # the tree whose whole suite it runs
+
+
 @dataclass(slots=True)
 class FanOut:
     """Runs jobs round by round until none has anything left to propose."""
@@ -89,6 +98,7 @@ class FanOut:
             background.cancel_scope.cancel()  # a run ahead that no round waits for
 
     async def _rounds(self, background: TaskGroup) -> None:
+        ahead: Ahead | None = None
         while True:
             active = [j for j in self.jobs if j.active]
             budget = None if self.max_patches is None else self.max_patches - self.accepted_count()
@@ -115,31 +125,44 @@ class FanOut:
             if budget is not None:
                 proposing = self._within_budget(proposing, budget)
             probing = [j for j in active if j.probe_pending]
+            if ahead is not None and self._tree(proposing) != ahead.tree:
+                ahead.scope.cancel()  # not the tree this round proves: no one will wait for it
+            ahead = None
             if not proposing and not probing:
                 continue
             if self.on_round:
                 self.on_round(self.rounds, len(proposing) + len(probing))
-            ahead = None
             if not proposing and budget is None:
                 ahead = await self._prove_ahead(probing, background)
             verdicts, probe_verdicts = await self._prove_round(
-                proposing, probing, ahead[0] if ahead else None
+                proposing, probing, ahead.scope if ahead else None
             )
-            before = {j.path: j.content for j in probing}
-            for job in proposing:
-                verdict = verdicts[job.path]
-                log.info(
-                    "patch.accepted" if verdict.accepted else "patch.rejected",
-                    path=job.path,
-                    rules=",".join(sorted({r for p in job.pending for r in p.rules})),
-                    stage=job.stages[job.stage].label,
-                    reason=verdict.reason,
-                )
-                job.settle(verdict)
-            for job in probing:
-                job.settle_probes(probe_verdicts[job.path], before[job.path])
-            if ahead is not None and not self._as_predicted(ahead[1]):
-                ahead[0].cancel()
+            self._settle(proposing, probing, verdicts, probe_verdicts)
+            if ahead is not None and not self._as_predicted(ahead.groups):
+                ahead.scope.cancel()
+                ahead = None
+
+    @staticmethod
+    def _settle(
+        proposing: list[Job],
+        probing: list[Job],
+        verdicts: dict[str, Verdict],
+        probe_verdicts: dict[str, list[Verdict]],
+    ) -> None:
+        """Each job takes its verdicts and decides what to try next."""
+        before = {j.path: j.content for j in probing}
+        for job in proposing:
+            verdict = verdicts[job.path]
+            log.info(
+                "patch.accepted" if verdict.accepted else "patch.rejected",
+                path=job.path,
+                rules=",".join(sorted({r for p in job.pending for r in p.rules})),
+                stage=job.stages[job.stage].label,
+                reason=verdict.reason,
+            )
+            job.settle(verdict)
+        for job in probing:
+            job.settle_probes(probe_verdicts[job.path], before[job.path])
 
     async def _prove_round(
         self, proposing: list[Job], probing: list[Job], ahead: anyio.CancelScope | None = None
@@ -210,9 +233,7 @@ class FanOut:
                     tg.start_soon(self._propose, job, limiter)
             jobs = [j for j in again if j.pending]
 
-    async def _prove_ahead(
-        self, probing: list[Job], background: TaskGroup
-    ) -> tuple[anyio.CancelScope, dict[str, frozenset[str]]] | None:
+    async def _prove_ahead(self, probing: list[Job], background: TaskGroup) -> Ahead | None:
         """Start the whole suite on the tree the next round will prove, if the clues are right.
 
         A round of probes only, where each file's clues named its suspects and nothing
@@ -221,12 +242,8 @@ class FanOut:
         whole-suite run starts beside the probes; the next round waits for it. If the
         probes say otherwise, it is cancelled (see `Prover.prove_whole_ahead`).
         """
-        if self.prover.pool.size < 3:
-            return None  # the run ahead would hold the one worktree the probes need
-        if not probing or any(j.active for j in self.jobs if j not in probing):
+        if not self._may_guess(probing):
             return None
-        if any(j.stage != len(j.stages) - 1 for j in probing):
-            return None  # a later stage follows: the next round is not the last
         predicted = {j.path: j.predicted_group() for j in probing}
         groups = {path: group for path, group in predicted.items() if group is not None}
         if len(groups) != len(probing):
@@ -246,7 +263,24 @@ class FanOut:
                 await self.prover.prove_whole_ahead(tree)
 
         background.start_soon(ahead)
-        return scope, groups
+        return Ahead(scope, groups, tree)
+
+    def _may_guess(self, probing: list[Job]) -> bool:
+        """Whether a run ahead can pay: the next round would be the last, and cheap to guess."""
+        return (
+            # A third worktree, or the run ahead would hold the one the probes need.
+            self.prover.pool.size >= 3
+            and bool(probing)
+            and not any(j.active for j in self.jobs if j not in probing)
+            # A later stage would follow: the next round would not be the last.
+            and all(j.stage == len(j.stages) - 1 for j in probing)
+            # A model's proposal for a guess would cost money.
+            and not any(j.learns for j in probing)
+        )
+
+    def _tree(self, proposing: list[Job]) -> dict[str, bytes]:
+        """The tree a round's chains make, on top of what was accepted."""
+        return self.ground() | {j.path: j.pending[-1].changes[0].new for j in proposing}
 
     def _as_predicted(self, groups: dict[str, frozenset[str]]) -> bool:
         """Whether the round went as `_prove_ahead` guessed: the next asks for its groups."""

@@ -278,15 +278,19 @@ class Job:
             self.proposals += 1
             if verdict.accepted:
                 good |= group
-            elif len(group) > 1 and verdict.reason == "tests":
-                again |= group  # the fixes the clues did not point at: a culprit among them
+            elif len(group) > 1:
+                # The fixes the clues did not point at, refused together (for their tests,
+                # a limit, lint...): each is tried on its own, never refused as a group.
+                again |= group
             else:
                 self._refuse(chain, verdict, before, sorted(group))
         self.probe_pending = []
         if again:
             ordered = sorted(again)
             if len(ordered) <= PROBE_LIMIT:
-                self.probes = [frozenset({fp}) for fp in ordered]
+                # Added to, not set: a chain of this job refused in the same round may
+                # have asked for probes of its own.
+                self.probes += [frozenset({fp}) for fp in ordered]
                 self.probed |= again
             else:
                 half = len(ordered) // 2

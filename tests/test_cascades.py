@@ -272,3 +272,41 @@ def test_lint_refusal_is_narrowed_without_a_test_run(tmp_path: Path) -> None:
     )
     assert report["proof"]["rounds"] == 1
     assert report["proof"]["test_runs"] == 1
+
+
+class TestTheProofsOwnLint:
+    """What lint says of a fix is the proof's lint of the file, never a lint made otherwise."""
+
+    def test_an_upper_case_noqa_hides_nothing(self, tmp_path: Path) -> None:
+        """`# NOQA` on the typing import: the UP006 fix that leaves it unused is refused."""
+        repo = init_repo(
+            tmp_path / "r",
+            {
+                "pyproject.toml": '[tool.ruff]\ntarget-version = "py39"\n'
+                '[tool.ruff.lint]\nselect = ["UP006", "F401"]\n',
+                "a.py": "from typing import List  # NOQA\n\n\n"
+                "def f(x: List[int]) -> List[int]:\n    return x\n",
+            },
+            venv=False,
+        )
+        done = fixbot("run", repo, "--agents", "ruff", "--dry-run", "--test-cmd", "")
+        assert done.returncode == 0, done.stderr
+        (patch,) = report_of(repo)["patches"]
+        assert (patch["status"], patch["reason"]) == ("rejected", "lint")
+        assert "F401" in patch["detail"]
+
+    def test_a_file_at_the_top_is_judged_as_a_file(self, tmp_path: Path) -> None:
+        """ruff reads INP001 into a top-level file on stdin, never in the file: no refusal."""
+        repo = init_repo(
+            tmp_path / "r",
+            {
+                "pyproject.toml": '[tool.ruff.lint]\nselect = ["F401", "INP001"]\n',
+                "tool.py": "import os  # noqa: E402\nimport sys\n\nprint(sys.argv)\n",
+            },
+            venv=False,
+        )
+        done = fixbot("run", repo, "--agents", "ruff", "--dry-run", "--test-cmd", "")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert [(p["rules"], p["status"]) for p in report["patches"]] == [(["F401"], "accepted")]
+        assert report["violations_after"] == 0

@@ -212,6 +212,29 @@ class TestClues:
         assert len(j.suspects) == 2
         assert j.predicted_group() is None
 
+    def test_a_group_refused_for_a_limit_is_split_too(self):
+        """Whatever refused the group (tests, a limit, lint), its fixes are tried alone."""
+        j = self.settle_with_clues(("alpha",), self.E711, self.SIM118, self.SIM300)
+        j.probe_pending = [(group, steps_on_source(self.E711)) for group in j.probes]
+        j.probes = []
+        limit = REJECTED.model_copy(update={"reason": "limit"})
+        j.settle_probes([PROVEN, limit], SOURCE)
+        assert not j.blocked
+        assert len(j.probes) == 2
+
+    def test_probes_asked_by_a_chain_in_the_same_round_are_kept(self):
+        """A chain refused beside a failing group probe: both sets of probes are tried."""
+        j = self.settle_with_clues(("alpha",), self.E711, self.SIM118, self.SIM300)
+        others = j.probes[1]
+        j.probe_pending = [(others, steps_on_source(self.SIM118, self.SIM300))]
+        j.probes = []
+        j.queue = [frozenset({SAFE[2].fingerprint, SAFE[3].fingerprint})]
+        j.pending = steps_on_source(SAFE[2], SAFE[3])
+        j.settle(REJECTED)  # asks for SAFE[2] and SAFE[3] alone
+        j.settle_probes([REJECTED], SOURCE)  # asks for SIM118 and SIM300 alone
+        singles = {fp for group in j.probes for fp in group}
+        assert singles == {SAFE[2].fingerprint, SAFE[3].fingerprint} | others
+
 
 LINT = Verdict(patch_id=PATH, accepted=False, reason="lint", detail="new violations: D103")
 

@@ -121,3 +121,77 @@ def test_a_wrong_clue_costs_a_round_never_a_verdict(tmp_path: Path) -> None:
     assert report["violations_after"] == 1
     assert '"tests.ahead"' in done.stderr  # the guess was made, and was wrong
     assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
+
+
+def mod_repo(select: str, module: str, tests: str) -> dict[str, str]:
+    """A flat repo: mod.py and its tests, with `select`."""
+    return {
+        "pyproject.toml": f"[tool.ruff.lint]\nselect = {select}\n"
+        '[tool.pytest.ini_options]\npythonpath = ["."]\n',
+        "mod.py": module,
+        "tests/test_mod.py": tests,
+    }
+
+
+def outcome(repo: Path) -> list[tuple[list[str], str, str, int]]:
+    """Each patch of the latest run: its rules, status, reason and fixes."""
+    return sorted(
+        (p["rules"], p["status"], p["reason"], p["fixes"]) for p in report_of(repo)["patches"]
+    )
+
+
+def e712(name: str, effect: str) -> str:
+    return f"def {name}(x):\n    if x == True:\n        {effect}\n    return 1\n\n\n"
+
+
+def test_a_group_refused_for_a_limit_never_refuses_its_good_fix(tmp_path: Path) -> None:
+    """The clue names `fa`; `fb`'s fix then hits a memory limit, `fc`'s is good: it lands."""
+    module = (
+        e712("fa", 'raise ValueError("broken")')
+        + e712("fb", "raise MemoryError")
+        + 'def fc(x):\n    if x == True:\n        return "yes"\n    return "no"\n'
+    )
+    tests = (
+        "from mod import fa, fc\nfrom mod import fb as g\n\n\n"
+        "def test_a():\n    assert fa(2) == 1\n\n\n"
+        "def test_b():\n    assert fa(2) == 1\n    assert g(2) == 1\n\n\n"
+        'def test_c():\n    assert fc(True) == "yes"\n    assert fc(False) == "no"\n'
+    )
+    repo = init_repo(tmp_path / "r", mod_repo('["E712"]', module, tests))
+    done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert outcome(repo) == [
+        (["E712"], "accepted", "proven", 1),
+        (["E712"], "rejected", "limit", 1),
+        (["E712"], "rejected", "tests", 1),
+    ]
+
+
+def test_no_fix_is_lost_when_a_chain_and_a_group_fail_in_one_round(tmp_path: Path) -> None:
+    """Four E711 (two break a test) and five E712 (one does): every good fix lands."""
+    weird = (
+        "class Weird:\n    def __eq__(self, other):\n        return True\n\n"
+        "    __hash__ = object.__hash__\n\n\n"
+    )
+    none = 'def a{}(x):\n    if x == None:\n        return "none"\n    return "some"\n\n\n'
+    true = 'def e{}(x):\n    if x == True:\n        return "t"\n    return "f"\n\n\n'
+    module = weird + "".join(none.format(n) for n in range(1, 5))
+    module = (module + "".join(true.format(n) for n in range(1, 6))).rstrip() + "\n"
+    tests = (
+        "from mod import Weird, a1, a3, a4, e1, e2, e3, e4\n"
+        "from mod import a2 as hb\nfrom mod import e5 as hz\n\n\n"
+        'def check_first():\n    assert hz(2) == "f"\n\n\n'
+        'def check_a():\n    assert a1(Weird()) == "none"\n\n\n'
+        "def test_a():\n    check_first()\n    check_a()\n\n\n"
+        'def test_b():\n    assert hb(Weird()) == "none"\n\n\n'
+        "def test_rest():\n    for f in (a3, a4):\n"
+        '        assert f(None) == "none"\n        assert f(1) == "some"\n'
+        "    for f in (e1, e2, e3, e4):\n"
+        '        assert f(True) == "t"\n        assert f(False) == "f"\n'
+    )
+    repo = init_repo(tmp_path / "r", mod_repo('["E711", "E712"]', module, tests))
+    done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert report_of(repo)["violations_after"] == 3
+    landed = {(tuple(r), f) for r, status, _, f in outcome(repo) if status == "accepted"}
+    assert landed == {(("E711",), 2), (("E712",), 4)}
