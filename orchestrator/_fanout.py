@@ -323,8 +323,8 @@ class FanOut:
                 groups.setdefault((id(stage.agent), stage.mode), (stage, []))[1].append(job)
 
         for stage, jobs in groups.values():
-            if len(jobs) < 2:
-                continue
+            # Even one file: the batch agent lints each step as the proof does (a file in
+            # a worktree, noqa ignored), so the proof finds those lints made already.
             requests = [self._request(job) for job in jobs]
             agent = stage.agent
             assert isinstance(agent, BatchAgent)  # noqa: S101 - grouped by it above
