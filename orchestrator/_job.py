@@ -295,10 +295,14 @@ class Job:
             else:
                 half = len(ordered) // 2
                 self.queue += [frozenset(ordered[:half]), frozenset(ordered[half:])]
-        if good or self.held:
+        self.held |= good
+        # With probes still to run, what passed waits with the held fixes: a chain landing
+        # beside the probes would change the content their fixes were found in, and a
+        # fix on a line it rewrote would no longer be found (the probes' own fixes too).
+        if self.held and not self.probes:
             # Proven one by one; together, with the safe fixes held back and on top of
             # what landed meanwhile, they are proven once more before anything lands.
-            self.queue.insert(0, frozenset(good | self.held))
+            self.queue.insert(0, self.held)
             self.held = frozenset()
         self._advance_if_idle()
 

@@ -61,6 +61,15 @@ class Ruff:
         rules = select if select is not None else self.select
         return ["--select", ",".join(rules)] if rules else []
 
+    def _fixing(self, select: Sequence[str] | None) -> list[str]:
+        """The selection that fixes `select`'s rules and no others."""
+        if select is not None and list(select) == [UNUSED_NOQA]:
+            # RUF100 calls a noqa unused when its code is not enabled: with RUF100 alone
+            # selected, every suppression in use would go. Under the whole selection,
+            # only RUF100 may fix.
+            return [*self._selection(None), "--fixable", UNUSED_NOQA]
+        return self._selection(select)
+
     async def _run(
         self,
         args: Sequence[str],
@@ -160,7 +169,7 @@ class Ruff:
         unsafe: bool = False,
     ) -> bytes:
         """ruff's own fixes (its fix loop runs to a fixed point) on content in memory."""
-        args = [*fix_args(unsafe=unsafe), *self._selection(select)]
+        args = [*fix_args(unsafe=unsafe), *self._fixing(select)]
         args += ["--force-exclude", f"--stdin-filename={path}", "-"]
         done = await self._run(args, stdin=source)
         if b"Failed to converge" in done.stderr:
@@ -169,7 +178,7 @@ class Ruff:
 
     async def fix_files(self, paths: Sequence[str], rule: str, *, unsafe: bool) -> None:
         """ruff's fix loop for one rule, in place, on files of the checkout."""
-        args = [*fix_args(unsafe=unsafe), "--select", rule, "--force-exclude", "--"]
+        args = [*fix_args(unsafe=unsafe), *self._fixing([rule]), "--force-exclude", "--"]
         for chunk in _chunks(paths):
             await self._run([*args, *chunk])
 
@@ -274,6 +283,9 @@ class _Sources:
             self.path, self.lines = rel, _read_lines(self.root / rel)
             self.scopes = scope_table(self.lines)
         return self.lines, self.scopes
+
+
+UNUSED_NOQA = "RUF100"
 
 
 class FixDidNotConverge(Exception):  # noqa: N818 - it reads as what happened

@@ -310,3 +310,19 @@ class TestTheProofsOwnLint:
         report = report_of(repo)
         assert [(p["rules"], p["status"]) for p in report["patches"]] == [(["F401"], "accepted")]
         assert report["violations_after"] == 0
+
+    def test_a_noqa_in_use_survives_the_unused_noqa_fix(self, tmp_path: Path) -> None:
+        """RUF100 is fixed under the whole selection: `# noqa: F401` in use stays."""
+        repo = init_repo(
+            tmp_path / "r",
+            {
+                "pyproject.toml": '[tool.ruff.lint]\nselect = ["RUF100", "F401"]\n',
+                "a.py": "import os  # noqa: F401\nimport sys  # noqa: E501\n\nx = sys\n",
+            },
+            venv=False,
+        )
+        done = fixbot("run", repo, "--agents", "ruff", "--test-cmd", "", "--branch", "lint")
+        assert done.returncode == 0, done.stderr
+        assert report_of(repo)["violations_after"] == 0
+        fixed = git(repo, "show", "lint:a.py")
+        assert fixed == "import os  # noqa: F401\nimport sys\n\nx = sys\n"

@@ -194,12 +194,15 @@ class TestClues:
         assert sorted(j.probes) == sorted(
             [frozenset({self.SIM118.fingerprint}), frozenset({self.SIM300.fingerprint})]
         )
-        assert j.queue[0] == {self.E711.fingerprint, *(v.fingerprint for v in SAFE[:2])}
+        # What passed waits for those probes: no chain lands beside them.
+        assert not j.queue
+        assert j.held == {self.E711.fingerprint, *(v.fingerprint for v in SAFE[:2])}
 
     def test_the_next_group_is_predicted_for_one_suspect(self):
         """One suspect: if it fails and the rest passes, next comes the rest with the safe."""
         j = self.settle_with_clues(("beta",), self.E711, self.SIM118)
         j.probe_pending = [(group, steps_on_source(self.E711)) for group in j.probes]
+        j.probes = []
         expected = {self.E711.fingerprint, *(v.fingerprint for v in SAFE[:2])}
         assert j.predicted_group() == expected
         j.settle_probes([REJECTED, PROVEN], SOURCE)

@@ -195,3 +195,29 @@ def test_no_fix_is_lost_when_a_chain_and_a_group_fail_in_one_round(tmp_path: Pat
     assert report_of(repo)["violations_after"] == 3
     landed = {(tuple(r), f) for r, status, _, f in outcome(repo) if status == "accepted"}
     assert landed == {(("E711",), 2), (("E712",), 4)}
+
+
+def test_a_fix_that_passed_its_probe_is_never_lost(tmp_path: Path) -> None:
+    """`fc`'s E712 passes alone, beside a safe E713 on its line: both land, none vanishes."""
+    module = (
+        e712("fa", 'raise ValueError("broken")')
+        + e712("fb", "raise MemoryError")
+        + 'def fc(x, y):\n    if x == True and not 1 in y:\n        return "yes"\n'
+        '    return "no"\n'
+    )
+    tests = (
+        "from mod import fa, fc\nfrom mod import fb as g\n\n\n"
+        "def test_a():\n    assert fa(2) == 1\n\n\n"
+        "def test_b():\n    assert fa(2) == 1\n    assert g(2) == 1\n\n\n"
+        'def test_c():\n    assert fc(True, []) == "yes"\n    assert fc(False, []) == "no"\n'
+    )
+    repo = init_repo(tmp_path / "r", mod_repo('["E712", "E713"]', module, tests))
+    done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert report_of(repo)["violations_after"] == 2  # fa's and fb's E712, each refused
+    assert sorted((r, s) for r, s, _, _ in outcome(repo)) == [
+        (["E712"], "accepted"),
+        (["E712"], "rejected"),
+        (["E712"], "rejected"),
+        (["E713"], "accepted"),
+    ]
