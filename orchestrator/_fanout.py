@@ -364,7 +364,10 @@ class FanOut:
 
     async def _propose(self, job: Job, limiter: anyio.CapacityLimiter) -> None:
         async with limiter:
-            while job.active and job.queue and not job.pending:
+            # Not beside the job's own probes: a chain landing in their round would change
+            # the content their fixes were found in, and a fix whose line it rewrote would
+            # no longer be found when the probes' winners are asked for.
+            while job.active and job.queue and not job.pending and not job.probes:
                 stage = job.stages[job.stage]
                 job.proposed(await self._tidy(job, await stage.agent.propose(self._request(job))))
 

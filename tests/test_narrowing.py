@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio
+import pytest
+
+from fixbot.agents import RuffAgent, Stage, Task
+from fixbot.orchestrator._fanout import FanOut
+from fixbot.orchestrator._job import Job
+from fixbot.sandbox._ruff import Ruff, default_ruff
 from tests.conftest import checkout_tests, fixbot, init_repo, report_of
 
 if TYPE_CHECKING:
@@ -221,3 +228,23 @@ def test_a_fix_that_passed_its_probe_is_never_lost(tmp_path: Path) -> None:
         (["E712"], "rejected"),
         (["E713"], "accepted"),
     ]
+
+
+@pytest.mark.anyio
+async def test_no_chain_is_proposed_beside_the_jobs_own_probes(tmp_path: Path) -> None:
+    """A job with probes this round waits to propose its next chain until they are settled."""
+    repo = init_repo(
+        tmp_path / "r",
+        {"pyproject.toml": '[tool.ruff.lint]\nselect = ["E712"]\n', "m.py": "y = x == True\n"},
+        venv=False,
+    )
+    ruff = Ruff(repo, None, default_ruff())
+    agent = RuffAgent(default_ruff(), None, modes=("fix",))
+    job = Job(Task("m.py", ("m.py",), ()), [Stage(agent, "fix")], (repo / "m.py").read_bytes())
+    fan = FanOut(prover=None, root=repo, ruff=ruff, jobs=[job])  # type: ignore[arg-type]
+    job.probes = [frozenset({"a probe of this round"})]
+    await fan._propose(job, anyio.CapacityLimiter(1))
+    assert job.pending == []
+    job.probes = []
+    await fan._propose(job, anyio.CapacityLimiter(1))
+    assert [p.rules for p in job.pending] == [("E712",)]
