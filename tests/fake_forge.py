@@ -37,12 +37,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
-from tests.loopback import QuietHandler, QuietServer
+from tests.loopback import QuietHandler, QuietServer, Served
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -132,7 +132,7 @@ class _Failure:
     times: int | None  # None: every request from now on
 
 
-class FakeForge:
+class FakeForge(Served):
     """The server: start it, point a forge at `.gitlab_api` or `.github_api`, read `.requests`."""
 
     def __init__(self, *, port: int = 0) -> None:
@@ -147,17 +147,18 @@ class FakeForge:
         self.requests: list[Recorded] = []
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        server = _Server(("127.0.0.1", port), _Handler)
+        server.fake = self
+        self._serve(server)
 
     @property
     def url(self) -> str:
         """The server's base URL, as a forge's `server_url`."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.root_url
+
+    def calls(self) -> list[tuple[str, str]]:
+        """(method, path) of every request seen, in order."""
+        return [(r.method, r.path) for r in self.requests]
 
     @property
     def gitlab_api(self) -> str:
@@ -193,18 +194,6 @@ class FakeForge:
         """Seed a review (open unless `state=` says otherwise) as if opened earlier."""
         with self._lock:
             return self._add(branch, base, title, body, **kw)
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def _add(self, branch: str, base: str, title: str, body: str, **kw: Any) -> FakeReview:
         number = max(self.reviews, default=0) + 1

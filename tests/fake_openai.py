@@ -34,12 +34,12 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.loopback import QuietHandler, QuietServer
+from tests.loopback import QuietHandler, QuietServer, Served
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -125,7 +125,7 @@ def echo(request: dict[str, Any], fixed: str | None = None) -> Scripted:
     return Scripted.reply(fixed or "ok")
 
 
-class FakeOpenAI:
+class FakeOpenAI(Served):
     """The server: start it, point a client at `.url`, script it, read `.requests`."""
 
     def __init__(self, responder: Responder = echo, *, latency: float = 0.0, port: int = 0):
@@ -136,17 +136,14 @@ class FakeOpenAI:
         self._responder = responder
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        server = _Server(("127.0.0.1", port), _Handler)
+        server.fake = self
+        self._serve(server)
 
     @property
     def url(self) -> str:
         """The base URL, as a client's `base_url`."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self.root_url}/v1"
 
     def script(self, first: Responder | Scripted, *then: Scripted) -> None:
         """A responder, or actions taken in order (the last one repeats)."""
@@ -164,15 +161,7 @@ class FakeOpenAI:
     def close(self) -> None:
         """Stop serving; wake handlers that are sleeping through a delay."""
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+        super().close()
 
     @contextmanager
     def _counting(self) -> Iterator[None]:

@@ -1,11 +1,13 @@
 """What every fake server in tests/ shares: a threaded HTTP/1.1 server on 127.0.0.1 that
-keeps quiet about clients hanging up, and a handler that does not log each request."""
+keeps quiet about clients hanging up, a handler that does not log each request, and the
+serving itself: a thread of its own from start to `close()`."""
 
 from __future__ import annotations
 
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -31,3 +33,31 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Quiet: tests read the fake's record of requests instead."""
+
+
+class Served:
+    """A fake served on 127.0.0.1 from a thread of its own until `close()`; a context manager."""
+
+    def _serve(self, server: QuietServer) -> None:
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def root_url(self) -> str:
+        """http://127.0.0.1:PORT, the port the server got."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -277,52 +277,48 @@ def test_lint_refusal_is_narrowed_without_a_test_run(tmp_path: Path) -> None:
 class TestTheProofsOwnLint:
     """What lint says of a fix is the proof's lint of the file, never a lint made otherwise."""
 
+    @staticmethod
+    def lint_only(root: Path, select: str, file: str, source: str) -> dict:
+        """One file and `select`, run with lint-only proof onto the branch `lint`: the report."""
+        files = {"pyproject.toml": f"[tool.ruff.lint]\nselect = {select}\n", file: source}
+        repo = init_repo(root, files, venv=False)
+        done = fixbot("run", repo, "--agents", "ruff", "--test-cmd", "", "--branch", "lint")
+        assert done.returncode == 0, done.stderr
+        return report_of(repo)
+
     def test_an_upper_case_noqa_hides_nothing(self, tmp_path: Path) -> None:
         """`# NOQA` on the typing import: the UP006 fix that leaves it unused is refused."""
-        repo = init_repo(
+        report = self.lint_only(
             tmp_path / "r",
-            {
-                "pyproject.toml": '[tool.ruff]\ntarget-version = "py39"\n'
-                '[tool.ruff.lint]\nselect = ["UP006", "F401"]\n',
-                "a.py": "from typing import List  # NOQA\n\n\n"
-                "def f(x: List[int]) -> List[int]:\n    return x\n",
-            },
-            venv=False,
+            '["UP006", "F401"]\n[tool.ruff]\ntarget-version = "py39"',
+            "a.py",
+            "from typing import List  # NOQA\n\n\n"
+            "def f(x: List[int]) -> List[int]:\n    return x\n",
         )
-        done = fixbot("run", repo, "--agents", "ruff", "--dry-run", "--test-cmd", "")
-        assert done.returncode == 0, done.stderr
-        (patch,) = report_of(repo)["patches"]
+        (patch,) = report["patches"]
         assert (patch["status"], patch["reason"]) == ("rejected", "lint")
         assert "F401" in patch["detail"]
 
     def test_a_file_at_the_top_is_judged_as_a_file(self, tmp_path: Path) -> None:
         """ruff reads INP001 into a top-level file on stdin, never in the file: no refusal."""
-        repo = init_repo(
+        report = self.lint_only(
             tmp_path / "r",
-            {
-                "pyproject.toml": '[tool.ruff.lint]\nselect = ["F401", "INP001"]\n',
-                "tool.py": "import os  # noqa: E402\nimport sys\n\nprint(sys.argv)\n",
-            },
-            venv=False,
+            '["F401", "INP001"]',
+            "tool.py",
+            "import os  # noqa: E402\nimport sys\n\nprint(sys.argv)\n",
         )
-        done = fixbot("run", repo, "--agents", "ruff", "--dry-run", "--test-cmd", "")
-        assert done.returncode == 0, done.stderr
-        report = report_of(repo)
         assert [(p["rules"], p["status"]) for p in report["patches"]] == [(["F401"], "accepted")]
         assert report["violations_after"] == 0
 
     def test_a_noqa_in_use_survives_the_unused_noqa_fix(self, tmp_path: Path) -> None:
         """RUF100 is fixed under the whole selection: `# noqa: F401` in use stays."""
-        repo = init_repo(
-            tmp_path / "r",
-            {
-                "pyproject.toml": '[tool.ruff.lint]\nselect = ["RUF100", "F401"]\n',
-                "a.py": "import os  # noqa: F401\nimport sys  # noqa: E501\n\nx = sys\n",
-            },
-            venv=False,
+        root = tmp_path / "r"
+        report = self.lint_only(
+            root,
+            '["RUF100", "F401"]',
+            "a.py",
+            "import os  # noqa: F401\nimport sys  # noqa: E501\n\nx = sys\n",
         )
-        done = fixbot("run", repo, "--agents", "ruff", "--test-cmd", "", "--branch", "lint")
-        assert done.returncode == 0, done.stderr
-        assert report_of(repo)["violations_after"] == 0
-        fixed = git(repo, "show", "lint:a.py")
+        assert report["violations_after"] == 0
+        fixed = git(root, "show", "lint:a.py")
         assert fixed == "import os  # noqa: F401\nimport sys\n\nx = sys\n"

@@ -43,11 +43,6 @@ async def github(fake_forge: FakeForge) -> AsyncIterator[GitHub]:
         await forge.aclose()
 
 
-def calls(fake: FakeForge) -> list[tuple[str, str]]:
-    """(method, path) of every request the fake saw, in order."""
-    return [(r.method, r.path) for r in fake.requests]
-
-
 class TestPushHeader:
     """Which remotes `git push` sends the token to."""
 
@@ -85,7 +80,7 @@ class TestRepository:
         """GET /repos/{owner}/{repo} answers the default branch."""
         fake_forge.default_branch = "trunk"
         assert await github.default_branch() == "trunk"
-        assert calls(fake_forge) == [("GET", "/repos/owner/name")]
+        assert fake_forge.calls() == [("GET", "/repos/owner/name")]
 
     async def test_unknown_repository(self, fake_forge: FakeForge) -> None:
         """A repository the server does not have is a ForgeError, not an auth error."""
@@ -152,7 +147,7 @@ class TestOpen:
         review = await github.open(
             branch=BRANCH, base="main", title="t", body="b", reviewers=["alice", "owner/reviewers"]
         )
-        assert calls(fake_forge) == [
+        assert fake_forge.calls() == [
             ("POST", PULLS),
             ("POST", f"{PULLS}/{review.number}/requested_reviewers"),
         ]
@@ -238,7 +233,7 @@ class TestRetries:
         reset = str(int(time.time()) - 1)  # already past: no wait
         fake_forge.fail_next(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
         assert await github.default_branch() == "main"
-        assert calls(fake_forge) == [("GET", "/repos/owner/name")] * 2
+        assert fake_forge.calls() == [("GET", "/repos/owner/name")] * 2
 
     async def test_secondary_rate_limit(self, github: GitHub, fake_forge: FakeForge) -> None:
         """A 403 with Retry-After (a secondary rate limit) is retried."""

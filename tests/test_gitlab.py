@@ -44,11 +44,6 @@ async def gitlab(fake_forge: FakeForge) -> AsyncIterator[GitLab]:
         await forge.aclose()
 
 
-def calls(fake: FakeForge) -> list[tuple[str, str]]:
-    """(method, path) of every request the fake saw, in order."""
-    return [(r.method, r.path) for r in fake.requests]
-
-
 MRS = "/api/v4/projects/group%2Fname/merge_requests"
 
 
@@ -119,7 +114,7 @@ class TestProject:
             assert await forge.find_open(BRANCH) is None
         finally:
             await forge.aclose()
-        assert calls(fake_forge) == [
+        assert fake_forge.calls() == [
             ("GET", "/api/v4/projects/group%2Fsub%20group%2Fname"),
             ("GET", "/api/v4/projects/group%2Fsub%20group%2Fname/merge_requests"),
         ]
@@ -132,7 +127,7 @@ class TestProject:
             assert await forge.default_branch() == "main"
         finally:
             await forge.aclose()
-        assert calls(fake_forge) == [("GET", "/api/v4/projects/42")]
+        assert fake_forge.calls() == [("GET", "/api/v4/projects/42")]
 
     async def test_unknown_project(self, fake_forge: FakeForge) -> None:
         """A project the server does not have is a ForgeError, not an auth error."""
@@ -226,7 +221,7 @@ class TestOpen:
     async def test_no_known_reviewer(self, gitlab: GitLab, fake_forge: FakeForge) -> None:
         """When no name is a user, the request is opened without reviewer_ids."""
         await gitlab.open(branch=BRANCH, base="main", title="t", body="b", reviewers=["ghost"])
-        assert calls(fake_forge) == [("GET", "/api/v4/users"), ("POST", MRS)]
+        assert fake_forge.calls() == [("GET", "/api/v4/users"), ("POST", MRS)]
         assert "reviewer_ids" not in fake_forge.requests[-1].json
 
     async def test_already_open(self, gitlab: GitLab, fake_forge: FakeForge) -> None:
@@ -300,7 +295,7 @@ class TestRetries:
         """A 429 with Retry-After: 0 is retried, and the retry succeeds."""
         fake_forge.fail_next(429, {"Retry-After": "0"})
         assert await gitlab.default_branch() == "main"
-        assert calls(fake_forge) == [("GET", "/api/v4/projects/group%2Fname")] * 2
+        assert fake_forge.calls() == [("GET", "/api/v4/projects/group%2Fname")] * 2
 
     async def test_retry_after_honoured(self, gitlab: GitLab, fake_forge: FakeForge) -> None:
         """The retry waits as long as Retry-After says."""
@@ -313,7 +308,7 @@ class TestRetries:
         """A POST that met a 502 is sent again and opens one request."""
         fake_forge.fail_next(502, {"Retry-After": "0"})
         await gitlab.open(branch=BRANCH, base="main", title="t", body="b", reviewers=[])
-        assert calls(fake_forge) == [("POST", MRS)] * 2
+        assert fake_forge.calls() == [("POST", MRS)] * 2
         assert len(fake_forge.reviews) == 1
 
     async def test_server_error_forever(self, gitlab: GitLab, fake_forge: FakeForge) -> None:

@@ -151,22 +151,32 @@ def e712(name: str, effect: str) -> str:
     return f"def {name}(x):\n    if x == True:\n        {effect}\n    return 1\n\n\n"
 
 
-def test_a_group_refused_for_a_limit_never_refuses_its_good_fix(tmp_path: Path) -> None:
-    """The clue names `fa`; `fb`'s fix then hits a memory limit, `fc`'s is good: it lands."""
-    module = (
-        e712("fa", 'raise ValueError("broken")')
-        + e712("fb", "raise MemoryError")
-        + 'def fc(x):\n    if x == True:\n        return "yes"\n    return "no"\n'
-    )
+def three_fixes(fc: str, fc_args: str) -> tuple[str, str]:
+    """mod.py and its tests: `fa`'s E712 fix breaks test_a (the clue names `fa`), `fb`'s
+    hits a memory limit in test_b once `fa` passes, and `fc` is the given one, which
+    test_c calls with True, then False, and `fc_args` after each."""
+    module = e712("fa", 'raise ValueError("broken")') + e712("fb", "raise MemoryError") + fc
     tests = (
         "from mod import fa, fc\nfrom mod import fb as g\n\n\n"
         "def test_a():\n    assert fa(2) == 1\n\n\n"
         "def test_b():\n    assert fa(2) == 1\n    assert g(2) == 1\n\n\n"
-        'def test_c():\n    assert fc(True) == "yes"\n    assert fc(False) == "no"\n'
+        f'def test_c():\n    assert fc(True{fc_args}) == "yes"\n'
+        f'    assert fc(False{fc_args}) == "no"\n'
     )
-    repo = init_repo(tmp_path / "r", mod_repo('["E712"]', module, tests))
+    return module, tests
+
+
+def dry_run(repo: Path) -> None:
+    """`fixbot run REPO --agents ruff --dry-run`, which must succeed."""
     done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_group_refused_for_a_limit_never_refuses_its_good_fix(tmp_path: Path) -> None:
+    """The clue names `fa`; `fb`'s fix then hits a memory limit, `fc`'s is good: it lands."""
+    fc = 'def fc(x):\n    if x == True:\n        return "yes"\n    return "no"\n'
+    repo = init_repo(tmp_path / "r", mod_repo('["E712"]', *three_fixes(fc, "")))
+    dry_run(repo)
     assert outcome(repo) == [
         (["E712"], "accepted", "proven", 1),
         (["E712"], "rejected", "limit", 1),
@@ -197,8 +207,7 @@ def test_no_fix_is_lost_when_a_chain_and_a_group_fail_in_one_round(tmp_path: Pat
         '        assert f(True) == "t"\n        assert f(False) == "f"\n'
     )
     repo = init_repo(tmp_path / "r", mod_repo('["E711", "E712"]', module, tests))
-    done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
-    assert done.returncode == 0, done.stderr
+    dry_run(repo)
     assert report_of(repo)["violations_after"] == 3
     landed = {(tuple(r), f) for r, status, _, f in outcome(repo) if status == "accepted"}
     assert landed == {(("E711",), 2), (("E712",), 4)}
@@ -206,21 +215,9 @@ def test_no_fix_is_lost_when_a_chain_and_a_group_fail_in_one_round(tmp_path: Pat
 
 def test_a_fix_that_passed_its_probe_is_never_lost(tmp_path: Path) -> None:
     """`fc`'s E712 passes alone, beside a safe E713 on its line: both land, none vanishes."""
-    module = (
-        e712("fa", 'raise ValueError("broken")')
-        + e712("fb", "raise MemoryError")
-        + 'def fc(x, y):\n    if x == True and not 1 in y:\n        return "yes"\n'
-        '    return "no"\n'
-    )
-    tests = (
-        "from mod import fa, fc\nfrom mod import fb as g\n\n\n"
-        "def test_a():\n    assert fa(2) == 1\n\n\n"
-        "def test_b():\n    assert fa(2) == 1\n    assert g(2) == 1\n\n\n"
-        'def test_c():\n    assert fc(True, []) == "yes"\n    assert fc(False, []) == "no"\n'
-    )
-    repo = init_repo(tmp_path / "r", mod_repo('["E712", "E713"]', module, tests))
-    done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
-    assert done.returncode == 0, done.stderr
+    fc = 'def fc(x, y):\n    if x == True and not 1 in y:\n        return "yes"\n    return "no"\n'
+    repo = init_repo(tmp_path / "r", mod_repo('["E712", "E713"]', *three_fixes(fc, ", []")))
+    dry_run(repo)
     assert report_of(repo)["violations_after"] == 2  # fa's and fb's E712, each refused
     assert sorted((r, s) for r, s, _, _ in outcome(repo)) == [
         (["E712"], "accepted"),

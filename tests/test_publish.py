@@ -349,7 +349,7 @@ def pr_env(fake: FakeForge) -> dict[str, str]:
 
 def writes(fake: FakeForge) -> list[tuple[str, str]]:
     """The API calls that changed something."""
-    return [(r.method, r.path) for r in fake.requests if r.method != "GET"]
+    return [(method, path) for method, path in fake.calls() if method != "GET"]
 
 
 class TestOpenPr:
