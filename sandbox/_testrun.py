@@ -16,7 +16,7 @@ import tomllib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import anyio
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TestCommand",
-    "failure_reports",
     "find_python",
     "parse_junit",
     "resolve_test_command",
@@ -226,7 +225,7 @@ async def run_tests(
     failures: dict[str, str] = {}
     if xml is not None:
         try:
-            outcomes, failures = parse_junit(xml), failure_reports(xml)
+            outcomes, failures = parse_junit(xml)
         except ET.ParseError as exc:
             output += f"\n[fixbot] unreadable JUnit XML: {exc}"
     no_report = done.timed_out or done.returncode == NO_TESTS_COLLECTED
@@ -291,37 +290,34 @@ def _test_env(python: str, worktree: Path) -> dict[str, str]:
     return repo_env(extra)
 
 
-def parse_junit(xml: bytes) -> dict[str, TestStatus]:
-    """Per-test outcomes from pytest's xunit1 JUnit XML, keyed by node id."""
-    cases, modules = _cases(xml)
-    outcomes: dict[str, TestStatus] = {}
-    for case in cases:
-        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"), modules)
-        status = _status(case)
-        if node not in outcomes or _RANK[status] < _RANK[outcomes[node]]:
-            outcomes[node] = status
-    return outcomes
-
-
 # What is kept of failure reports: enough to name the code a failing test went
 # through, bounded so that a run with thousands of failures stays small in the cache.
 FAILURE_REPORT_CHARS = 4000
 MAX_FAILURE_REPORTS = 200
 
 
-def failure_reports(xml: bytes) -> dict[str, str]:
-    """Test id -> its failure's message and the tail of its traceback, for failing tests."""
+class Junit(NamedTuple):
+    """What pytest's xunit1 JUnit XML says, keyed by node id."""
+
+    outcomes: dict[str, TestStatus]
+    failures: dict[str, str]  # a failing test's message and the tail of its traceback
+
+
+def parse_junit(xml: bytes) -> Junit:
+    """Per-test outcomes, and the reports of the tests that failed, in one pass."""
     cases, modules = _cases(xml)
-    reports: dict[str, str] = {}
+    outcomes: dict[str, TestStatus] = {}
+    failures: dict[str, str] = {}
     for case in cases:
+        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"), modules)
+        status = _status(case)
+        if node not in outcomes or _RANK[status] < _RANK[outcomes[node]]:
+            outcomes[node] = status
         for child in case:
-            if child.tag in {"failure", "error"} and len(reports) < MAX_FAILURE_REPORTS:
-                node = _node_id(
-                    case.get("classname", ""), case.get("name", ""), case.get("file"), modules
-                )
+            if child.tag in {"failure", "error"} and len(failures) < MAX_FAILURE_REPORTS:
                 text = f"{child.get('message', '')}\n{child.text or ''}"
-                reports[node] = (reports.get(node, "") + text)[-FAILURE_REPORT_CHARS:]
-    return reports
+                failures[node] = (failures.get(node, "") + text)[-FAILURE_REPORT_CHARS:]
+    return Junit(outcomes, failures)
 
 
 def _cases(xml: bytes) -> tuple[list[ET.Element], dict[str, str]]:

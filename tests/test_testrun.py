@@ -346,7 +346,7 @@ class TestParseJunit:
             '<testcase classname="t.test_a" name="test_xf" file="t/test_a.py">'
             '<skipped type="pytest.xfail" message=""/></testcase>',
         )
-        assert parse_junit(xml) == {
+        assert parse_junit(xml).outcomes == {
             "t/test_a.py::test_ok": "passed",
             "t/test_a.py::test_bad": "failed",
             "t/test_a.py::test_err": "error",
@@ -360,7 +360,7 @@ class TestParseJunit:
             '<testcase classname="t.test_a.TestY" name="test_z[1.5-a.b]" file="t/test_a.py"/>',
             '<testcase classname="t.test_a.TestY.TestIn" name="test_n" file="t/test_a.py"/>',
         )
-        assert set(parse_junit(xml)) == {
+        assert set(parse_junit(xml).outcomes) == {
             "t/test_a.py::TestY::test_z[1.5-a.b]",
             "t/test_a.py::TestY::TestIn::test_n",
         }
@@ -371,7 +371,7 @@ class TestParseJunit:
             '<testcase classname="" name="t.sub.test_b" file="t/sub/test_b.py">'
             '<error message="collection failure">ImportError</error></testcase>'
         )
-        assert parse_junit(xml) == {"t/sub/test_b.py": "error"}
+        assert parse_junit(xml).outcomes == {"t/sub/test_b.py": "error"}
 
     def test_inherited_test_keeps_its_own_module(self) -> None:
         """`file` names the base class's module; the id uses the test's own."""
@@ -380,8 +380,8 @@ class TestParseJunit:
         )
         sibling = '<testcase classname="t.test_child" name="test_own" file="t/test_child.py"/>'
         expected = "t/test_child.py::TestChild::test_inh"
-        assert expected in parse_junit(junit(inherited, sibling))
-        assert expected in parse_junit(junit(inherited))
+        assert expected in parse_junit(junit(inherited, sibling)).outcomes
+        assert expected in parse_junit(junit(inherited)).outcomes
 
     def test_without_file_attribute(self) -> None:
         """xunit2-style cases (no `file`) fall back to the classname."""
@@ -389,7 +389,7 @@ class TestParseJunit:
             '<testcase classname="t.test_x.TestY" name="test_z[1]"/>',
             '<testcase classname="t.test_x" name="test_a"/>',
         )
-        assert parse_junit(xml) == {
+        assert parse_junit(xml).outcomes == {
             "t/test_x.py::TestY::test_z[1]": "passed",
             "t/test_x.py::test_a": "passed",
         }
@@ -400,13 +400,16 @@ class TestParseJunit:
             '<testcase classname="docs.guide.txt" name="guide.txt" file="docs/guide.txt"/>',
             '<testcase classname="pkg.mod" name="pkg.mod.f" file="pkg/mod.py"/>',
         )
-        assert set(parse_junit(xml)) == {"docs/guide.txt::guide.txt", "pkg/mod.py::pkg.mod.f"}
+        assert set(parse_junit(xml).outcomes) == {
+            "docs/guide.txt::guide.txt",
+            "pkg/mod.py::pkg.mod.f",
+        }
 
     def test_repeated_case_keeps_the_worst(self) -> None:
         """A failed call and a teardown error on one test: counted once, as error."""
         case = '<testcase classname="t.test_a" name="test_td" file="t/test_a.py">{}</testcase>'
         xml = junit(case.format('<failure message="x"/>'), case.format('<error message="td"/>'))
-        assert parse_junit(xml) == {"t/test_a.py::test_td": "error"}
+        assert parse_junit(xml).outcomes == {"t/test_a.py::test_td": "error"}
 
     def test_broken_xml_raises(self) -> None:
         """A truncated file is a parse error for the caller to handle."""
