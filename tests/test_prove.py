@@ -432,6 +432,38 @@ class TestTests:
         # no bisection over the innocent five.
         assert runs == 2, runs
 
+    async def test_a_changed_test_module_is_probed_apart(self, tmp_path: Path) -> None:
+        """Where every module reaches every test, the failing test's own file goes first."""
+        names = ", ".join(f"m{n}" for n in MODULES)
+        every = f"from pkg import {names}\n\nALL = ({names})"
+        files = {
+            "pyproject.toml": PYPROJECT,
+            "pkg/__init__.py": "",
+            **{f"pkg/m{n}.py": module_source(n) for n in MODULES},
+            **{
+                f"tests/test_m{n}.py": f"import os\n\n{every}\n\n\n"
+                f"def test_m{n}():\n    assert m{n}.f{n}(2, 3) == 5\n"
+                for n in (1, 3)
+            },
+        }
+        repo = init_repo(tmp_path / "repo", files)
+        impact = await build_impact_map(repo, default_ruff())
+        path = "tests/test_m3.py"
+        before = files[path].encode()
+        # Its F401 fixed, and its own assertion broken with it.
+        after = before.replace(b"import os\n\n", b"").replace(b"== 5", b"== 6")
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            cands = [await candidate(repo, n, fixed_source(n)) for n in MODULES]
+            targets = await fingerprints(repo, path, before, "F401")
+            cands.append(Candidate(path, "ruff", {path: before}, {path: after}, targets))
+            verdicts = await prover.prove(cands, {}, whole=True)
+            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        assert {k for k, v in verdicts.items() if not v.accepted} == {path}
+        # The batch, then the test module and the six library modules side by side;
+        # halving (3, then 2, then 2) took 7.
+        assert runs == 3, runs
+
     async def test_probed_isolation(self, shared: tuple[Path, TestResults], tmp_path: Path) -> None:
         """Under the strongest isolation this machine allows, the tests really run."""
         repo, results = shared

@@ -152,8 +152,7 @@ class Bisection:
             return by_suspects
         if len(cands) == 1:
             return {cands[0].key: self.refused(cands[0], problems)}
-        half = len(cands) // 2
-        parts = [cands[:half], cands[half:]]
+        parts = _likely_first(cands, problems)
         found: list[dict[str, str]] = [{}, {}]
 
         async def probe(i: int) -> None:
@@ -178,6 +177,24 @@ class Bisection:
             else:
                 out |= {c.key: proven(c) for c in part}
         return out
+
+
+def _likely_first(cands: list[Candidate], problems: Mapping[str, str]) -> list[list[Candidate]]:
+    """Two parts to probe side by side: the changes to the failing tests' own files, and
+    the rest; halves where that tells nothing.
+
+    A fix in a test module (PT009 turning `assertNotEqual` into `!=` in a test of
+    `__ne__`) most often breaks that module's own tests, and a module of tests
+    reaches no other test. Where the library's modules reach every test, halving
+    pays a whole-suite run per level; this part runs only its own tests, and its
+    members are then pinned each on its own failures.
+    """
+    failing = {test_file(t) for t in problems}
+    likely = [c for c in cands if failing & set(c.after)]
+    if 0 < len(likely) < len(cands):
+        return [likely, [c for c in cands if c not in likely]]
+    half = len(cands) // 2
+    return [cands[:half], cands[half:]]
 
 
 def _together(verdict: Verdict) -> Verdict:
