@@ -15,7 +15,6 @@ how the proof judges them (`sandbox/proof/_chain.py`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from fixbot.sandbox import (
@@ -32,6 +31,7 @@ from fixbot.sandbox import (
     line_starts,
     offset_of,
     sha256,
+    with_identity,
 )
 
 from ._ruff_batch import propose_many
@@ -97,7 +97,7 @@ class RuffAgent:
             ("clean", path, sha256(content)), self._is_clean, ruff, path, content
         )
         present = [
-            dataclasses.replace(v, origin=None)
+            with_identity(v, v.fingerprint)
             for v in await self._memo(
                 ("lint", path, sha256(content)), self._lint, ruff, path, content
             )

@@ -11,11 +11,10 @@ fix uncovered (an import left unused); the loop goes on until nothing is left.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox import Ruff, carry_origins, sha256
+from fixbot.sandbox import Ruff, carry_origins, sha256, with_identity
 
 from ._ruff_steps import WANTED, gone_of, step_order
 
@@ -50,7 +49,7 @@ async def _lint_all(
         for path in paths:
             if not any(path in f for f in result.failed):
                 shared[(path, sha256(tree.read(path)))] = tuple(found[path])
-    return {p: [dataclasses.replace(v, origin=None) for v in vs] for p, vs in found.items()}
+    return {p: [with_identity(v, v.fingerprint) for v in vs] for p, vs in found.items()}
 
 
 Todo = dict[tuple[tuple[int, str], bool], dict[str, list["Violation"]]]

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from fixbot.sandbox import ServiceError, git
+from fixbot.sandbox import ServiceError, git, unified_diffs
 
 from ._merge import write_branch
 from ._plan import in_scope
 from ._proof import proof_block, proof_line
-from ._report import build_report, save_rejected, unified_diff
+from ._report import build_report, save_rejected
 from ._report_md import write_reports
 from ._shard import fixbot_version
 from ._split import Landing, failures, split_and_land
@@ -81,13 +81,11 @@ async def land(ctx: Context, proven: Proven, old_tip: str | None) -> Outcome:
             dropped_by_agents=dropped,
             notices=ctx.config.notices,
         )
-        save_rejected(ctx.run_dir, records)
-        patch = ctx.run_dir / "accepted.patch"
+        await save_rejected(ctx.run_dir, records)
         ground = fan.ground()
-        patch.write_text(
-            "".join(unified_diff(p, ctx.reference.read(p), ground[p]) for p in sorted(ground)),
-            encoding="utf-8",
-        )
+        diffs = await unified_diffs([(p, ctx.reference.read(p), ground[p]) for p in sorted(ground)])
+        patch = ctx.run_dir / "accepted.patch"
+        patch.write_text("".join(diffs), encoding="utf-8")
         report_dir = _report_dir(ctx.config, ctx.run_dir)
         write_reports(report, report_dir, list(ctx.config.secrets.values()))
     if ctx.publisher is not None or (ctx.config.split_by != "none" and tip):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import platform
 import re
 from collections import Counter
@@ -10,6 +9,8 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
+
+from fixbot.sandbox import unified_diffs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -261,21 +262,15 @@ def patch_entries(records: list[PatchRecord]) -> list[PatchEntry]:
     ]
 
 
-def unified_diff(path: str, before: bytes, after: bytes) -> str:
-    """A diff a person can read and `git apply`."""
-    old = before.decode("utf-8", "replace").splitlines(keepends=True)
-    new = after.decode("utf-8", "replace").splitlines(keepends=True)
-    lines = difflib.unified_diff(old, new, f"a/{path}", f"b/{path}")
-    return "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    )
-
-
-def save_rejected(run_dir: Path, records: list[PatchRecord]) -> list[Path]:
+async def save_rejected(run_dir: Path, records: list[PatchRecord]) -> list[Path]:
     """Each rejected or dropped patch as a .diff headed by its verdict."""
     folder = run_dir / "rejected"
+    refused = [r for r in records if r.status != "accepted"]
+    diffs = await unified_diffs(
+        [(r.patch.files[0], r.before, r.patch.changes[0].new) for r in refused]
+    )
     out = []
-    for i, rec in enumerate(r for r in records if r.status != "accepted"):
+    for i, (rec, diff) in enumerate(zip(refused, diffs, strict=True)):
         folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(
             r"[^A-Za-z0-9_.-]+", "_", f"{i + 1:03d}-{rec.patch.rules[0]}-{rec.patch.files[0]}"
@@ -287,7 +282,6 @@ def save_rejected(run_dir: Path, records: list[PatchRecord]) -> list[Path]:
             *(f"# {line}" for line in rec.verdict.detail.splitlines()[:40]),
             *(f"# failing test: {t}" for t in rec.verdict.failing_tests[:40]),
         ]
-        diff = unified_diff(rec.patch.files[0], rec.before, rec.patch.changes[0].new)
         path = folder / f"{name}.diff"
         path.write_text("\n".join(header) + "\n" + diff, encoding="utf-8")
         out.append(path)

@@ -1,5 +1,6 @@
 """Everything that touches the machine: git, subprocesses, ruff, tests, proof."""
 
+from ._diff import unified_diffs
 from ._errors import (
     ConfigError,
     FixbotError,
@@ -44,7 +45,15 @@ from ._types import (
     sha256,
 )
 from ._worktree import Worktree, WorktreePool, generated_files, sweep
-from .proof import Baseline, Candidate, ProofStats, Prover, carry_origins, entropy_bound
+from .proof import (
+    Baseline,
+    Candidate,
+    ProofStats,
+    Prover,
+    carry_origins,
+    entropy_bound,
+    with_identity,
+)
 
 __all__ = [
     "BOM",
@@ -115,4 +124,6 @@ __all__ = [
     "split_lines",
     "sweep",
     "toplevel",
+    "unified_diffs",
+    "with_identity",
 ]

@@ -5,7 +5,7 @@ test runner, isolation), which it uses. See docs/architecture.md, "What proven m
 """
 
 from ._candidate import Candidate, ProofStats
-from ._chain import ChainProblem, carry_origins, chain_problem
+from ._chain import ChainProblem, carry_origins, chain_problem, with_identity
 from ._judge import Baseline, entropy_bound, test_file
 from ._prove import Prover
 
@@ -19,4 +19,5 @@ __all__ = [
     "chain_problem",
     "entropy_bound",
     "test_file",
+    "with_identity",
 ]

@@ -47,7 +47,7 @@ def carry_origins(
     unmatched: list[int] = []
     for i, v in enumerate(after):
         if pool.get(v.fingerprint):
-            out[i] = dataclasses.replace(v, origin=pool[v.fingerprint].pop(0).identity)
+            out[i] = with_identity(v, pool[v.fingerprint].pop(0).identity)
         else:
             unmatched.append(i)
     vanished = sorted(
@@ -62,13 +62,23 @@ def carry_origins(
             if left.get(key(after[i])):
                 gone = left[key(after[i])].pop(0)
                 vanished.remove(gone)
-                out[i] = dataclasses.replace(after[i], origin=gone.identity)
+                out[i] = with_identity(after[i], gone.identity)
             else:
                 still.append(i)
         unmatched = still
     for i in unmatched:
         out[i] = dataclasses.replace(after[i], origin=f"+{step}")
     return [v for v in out if v is not None]
+
+
+def with_identity(v: Violation, identity: str) -> Violation:
+    """`v` known as `identity`: itself when that is already so (most findings, most steps).
+
+    A copy per finding per step made long chains on big files cost seconds.
+    """
+    if v.identity == identity:
+        return v
+    return dataclasses.replace(v, origin=None if identity == v.fingerprint else identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +107,7 @@ def chain_problem(
     if not steps:
         return None
     path = steps[0].path
-    present = [dataclasses.replace(v, origin=None) for v in lint_of(path, steps[0].before)]
+    present = [with_identity(v, v.fingerprint) for v in lint_of(path, steps[0].before)]
     asked: dict[str, tuple[str, ...]] = {}  # "+N" -> the identities step N was asked to fix
     # "+N" -> step N, its targets, and what it uncovered
     born: dict[str, tuple[Step, list[Violation], list[Violation]]] = {}

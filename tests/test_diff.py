@@ -1,0 +1,63 @@
+"""sandbox._diff: many unified diffs in one git process, each fit for `git apply`."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import TYPE_CHECKING
+
+import anyio
+
+from fixbot.sandbox import unified_diffs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _applies(tmp_path: Path, path: str, before: bytes, after: bytes, diff: str) -> None:
+    """`diff` turns `before` into exactly `after` under `git apply`."""
+    target = tmp_path / "repo" / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(before)
+    (tmp_path / "change.diff").write_text(diff, encoding="utf-8")
+    subprocess.run(
+        ["git", "apply", "--unsafe-paths", str(tmp_path / "change.diff")],
+        cwd=tmp_path / "repo",
+        check=True,
+        capture_output=True,
+    )
+    assert target.read_bytes() == after
+
+
+class TestUnifiedDiffs:
+    def test_each_diff_names_its_path_and_applies(self, tmp_path: Path) -> None:
+        """Hundreds of hunks in one file, and a second file: both apply exactly."""
+        before = b"".join(f"value_{i} = {i}\n".encode() for i in range(3000))
+        after = before.replace(b"0 = ", b"0 = -")
+        small = (b"a\nb\n", b"a\nB\n")
+        diffs = anyio.run(unified_diffs, [("pkg/big.py", before, after), ("small.py", *small)])
+        assert diffs[0].startswith("--- a/pkg/big.py\n+++ b/pkg/big.py\n@@ ")
+        assert diffs[0].count("\n@@ ") > 100
+        _applies(tmp_path / "one", "pkg/big.py", before, after, diffs[0])
+        _applies(tmp_path / "two", "small.py", *small, diffs[1])
+
+    def test_unchanged_content_has_an_empty_diff(self) -> None:
+        """A pair with nothing changed gives "", and the others keep their places."""
+        diffs = anyio.run(
+            unified_diffs, [("a.py", b"x\n", b"x\n"), ("b.py", b"x\n", b"y\n"), ("c.py", b"", b"")]
+        )
+        assert diffs[0] == ""
+        assert diffs[2] == ""
+        assert diffs[1] == "--- a/b.py\n+++ b/b.py\n@@ -1 +1 @@\n-x\n+y\n"
+
+    def test_a_missing_final_newline_and_shared_contents(self, tmp_path: Path) -> None:
+        """git's no-newline marker survives; two pairs from one content are both right."""
+        start = b"one\ntwo"
+        changes = [("f.py", start, b"one\ntwo\n"), ("f.py", start, b"ONE\ntwo")]
+        diffs = anyio.run(unified_diffs, changes)
+        assert "\\ No newline at end of file" in diffs[0]
+        for i, (path, before, after) in enumerate(changes):
+            _applies(tmp_path / str(i), path, before, after, diffs[i])
+
+    def test_nothing_to_diff(self) -> None:
+        """No pairs, no git process."""
+        assert anyio.run(unified_diffs, []) == []
