@@ -35,7 +35,7 @@ from fixbot.sandbox import (
 )
 
 from ._ruff_batch import propose_many
-from ._ruff_steps import ALLOWED, WANTED, gone_of, step_kind, step_order
+from ._ruff_steps import ALLOWED, WANTED, gone_of, made_too_long, step_kind, step_order
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -119,8 +119,9 @@ class RuffAgent:
             chosen = _grouped([v for v in candidates if v.rule == rule], request.groups)
             of_rule = [v for v in present if v.rule == rule and self.allowed(v, request.mode)]
             key = ("step", path, sha256(content), rule, *sorted(v.fingerprint for v in chosen))
+            whole = len(chosen) == len(of_rule)
             fixed, after = await self._memo(
-                key, self._fix_step, ruff, path, content, chosen, len(chosen) == len(of_rule), clean
+                key, self._fix_step, ruff, path, content, chosen, whole, clean, present
             )
             after = after if fixed != content else present
             targets = tuple(gone_of(chosen, present, after))
@@ -160,8 +161,13 @@ class RuffAgent:
         chosen: list[Violation],
         whole_rule: bool,
         clean: bool,
+        present: list[Violation],
     ) -> tuple[bytes, list[Violation]]:
-        """One rule's fix (ruff's own loop when all of the rule is chosen) and its lint."""
+        """One rule's fix (ruff's own loop when all of the rule is chosen) and its lint.
+
+        Lines the fix made too long are formatted, in a file not format-clean (a clean
+        one is formatted whole).
+        """
         fixed = content
         if whole_rule:
             unsafe = any(v.applicability == "unsafe" for v in chosen)
@@ -173,7 +179,12 @@ class RuffAgent:
             fixed = await ruff.format_source(path, fixed)
         if fixed == content:
             return content, []
-        return fixed, (await ruff.lint_source(path, fixed)).violations
+        after = (await ruff.lint_source(path, fixed)).violations
+        if not clean and (rows := made_too_long(present, after, gone_of(chosen, present, after))):
+            wrapped = await ruff.format_lines(path, fixed, rows)
+            if wrapped != fixed:
+                fixed, after = wrapped, (await ruff.lint_source(path, wrapped)).violations
+        return fixed, after
 
     def step(
         self,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from fixbot.sandbox import Ruff, carry_origins, sha256, with_identity
 
-from ._ruff_steps import WANTED, gone_of, step_order
+from ._ruff_steps import WANTED, gone_of, made_too_long, step_order
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,6 +79,27 @@ def _todo(
     return todo
 
 
+async def _wrap_long_lines(
+    ruff: Ruff,
+    tree: Worktree,
+    paths: list[str],
+    files: dict[str, list[Violation]],
+    present: dict[str, list[Violation]],
+    after: dict[str, list[Violation]],
+) -> list[str]:
+    """Format the lines this step made too long, in files not format-clean; the files changed."""
+    out = []
+    for path in paths:
+        fixed = gone_of(files[path], present[path], after[path])
+        if rows := made_too_long(present[path], after[path], fixed):
+            data = tree.read(path)
+            wrapped = await ruff.format_lines(path, data, rows)
+            if wrapped != data:
+                tree.write({path: wrapped})
+                out.append(path)
+    return out
+
+
 async def propose_many(
     agent: StepMaker,
     requests: list[Request],
@@ -124,6 +145,9 @@ async def propose_many(
             await ruff.format_files([p for p in targets if p in clean])
             changed = [p for p in targets if tree.read(p) != current[p]]
             after = await _lint_all(ruff, tree, changed, agent.lint_cache)
+            unclean = [p for p in changed if p not in clean]
+            if wrapped := await _wrap_long_lines(ruff, tree, unclean, files, present, after):
+                after |= await _lint_all(ruff, tree, wrapped, agent.lint_cache)
             for path in targets:
                 fixed = gone_of(files[path], present[path], after.get(path, present[path]))
                 # What a fix left in place is never offered again.

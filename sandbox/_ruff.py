@@ -215,6 +215,32 @@ class Ruff:
             return source
         return (_BOM_BYTES if bom else b"") + done.stdout
 
+    async def format_lines(self, path: str, source: bytes, rows: Sequence[int]) -> bytes:
+        """`ruff format` of only the logical lines holding `rows` (1-based), in memory.
+
+        For lines a fix made too long in a file that is not format-clean: formatting
+        the whole file would rewrite code no fix touched. One range per run (ruff
+        takes one), from the bottom up, so the rows above keep their numbers.
+        """
+        text, bom = decode(source)
+        data = text.encode("utf-8", "surrogateescape")
+        ranges: list[list[int]] = []
+        for row in sorted(set(rows)):
+            if ranges and ranges[-1][1] == row:
+                ranges[-1][1] = row + 1
+            else:
+                ranges.append([row, row + 1])
+        for start, end in reversed(ranges):
+            args = ["format", "--no-cache", "--force-exclude", f"--range={start}-{end}"]
+            done = await self._run(
+                [*args, f"--stdin-filename={path}", "-"], stdin=data, parse_errors_ok=True
+            )
+            if done.returncode == 0 and done.stdout:
+                data = done.stdout
+        if data == text.encode("utf-8", "surrogateescape"):
+            return source
+        return (_BOM_BYTES if bom else b"") + data
+
     async def unformatted(self, paths: Sequence[str]) -> set[str]:
         """Which of `paths` `ruff format --check` would change (a BOM alone does not count).
 

@@ -322,3 +322,78 @@ class TestTheProofsOwnLint:
         assert report["violations_after"] == 0
         fixed = git(root, "show", "lint:a.py")
         assert fixed == "import os  # noqa: F401\nimport sys\n\nx = sys\n"
+
+
+LONG_LINES = {
+    "pyproject.toml": """
+        [tool.ruff]
+        line-length = 70
+        [tool.ruff.lint]
+        select = ["PT009", "E501"]
+        [tool.pytest.ini_options]
+        pythonpath = ["."]
+    """,
+    "pkg/__init__.py": "",
+    "pkg/pair.py": "def pair(a, b):\n    return [a,b]\n",
+    "tests/test_pair.py": """
+        import unittest
+
+        from pkg.pair import pair
+
+        UNTOUCHED = [1,2]
+        WORD = "a-string-far-far-too-long-for-any-formatter-to-wrap-it-whatever-it-does"
+
+
+        class TestPair(unittest.TestCase):
+            def test_pair(self):
+                self.assertEqual(pair("first value", "second value"),
+                                 ["first value", "second value"])
+
+            def test_short(self):
+                self.assertEqual(pair(1,2), [1, 2])
+
+            def test_word(self):
+                self.assertEqual(pair(WORD, 0)[0],
+                                 "a-string-far-far-too-long-for-any-formatter-to-wrap-it-whatever-it-does")
+    """,
+}
+
+
+class TestLinesAFixMadeTooLong:
+    """PT009 joins a multi-line assertEqual into one line: the formatter wraps just that line."""
+
+    def test_the_long_line_is_wrapped_and_nothing_else_is_touched(self, tmp_path: Path) -> None:
+        """Two fixes land, wrapped where needed; one whose line cannot be wrapped is refused."""
+        repo = init_repo(tmp_path / "r", LONG_LINES)
+        done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["by_rule"]["PT009"]["landed"] == 2
+        assert report["by_rule"]["PT009"]["refused"] == {"lint": 1}
+        (refused,) = [p for p in report["patches"] if p["status"] == "rejected"]
+        assert refused["detail"].startswith("new violations: E501 tests/test_pair.py:")
+        fixed = git(repo, "show", "lint:tests/test_pair.py")
+        assert (
+            '        assert pair("first value", "second value") == [\n'
+            '            "first value",\n'
+            '            "second value",\n'
+            "        ]\n"
+        ) in fixed
+        # The file was not format-clean, and stays as it was where no fix went.
+        assert "\nUNTOUCHED = [1,2]\n" in fixed
+        assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
+
+    async def test_the_per_file_agent_wraps_them_too(self, tmp_path: Path) -> None:
+        """A chain proposed again after a refusal takes the same shape."""
+        repo = init_repo(tmp_path / "r", LONG_LINES, venv=False)
+        path = "tests/test_pair.py"
+        content = (repo / path).read_bytes()
+        found = (await Ruff(repo).lint_source(path, content)).violations
+        task = Task(key=path, files=(path,), violations=tuple(found))
+        agent = RuffAgent(default_ruff(), ("PT009", "E501"))
+        chain = await agent.propose(
+            Request(task=task, mode="unsafe", content={path: content}, root=repo)
+        )
+        after = chain[-1].changes[0].new.decode()
+        assert '        assert pair("first value", "second value") == [\n' in after
+        assert "\nUNTOUCHED = [1,2]\n" in after

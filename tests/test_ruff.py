@@ -476,6 +476,17 @@ class TestFormatSource:
         data = b"def f(:\n    pass\n"
         assert await Ruff(repo).format_source("a.py", data) == data
 
+    async def test_format_lines_touches_only_those_lines(self, repo):
+        """Rows 2 and 4 are formatted (bottom up), row 3 and the BOM are kept as they were."""
+        data = BOM_BYTES + b"a=1\nb=[1,2]\nc=[3,4]\nd=[5,6]\n"
+        formatted = await Ruff(repo).format_lines("a.py", data, [4, 2])
+        assert formatted == BOM_BYTES + b"a=1\nb = [1, 2]\nc=[3,4]\nd = [5, 6]\n"
+
+    async def test_format_lines_of_unparsable_source(self, repo):
+        """Source ruff cannot parse comes back untouched."""
+        data = b"def f(:\n    x=1\n"
+        assert await Ruff(repo).format_lines("a.py", data, [2]) == data
+
 
 @pytest.mark.anyio
 class TestUnformatted:
