@@ -19,7 +19,8 @@ Make the trial checkouts (mirrors of public repos at /work/.mirror/<owner>+<name
 
     mkdir -p /tmp/trial && cd /tmp/trial
     for m in pallets+itsdangerous jazzband+prettytable pypa+packaging pytest-dev+pluggy \\
-             hukkin+tomli jd+tenacity pallets+markupsafe python-poetry+tomlkit; do
+             hukkin+tomli jd+tenacity pallets+markupsafe python-poetry+tomlkit \\
+             dateutil+dateutil; do
         n=${m#*+}; git clone -q /work/.mirror/$m/repo $n
         echo .venv/ >> $n/.git/info/exclude; python3 -m venv $n/.venv
     done
@@ -28,6 +29,10 @@ Make the trial checkouts (mirrors of public repos at /work/.mirror/<owner>+<name
     pipi packaging -e . pytest hypothesis pretend tomli_w 'pip>=21.1' coverage
     pipi pluggy -e . pytest;  pipi tomli -e . pytest;  pipi tenacity -e '.[test]'
     pipi markupsafe -e . pytest;  pipi tomlkit -e . 'pytest<8' PyYAML
+    pipi dateutil -e . 'pytest<8' pytest-cov hypothesis freezegun six
+
+dateutil's suite has 40 tests that fail at base (they need a zoneinfo tarball the
+repository does not carry); they count as failing before, for blind ruff as for fixbot.
 """
 
 from __future__ import annotations
@@ -103,9 +108,12 @@ def suite(repo: Path, tree: Path, extra: list[str], xml: Path) -> dict[str, Any]
     done = sh([*argv, *extra, f"--junitxml={xml}"], tree, os.environ | {"PYTHONPATH": path})
     out: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 2), "rc": done.returncode}
     out |= {"passed": 0, "failed": 0, "skipped": 0}
+    failing = []
     for case in ET.parse(xml).iter("testcase") if xml.is_file() else ():  # noqa: S314 - ours
         bad = case.find("failure") is not None or case.find("error") is not None
         out["failed" if bad else "skipped" if case.find("skipped") is not None else "passed"] += 1
+        failing += [f"{case.get('classname')}::{case.get('name')}"] * bad
+    out["failing"] = sorted(failing)
     out["green"] = done.returncode == 0 and out["passed"] > 0
     if not out["green"]:
         out["tail"] = done.stdout[-1500:]
@@ -242,7 +250,11 @@ def green(tests: dict[str, Any] | None, base: dict[str, Any]) -> str:
     ran = [sum(t.get(k, 0) for k in ("passed", "failed", "skipped")) for t in (base, tests)]
     notes = [f"{tests['passed']} passed"] + [f"{tests['failed']} failed"] * bool(tests["failed"])
     notes += [f"{ran[0] - ran[1]} fewer than base"] * (ran[0] > ran[1])
-    return f"{'yes' if tests['green'] else 'NO'} ({', '.join(notes)})"
+    # A suite that fails at base (dateutil's 40) is green when it fails no more than there.
+    new = set(tests.get("failing", ())) - set(base.get("failing", ()))
+    as_base = "failing" in tests and not new and ran[1] >= ran[0] and tests["passed"] > 0
+    verdict = "yes" if tests["green"] else "yes, as at base" if as_base else "NO"
+    return f"{verdict} ({', '.join(notes)})"
 
 
 def table(r: dict[str, Any]) -> str:
@@ -316,7 +328,7 @@ def main() -> None:
     args = ap.parse_args()
     args.pytest_args = PYTEST_ARGS | dict(a.split("=", 1) for a in args.pytest_args)
     BIN = args.bin
-    names = "itsdangerous prettytable packaging pluggy tomli tenacity markupsafe tomlkit"
+    names = "itsdangerous prettytable packaging pluggy tomli tenacity markupsafe tomlkit dateutil"
     repos = [p.resolve() for p in args.repos] or [
         TRIAL / n for n in names.split() if (TRIAL / n / ".venv").is_dir()
     ]
