@@ -222,6 +222,8 @@ class Ruff:
         the whole file would rewrite code no fix touched. One range per run (ruff
         takes one), from the bottom up, so the rows above keep their numbers.
         """
+        if path.endswith(".ipynb"):
+            return source  # ruff formats no range of a notebook
         text, bom = decode(source)
         data = text.encode("utf-8", "surrogateescape")
         ranges: list[list[int]] = []

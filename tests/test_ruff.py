@@ -482,6 +482,11 @@ class TestFormatSource:
         formatted = await Ruff(repo).format_lines("a.py", data, [4, 2])
         assert formatted == BOM_BYTES + b"a=1\nb = [1, 2]\nc=[3,4]\nd = [5, 6]\n"
 
+    async def test_format_lines_of_a_notebook_is_no_error(self, repo):
+        """ruff formats no range of a notebook: its content comes back as it was."""
+        data = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
+        assert await Ruff(repo).format_lines("a.ipynb", data, [1]) == data
+
     async def test_format_lines_of_unparsable_source(self, repo):
         """Source ruff cannot parse comes back untouched."""
         data = b"def f(:\n    x=1\n"
