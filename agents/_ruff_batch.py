@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
+import anyio
+
 from fixbot.sandbox import Ruff, carry_origins, sha256, with_identity
 
 from ._ruff_steps import WANTED, gone_of, made_too_long, step_order
@@ -87,17 +89,27 @@ async def _wrap_long_lines(
     present: dict[str, list[Violation]],
     after: dict[str, list[Violation]],
 ) -> list[str]:
-    """Format the lines this step made too long, in files not format-clean; the files changed."""
+    """Format the lines this step made too long, in files not format-clean; the files changed.
+
+    Files side by side, two at a time: one file's ranges take a ruff process each.
+    """
     out = []
-    for path in paths:
-        fixed = gone_of(files[path], present[path], after[path])
-        if rows := made_too_long(present[path], after[path], fixed):
+    limiter = anyio.CapacityLimiter(2)
+
+    async def wrap(path: str, rows: list[int]) -> None:
+        async with limiter:
             data = tree.read(path)
             wrapped = await ruff.format_lines(path, data, rows)
-            if wrapped != data:
-                tree.write({path: wrapped})
-                out.append(path)
-    return out
+        if wrapped != data:
+            tree.write({path: wrapped})
+            out.append(path)
+
+    async with anyio.create_task_group() as tg:
+        for path in paths:
+            fixed = gone_of(files[path], present[path], after[path])
+            if rows := made_too_long(present[path], after[path], fixed):
+                tg.start_soon(wrap, path, rows)
+    return sorted(out)
 
 
 async def propose_many(
