@@ -31,6 +31,11 @@ class PatchRecord:
 
 
 PROBE_LIMIT = 8
+# Where fixes alone have failed this often in a file, each is tried alone at once, up to
+# this many: past p = 0.38 no group scheme beats one by one (docs/architecture.md), and
+# halving paid a round per level (dateutil's test of its imports: 12 of 19 F401 bad).
+DENSE_SHARE = 0.38
+DENSE_PROBE_LIMIT = 32
 Status = Literal["asking", "proving", "done"]
 
 
@@ -79,6 +84,9 @@ class Job:
     # Fixes proposed in steps of their own, group by group, so that a static refusal
     # is pinned on a smaller group each time (see `refuse_static`).
     groups: list[frozenset[str]] = field(default_factory=list)
+    # Single fixes probed alone, and how many of them their tests refused.
+    alone_tried: int = 0
+    alone_refused: int = 0
 
     @property
     def path(self) -> str:
@@ -178,6 +186,12 @@ class Job:
         group = self.queue[0] if self.queue else None
         return self._narrows(_asked(self.pending, group), self.proposals + 1)
 
+    @property
+    def probe_limit(self) -> int:
+        """How many fixes are tried each alone at once rather than halved."""
+        dense = self.alone_refused >= 2 and self.alone_refused >= DENSE_SHARE * self.alone_tried
+        return DENSE_PROBE_LIMIT if dense else PROBE_LIMIT
+
     def _narrows(self, asked: list[Violation], proposals: int) -> bool:
         """The one rule for narrowing a refused chain down rather than recording it."""
         return len({v.identity for v in asked}) > 1 and proposals < self.max_proposals
@@ -212,7 +226,7 @@ class Job:
             self.held |= safe
             self.probes = [frozenset({fp}) for fp in risky]
             self.probed |= fingerprints
-        elif fresh and len(fingerprints) <= PROBE_LIMIT:
+        elif fresh and len(fingerprints) <= self.probe_limit:
             self.probes = [frozenset({fp}) for fp in sorted(fingerprints)]
             self.probed |= fingerprints
         else:
@@ -276,6 +290,9 @@ class Job:
         again: set[str] = set()
         for (group, chain), verdict in zip(self.probe_pending, verdicts, strict=True):
             self.proposals += 1
+            if len(group) == 1:
+                self.alone_tried += 1
+                self.alone_refused += verdict.reason == "tests"
             if verdict.accepted:
                 good |= group
             elif len(group) > 1:
@@ -287,7 +304,7 @@ class Job:
         self.probe_pending = []
         if again:
             ordered = sorted(again)
-            if len(ordered) <= PROBE_LIMIT:
+            if len(ordered) <= self.probe_limit:
                 # Added to, not set: a chain of this job refused in the same round may
                 # have asked for probes of its own.
                 self.probes += [frozenset({fp}) for fp in ordered]

@@ -125,6 +125,26 @@ class TestNarrowing:
         assert len(j.queue) == 2
         assert j.queue[0] | j.queue[1] == {v.fingerprint for v in RISKY}
 
+    def test_where_fixes_alone_mostly_fail_a_big_group_is_probed_fix_by_fix(self):
+        """2 of 3 refused alone: a failing group of 20 is tried each alone, not halved."""
+        many = [violation(f"S{i:02d}", "safe") for i in range(20)]
+        for refused, expected in ((1, "halved"), (2, "alone")):
+            j = job()
+            j.pending = chain(*RISKY)
+            j.settle(REJECTED)
+            j.probe_pending = [(group, chain(*RISKY)) for group in sorted(j.probes)]
+            j.probes = []
+            j.settle_probes([REJECTED] * refused + [PROVEN] * (3 - refused), b"x = 0\n")
+            j.queue, j.held = [None], frozenset()
+            j.pending = chain(*many)
+            j.settle(REJECTED)
+            if expected == "alone":
+                assert sorted(j.probes) == sorted(frozenset({v.fingerprint}) for v in many)
+                assert j.queue == []
+            else:
+                assert j.probes == []
+                assert [len(g or ()) for g in j.queue] == [10, 10]
+
     def test_only_what_was_asked_is_narrowed(self):
         """Fixes a chain's own steps uncovered are never split off as groups of their own."""
         j = job()
