@@ -6,6 +6,8 @@ PATH: results must not depend on what else is on the machine.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 from collections import Counter
@@ -220,28 +222,43 @@ class Ruff:
 
         For lines a fix made too long in a file that is not format-clean: formatting
         the whole file would rewrite code no fix touched. One range per run (ruff
-        takes one), from the bottom up, so the rows above keep their numbers.
+        takes one), from the bottom up, so the rows above keep their numbers. How a
+        lone line was wrapped is remembered by its text: a chain proposed again after
+        a refusal meets the same long lines, hundreds in a big test module.
         """
         if path.endswith(".ipynb"):
             return source  # ruff formats no range of a notebook
         text, bom = decode(source)
-        data = text.encode("utf-8", "surrogateescape")
+        lines = text.encode("utf-8", "surrogateescape").splitlines(keepends=True)
         ranges: list[list[int]] = []
-        for row in sorted(set(rows)):
+        for row in sorted({r for r in rows if 0 < r <= len(lines)}):
             if ranges and ranges[-1][1] == row:
                 ranges[-1][1] = row + 1
             else:
                 ranges.append([row, row + 1])
+        changed = False
+        config = _config_digest(self.root, path)
         for start, end in reversed(ranges):
+            key = (self.executable, config, path, lines[start - 1])
+            if end == start + 1 and key in _WRAPPED:
+                lines[start - 1 : end - 1] = _WRAPPED[key]
+                changed = True
+                continue
             args = ["format", "--no-cache", "--force-exclude", f"--range={start}-{end}"]
-            done = await self._run(
-                [*args, f"--stdin-filename={path}", "-"], stdin=data, parse_errors_ok=True
-            )
-            if done.returncode == 0 and done.stdout:
-                data = done.stdout
-        if data == text.encode("utf-8", "surrogateescape"):
+            args += [f"--stdin-filename={path}", "-"]
+            done = await self._run(args, stdin=b"".join(lines), parse_errors_ok=True)
+            if done.returncode != 0 or not done.stdout:
+                continue
+            new = done.stdout.splitlines(keepends=True)
+            if end == start + 1 and (made := _in_place_of(lines, new, start)) is not None:
+                if len(_WRAPPED) > _WRAPPED_SIZE:
+                    _WRAPPED.clear()
+                _WRAPPED[key] = made
+            changed |= new != lines
+            lines = new
+        if not changed:
             return source
-        return (_BOM_BYTES if bom else b"") + data
+        return (_BOM_BYTES if bom else b"") + b"".join(lines)
 
     async def unformatted(self, paths: Sequence[str]) -> set[str]:
         """Which of `paths` `ruff format --check` would change (a BOM alone does not count).
@@ -344,6 +361,35 @@ def fix_args(*, unsafe: bool) -> list[str]:
 
 
 _BOM_BYTES = BOM.encode()
+
+
+def _in_place_of(old: list[bytes], new: list[bytes], row: int) -> list[bytes] | None:
+    """What `new` holds in place of `old`'s line `row` (1-based), if nothing else changed."""
+    after = len(old) - row
+    if len(new) < row - 1 + after or new[: row - 1] != old[: row - 1]:
+        return None
+    if after and new[len(new) - after :] != old[row:]:
+        return None
+    return new[row - 1 : len(new) - after]
+
+
+def _config_digest(root: Path, path: str) -> str:
+    """The config files ruff could read for `path`, by content: the same in every
+    worktree of one base (no patch may edit them), different for another repo."""
+    digest = hashlib.sha256()
+    folder = (root / path).parent
+    while True:
+        for name in ("pyproject.toml", "ruff.toml", ".ruff.toml"):
+            with contextlib.suppress(OSError):
+                digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
+        if folder in (root, folder.parent):
+            return digest.hexdigest()
+        folder = folder.parent
+
+
+# (ruff, config, path, a lone line's text) -> the lines `ruff format --range` made of it.
+_WRAPPED: dict[tuple[str, str, str, bytes], list[bytes]] = {}
+_WRAPPED_SIZE = 20_000
 
 
 def _starts_with_bom(path: Path) -> bool:

@@ -487,6 +487,24 @@ class TestFormatSource:
         data = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
         assert await Ruff(repo).format_lines("a.ipynb", data, [1]) == data
 
+    async def test_a_lone_line_is_wrapped_once(self, repo, monkeypatch):
+        """The same long line elsewhere is wrapped from memory, exactly as ruff wraps it."""
+        long = b"value = call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")\n"
+        ruff = Ruff(repo)
+        first = await ruff.format_lines("a.py", b"x=1\n" + long, [2])
+        assert first.startswith(b"x=1\nvalue = call(\n")
+        runs = []
+        real = Ruff._run
+
+        async def counted(self, *args, **kwargs):
+            runs.append(args)
+            return await real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Ruff, "_run", counted)
+        second = await ruff.format_lines("a.py", b"y=2\n\n" + long + b"z=3\n", [3])
+        assert runs == []
+        assert second == b"y=2\n\n" + first.removeprefix(b"x=1\n") + b"z=3\n"
+
     async def test_format_lines_of_unparsable_source(self, repo):
         """Source ruff cannot parse comes back untouched."""
         data = b"def f(:\n    x=1\n"
