@@ -230,12 +230,7 @@ class Ruff:
             return source  # ruff formats no range of a notebook
         text, bom = decode(source)
         lines = text.encode("utf-8", "surrogateescape").splitlines(keepends=True)
-        ranges: list[list[int]] = []
-        for row in sorted({r for r in rows if 0 < r <= len(lines)}):
-            if ranges and ranges[-1][1] == row:
-                ranges[-1][1] = row + 1
-            else:
-                ranges.append([row, row + 1])
+        ranges = _ranges(rows, len(lines))
         changed = False
         config = _config_digest(self.root, path)
         for start, end in reversed(ranges):
@@ -255,7 +250,12 @@ class Ruff:
                     _WRAPPED.clear()
                 _WRAPPED[key] = made
             changed |= new != lines
+            moved_above = new[: start - 1] != lines[: start - 1]
             lines = new
+            if moved_above:
+                # The statement began above the row and was reformatted whole: the rows
+                # still to do no longer point where they did. What it left long stays long.
+                break
         if not changed:
             return source
         return (_BOM_BYTES if bom else b"") + b"".join(lines)
@@ -361,6 +361,17 @@ def fix_args(*, unsafe: bool) -> list[str]:
 
 
 _BOM_BYTES = BOM.encode()
+
+
+def _ranges(rows: Sequence[int], count: int) -> list[list[int]]:
+    """`rows` as ranges [start, end) of consecutive rows, within a file of `count` lines."""
+    ranges: list[list[int]] = []
+    for row in sorted({r for r in rows if 0 < r <= count}):
+        if ranges and ranges[-1][1] == row:
+            ranges[-1][1] = row + 1
+        else:
+            ranges.append([row, row + 1])
+    return ranges
 
 
 def _in_place_of(old: list[bytes], new: list[bytes], row: int) -> list[bytes] | None:

@@ -505,6 +505,13 @@ class TestFormatSource:
         assert runs == []
         assert second == b"y=2\n\n" + first.removeprefix(b"x=1\n") + b"z=3\n"
 
+    async def test_a_statement_begun_above_ends_the_wrapping(self, repo):
+        """Row 5 closes a call begun on row 2, formatted whole into one line: row 3 now
+        holds a line no fix touched, and it is not formatted."""
+        data = b"y=0\nvalue = call(a,\n  b,\n  c,\n  d)\nz=[1,2]\n"
+        formatted = await Ruff(repo).format_lines("a.py", data, [3, 5])
+        assert formatted == b"y=0\nvalue = call(a, b, c, d)\nz=[1,2]\n"
+
     async def test_format_lines_of_unparsable_source(self, repo):
         """Source ruff cannot parse comes back untouched."""
         data = b"def f(:\n    x=1\n"
