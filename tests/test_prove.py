@@ -23,6 +23,7 @@ from fixbot.sandbox._isolation import Isolation, probe_isolation
 from fixbot.sandbox._ruff import Ruff, default_ruff
 from fixbot.sandbox._testrun import TestCommand, resolve_test_command
 from fixbot.sandbox._worktree import WorktreePool
+from fixbot.sandbox.proof._bisect import Bisection
 from fixbot.sandbox.proof._prove import Baseline, Candidate, Prover
 from tests.conftest import git, init_repo
 
@@ -712,3 +713,28 @@ async def cancel_when(ready: Callable[[], bool], work: Awaitable[object]) -> Non
                 break
             await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
+
+
+class TestBisectionOrder:
+    """A failing part is narrowed as soon as its own run says so."""
+
+    async def test_a_failing_part_is_narrowed_while_the_other_still_runs(self) -> None:
+        """The test modules' part is split beside the library's run, not after it ends."""
+        paths = ["tests/test_a.py", "tests/test_b.py", "pkg/x.py", "pkg/y.py"]
+        cands = [Candidate(p, "ruff", {p: b""}, {p: b"x = 1\n"}) for p in paths]
+        problems = {"tests/test_a.py::t": "failed", "tests/test_b.py::u": "failed"}
+        deeper = anyio.Event()
+
+        async def test_problems(
+            files: dict[str, bytes], changed: set[str], also: dict[str, str]
+        ) -> dict[str, str]:
+            if set(changed) == {"pkg/x.py", "pkg/y.py"}:
+                await deeper.wait()  # the library's long run: it ends once the split began
+                return {}
+            if len(changed) == 1:
+                deeper.set()
+            return {t: s for t, s in also.items() if t.split("::")[0] in changed}
+
+        with anyio.fail_after(20):  # a deadlock guard: waiting for the other part never ends
+            verdicts = await Bisection(None, test_problems).bisect(cands, {}, problems)
+        assert {k for k, v in verdicts.items() if not v.accepted} == set(paths[:2])

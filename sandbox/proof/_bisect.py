@@ -154,11 +154,16 @@ class Bisection:
             return {cands[0].key: self.refused(cands[0], problems)}
         parts = _likely_first(cands, problems)
         found: list[dict[str, str]] = [{}, {}]
+        out: dict[str, Verdict] = {}
 
         async def probe(i: int) -> None:
             found[i] = await self.test_problems(
                 merged(ground, parts[i]), changed_files(parts[i]), also=problems
             )
+            if found[i]:
+                # Narrowed at once, not after the other part's run: a part of test
+                # modules runs in seconds beside the library's whole-suite run.
+                out.update(await self.bisect(parts[i], ground, found[i]))
 
         async with anyio.create_task_group() as tg:
             for i in range(2):
@@ -170,11 +175,8 @@ class Bisection:
             left = {c.key: proven(c) for c in parts[0]}
             together = await self.bisect(parts[1], merged(ground, parts[0]), problems)
             return left | {k: _together(v) for k, v in together.items()}
-        out: dict[str, Verdict] = {}
         for part, part_problems in zip(parts, found, strict=True):
-            if part_problems:
-                out |= await self.bisect(part, ground, part_problems)
-            else:
+            if not part_problems:
                 out |= {c.key: proven(c) for c in part}
         return out
 
