@@ -3,11 +3,15 @@
 difflib took seconds per file on a big file whose change has hundreds of hunks
 (a refused step of a long chain over a 3,000-line test module), and a run can
 refuse hundreds of such patches. One `git diff --no-index` over two folders
-diffs them all in one process, in C.
+diffs them all in one process, in C. The user's git config stays out of it
+(`core.autocrlf` would strip the CR of a CRLF file, a relative `diff.orderFile`
+fails in the scratch folder); if git fails all the same, difflib still writes
+the report: a diff never ends a finished run.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tempfile
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _HEADER = re.compile(rb"^diff --git a/old/(\d+) b/new/\1$", re.MULTILINE)
+_PLAIN = ("-c", "core.autocrlf=false", "-c", "core.attributesFile=/dev/null")
+_ARGS = ("--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--text")
+_ARGS += ("--src-prefix=a/", "--dst-prefix=b/", "-U3")
+_NO_USER_CONFIG = {"GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
 async def unified_diffs(changes: Sequence[tuple[str, bytes, bytes]]) -> list[str]:
@@ -41,13 +49,23 @@ async def unified_diffs(changes: Sequence[tuple[str, bytes, bytes]]) -> list[str
                 blob = blobs / sha256(data)
                 if not blob.exists():
                     blob.write_bytes(data)
-                os.link(blob, folder / str(i))
-        args = ["--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--text"]
-        args += ["--src-prefix=a/", "--dst-prefix=b/", "-U3"]
-        done = await git("diff", "--no-index", *args, "old", "new", cwd=root, check=False)
+                try:
+                    os.link(blob, folder / str(i))
+                except OSError:  # no hard links here, or too many to one blob
+                    (folder / str(i)).write_bytes(data)
+        done = await git(
+            *_PLAIN,
+            "diff",
+            "--no-index",
+            *_ARGS,
+            "old",
+            "new",
+            cwd=root,
+            check=False,
+            env=_NO_USER_CONFIG,
+        )
     if done.returncode not in (0, 1):
-        msg = done.stderr.decode(errors="replace").strip()
-        raise OSError(f"git diff --no-index failed: {msg or done.returncode}")
+        return [_difflib(path, before, after) for path, before, after in changes]
     out = [""] * len(changes)
     marks = list(_HEADER.finditer(done.stdout))
     for mark, following in zip(marks, [*marks[1:], None], strict=True):
@@ -60,3 +78,13 @@ async def unified_diffs(changes: Sequence[tuple[str, bytes, bytes]]) -> list[str
         text = body[hunks + 1 :].decode("utf-8", "replace")
         out[i] = f"--- a/{path}\n+++ b/{path}\n{text}"
     return out
+
+
+def _difflib(path: str, before: bytes, after: bytes) -> str:
+    """The same diff from difflib: slow on big files, but it needs nothing outside."""
+    old = before.decode("utf-8", "replace").splitlines(keepends=True)
+    new = after.decode("utf-8", "replace").splitlines(keepends=True)
+    lines = difflib.unified_diff(old, new, f"a/{path}", f"b/{path}")
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )

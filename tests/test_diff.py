@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from fixbot.sandbox import unified_diffs
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 
 def _applies(tmp_path: Path, path: str, before: bytes, after: bytes, diff: str) -> None:
@@ -24,6 +27,7 @@ def _applies(tmp_path: Path, path: str, before: bytes, after: bytes, diff: str) 
         cwd=tmp_path / "repo",
         check=True,
         capture_output=True,
+        env=os.environ | {"GIT_CONFIG_GLOBAL": "/dev/null"},
     )
     assert target.read_bytes() == after
 
@@ -61,3 +65,31 @@ class TestUnifiedDiffs:
     def test_nothing_to_diff(self) -> None:
         """No pairs, no git process."""
         assert anyio.run(unified_diffs, []) == []
+
+    def test_the_users_git_config_stays_out(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """core.autocrlf would strip a CRLF file's CR; a relative orderFile would fail."""
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / ".gitconfig").write_text(
+            "[core]\n\tautocrlf = input\n[diff]\n\torderFile = .gitorder\n"
+        )
+        monkeypatch.setenv("HOME", str(home))
+        before, after = b"import os\r\nx = 1\r\n", b"x = 1\r\n"
+        (diff,) = anyio.run(unified_diffs, [("a.py", before, after)])
+        assert "-import os\r\n" in diff
+        _applies(tmp_path, "a.py", before, after, diff)
+
+    def test_a_git_that_fails_still_gives_the_diffs(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A broken git on PATH: difflib writes the same diffs, the run goes on."""
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "git").write_text("#!/bin/sh\nexit 128\n")
+        (bin_dir / "git").chmod(0o755)
+        real = os.environ["PATH"]
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{real}")
+        (diff,) = anyio.run(unified_diffs, [("b.py", b"x\n", b"y\n")])
+        assert diff == "--- a/b.py\n+++ b/b.py\n@@ -1 +1 @@\n-x\n+y\n"
