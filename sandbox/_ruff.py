@@ -6,6 +6,7 @@ PATH: results must not depend on what else is on the machine.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
@@ -218,44 +219,46 @@ class Ruff:
         return (_BOM_BYTES if bom else b"") + done.stdout
 
     async def format_lines(self, path: str, source: bytes, rows: Sequence[int]) -> bytes:
-        """`ruff format` of only the logical lines holding `rows` (1-based), in memory.
+        """`ruff format` of only the statements holding `rows` (1-based), in memory.
 
         For lines a fix made too long in a file that is not format-clean: formatting
-        the whole file would rewrite code no fix touched. One range per run (ruff
-        takes one), from the bottom up, so the rows above keep their numbers. How a
-        lone line was wrapped is remembered by its text: a chain proposed again after
-        a refusal meets the same long lines, hundreds in a big test module.
+        the whole file would rewrite code no fix touched. Each statement is formatted
+        on its own (ruff takes one range per run), from the bottom up, and ruff's
+        result is kept only where it changed nothing outside that statement: with an
+        indentation ruff would change (two spaces, tabs) it reformats the whole
+        enclosing block, and then the line stays long. How a statement was formatted
+        is remembered by its text: a chain proposed again after a refusal meets the
+        same long lines, hundreds in a big test module.
         """
         if path.endswith(".ipynb"):
             return source  # ruff formats no range of a notebook
         text, bom = decode(source)
         lines = text.encode("utf-8", "surrogateescape").splitlines(keepends=True)
-        ranges = _ranges(rows, len(lines))
-        changed = False
+        spans = statement_spans(text, rows)
+        # Whether ruff formats a statement also depends on where it is (`fmt: off`).
+        remember = b"fmt:" not in source and b"yapf:" not in source
         config = _config_digest(self.root, path)
-        for start, end in reversed(ranges):
-            key = (self.executable, config, path, lines[start - 1])
-            if end == start + 1 and key in _WRAPPED:
-                lines[start - 1 : end - 1] = _WRAPPED[key]
-                changed = True
-                continue
-            args = ["format", "--no-cache", "--force-exclude", f"--range={start}-{end}"]
-            args += [f"--stdin-filename={path}", "-"]
-            done = await self._run(args, stdin=b"".join(lines), parse_errors_ok=True)
-            if done.returncode != 0 or not done.stdout:
-                continue
-            new = done.stdout.splitlines(keepends=True)
-            if end == start + 1 and (made := _in_place_of(lines, new, start)) is not None:
-                if len(_WRAPPED) > _WRAPPED_SIZE:
-                    _WRAPPED.clear()
-                _WRAPPED[key] = made
-            changed |= new != lines
-            moved_above = new[: start - 1] != lines[: start - 1]
-            lines = new
-            if moved_above:
-                # The statement began above the row and was reformatted whole: the rows
-                # still to do no longer point where they did. What it left long stays long.
-                break
+        changed, above = False, len(lines) + 1
+        for lo, hi in sorted(set(spans.values()), reverse=True):
+            if hi >= above:
+                continue  # within one done already (a header and its statement)
+            above = lo
+            key = (self.executable, config, path, b"".join(lines[lo - 1 : hi]))
+            made = _WRAPPED.get(key) if remember else None
+            if made is None:
+                args = ["format", "--no-cache", "--force-exclude", f"--range={lo}-{hi + 1}"]
+                args += [f"--stdin-filename={path}", "-"]
+                done = await self._run(args, stdin=b"".join(lines), parse_errors_ok=True)
+                new = done.stdout.splitlines(keepends=True) if done.returncode == 0 else []
+                made = _in_place_of(lines, new, lo, hi) if new else None
+                if made is None:
+                    continue
+                if remember:
+                    if len(_WRAPPED) > _WRAPPED_SIZE:
+                        _WRAPPED.clear()
+                    _WRAPPED[key] = made
+            changed |= made != lines[lo - 1 : hi]
+            lines[lo - 1 : hi] = made
         if not changed:
             return source
         return (_BOM_BYTES if bom else b"") + b"".join(lines)
@@ -363,25 +366,40 @@ def fix_args(*, unsafe: bool) -> list[str]:
 _BOM_BYTES = BOM.encode()
 
 
-def _ranges(rows: Sequence[int], count: int) -> list[list[int]]:
-    """`rows` as ranges [start, end) of consecutive rows, within a file of `count` lines."""
-    ranges: list[list[int]] = []
-    for row in sorted({r for r in rows if 0 < r <= count}):
-        if ranges and ranges[-1][1] == row:
-            ranges[-1][1] = row + 1
-        else:
-            ranges.append([row, row + 1])
-    return ranges
+def statement_spans(text: str, rows: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """For each row, the lines (first, last) of the statement holding it.
+
+    A simple statement, or a compound one's header (`if ...:` up to its body);
+    the smallest that holds the row. A row in none (a blank line, a comment, an
+    `else:`), or in a file this Python cannot parse, has no entry.
+    """
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    wanted = set(rows)
+    out: dict[int, tuple[int, int]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt) or isinstance(node, ast.Match):
+            continue
+        lo, hi = node.lineno, node.end_lineno or node.lineno
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and body[0].lineno > lo:
+            hi = body[0].lineno - 1  # a compound statement: its header only
+        for row in wanted:
+            if lo <= row <= hi and (row not in out or hi - lo < out[row][1] - out[row][0]):
+                out[row] = (lo, hi)
+    return out
 
 
-def _in_place_of(old: list[bytes], new: list[bytes], row: int) -> list[bytes] | None:
-    """What `new` holds in place of `old`'s line `row` (1-based), if nothing else changed."""
-    after = len(old) - row
-    if len(new) < row - 1 + after or new[: row - 1] != old[: row - 1]:
+def _in_place_of(old: list[bytes], new: list[bytes], lo: int, hi: int) -> list[bytes] | None:
+    """What `new` holds in place of `old`'s lines lo..hi (1-based), if nothing else changed."""
+    after = len(old) - hi
+    if len(new) < lo - 1 + after or new[: lo - 1] != old[: lo - 1]:
         return None
-    if after and new[len(new) - after :] != old[row:]:
+    if after and new[len(new) - after :] != old[hi:]:
         return None
-    return new[row - 1 : len(new) - after]
+    return new[lo - 1 : len(new) - after]
 
 
 def _config_digest(root: Path, path: str) -> str:

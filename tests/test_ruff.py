@@ -512,6 +512,21 @@ class TestFormatSource:
         formatted = await Ruff(repo).format_lines("a.py", data, [3, 5])
         assert formatted == b"y=0\nvalue = call(a, b, c, d)\nz=[1,2]\n"
 
+    async def test_a_block_ruff_would_reindent_is_left_alone(self, repo):
+        """Two-space indentation: ruff would reformat the whole class, so nothing changes."""
+        long = b"    value = call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")\n"
+        data = b"class T:\n  def a(self):\n    x = {'a':1}\n\n  def b(self):\n" + long
+        assert await Ruff(repo).format_lines("a.py", data, [6]) == data
+
+    async def test_fmt_off_is_honoured_whatever_was_wrapped_before(self, repo):
+        """The same long line, wrapped outside `# fmt: off` and left as it is inside."""
+        long = b"value = call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")\n"
+        ruff = Ruff(repo)
+        wrapped = await ruff.format_lines("a.py", long, [1])
+        assert wrapped != long
+        data = b"# fmt: off\n" + long + b"# fmt: on\n" + long
+        assert await ruff.format_lines("a.py", data, [2, 4]) == data.removesuffix(long) + wrapped
+
     async def test_format_lines_of_unparsable_source(self, repo):
         """Source ruff cannot parse comes back untouched."""
         data = b"def f(:\n    x=1\n"
