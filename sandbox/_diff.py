@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
 _HEADER = re.compile(rb"^diff --git a/old/(\d+) b/new/\1$", re.MULTILINE)
 _PLAIN = ("-c", "core.autocrlf=false", "-c", "core.attributesFile=/dev/null")
-_ARGS = ("--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--text")
-_ARGS += ("--src-prefix=a/", "--dst-prefix=b/", "-U3")
+_ARGS = (
+    *("--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--text"),
+    *("--src-prefix=a/", "--dst-prefix=b/", "-U3"),
+)
 _NO_USER_CONFIG = {"GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
