@@ -6,9 +6,6 @@ PATH: results must not depend on what else is on the machine.
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import hashlib
 import json
 import os
 from collections import Counter
@@ -20,6 +17,7 @@ from ._errors import ToolError
 from ._process import Completed, no_git_env, run
 from ._text import BOM, decode, scope_of, scope_table, split_lines
 from ._types import Edit, Fix, Location, Violation, fingerprint
+from ._wrap import WRAPPED, config_digest, in_place_of, remember, statement_spans
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -236,27 +234,25 @@ class Ruff:
         lines = text.encode("utf-8", "surrogateescape").splitlines(keepends=True)
         spans = statement_spans(text, rows)
         # Whether ruff formats a statement also depends on where it is (`fmt: off`).
-        remember = b"fmt:" not in source and b"yapf:" not in source
-        config = _config_digest(self.root, path)
+        memo = b"fmt:" not in source and b"yapf:" not in source
+        config = config_digest(self.root, path)
         changed, above = False, len(lines) + 1
         for lo, hi in sorted(set(spans.values()), reverse=True):
             if hi >= above:
                 continue  # within one done already (a header and its statement)
             above = lo
             key = (self.executable, config, path, b"".join(lines[lo - 1 : hi]))
-            made = _WRAPPED.get(key) if remember else None
+            made = WRAPPED.get(key) if memo else None
             if made is None:
                 args = ["format", "--no-cache", "--force-exclude", f"--range={lo}-{hi + 1}"]
                 args += [f"--stdin-filename={path}", "-"]
                 done = await self._run(args, stdin=b"".join(lines), parse_errors_ok=True)
                 new = done.stdout.splitlines(keepends=True) if done.returncode == 0 else []
-                made = _in_place_of(lines, new, lo, hi) if new else None
+                made = in_place_of(lines, new, lo, hi) if new else None
                 if made is None:
                     continue
-                if remember:
-                    if len(_WRAPPED) > _WRAPPED_SIZE:
-                        _WRAPPED.clear()
-                    _WRAPPED[key] = made
+                if memo:
+                    remember(key, made)
             changed |= made != lines[lo - 1 : hi]
             lines[lo - 1 : hi] = made
         if not changed:
@@ -364,61 +360,6 @@ def fix_args(*, unsafe: bool) -> list[str]:
 
 
 _BOM_BYTES = BOM.encode()
-
-
-def statement_spans(text: str, rows: Iterable[int]) -> dict[int, tuple[int, int]]:
-    """For each row, the lines (first, last) of the statement holding it.
-
-    A simple statement, or a compound one's header (`if ...:` up to its body);
-    the smallest that holds the row. A row in none (a blank line, a comment, an
-    `else:`), or in a file this Python cannot parse, has no entry.
-    """
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return {}
-    wanted = set(rows)
-    out: dict[int, tuple[int, int]] = {}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.stmt) or isinstance(node, ast.Match):
-            continue
-        lo, hi = node.lineno, node.end_lineno or node.lineno
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and body[0].lineno > lo:
-            hi = body[0].lineno - 1  # a compound statement: its header only
-        for row in wanted:
-            if lo <= row <= hi and (row not in out or hi - lo < out[row][1] - out[row][0]):
-                out[row] = (lo, hi)
-    return out
-
-
-def _in_place_of(old: list[bytes], new: list[bytes], lo: int, hi: int) -> list[bytes] | None:
-    """What `new` holds in place of `old`'s lines lo..hi (1-based), if nothing else changed."""
-    after = len(old) - hi
-    if len(new) < lo - 1 + after or new[: lo - 1] != old[: lo - 1]:
-        return None
-    if after and new[len(new) - after :] != old[hi:]:
-        return None
-    return new[lo - 1 : len(new) - after]
-
-
-def _config_digest(root: Path, path: str) -> str:
-    """The config files ruff could read for `path`, by content: the same in every
-    worktree of one base (no patch may edit them), different for another repo."""
-    digest = hashlib.sha256()
-    folder = (root / path).parent
-    while True:
-        for name in ("pyproject.toml", "ruff.toml", ".ruff.toml"):
-            with contextlib.suppress(OSError):
-                digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
-        if folder in (root, folder.parent):
-            return digest.hexdigest()
-        folder = folder.parent
-
-
-# (ruff, config, path, a lone line's text) -> the lines `ruff format --range` made of it.
-_WRAPPED: dict[tuple[str, str, str, bytes], list[bytes]] = {}
-_WRAPPED_SIZE = 20_000
 
 
 def _starts_with_bom(path: Path) -> bool:

@@ -1,0 +1,78 @@
+"""Formatting only the statements a fix made too long: where they are, and what is kept.
+
+`Ruff.format_lines` runs `ruff format --range` once per statement; this module finds
+each statement's lines with `ast`, tells whether ruff's output kept to them, and
+remembers what a statement became (a chain proposed again meets the same lines).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+# (ruff, config digest, path, a statement's text) -> the lines ruff made of it.
+WRAPPED: dict[tuple[str, str, str, bytes], list[bytes]] = {}
+WRAPPED_SIZE = 20_000
+
+
+def remember(key: tuple[str, str, str, bytes], lines: list[bytes]) -> None:
+    """Keep what a statement became; the memory is emptied when it grows past its size."""
+    if len(WRAPPED) > WRAPPED_SIZE:
+        WRAPPED.clear()
+    WRAPPED[key] = lines
+
+
+def statement_spans(text: str, rows: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """For each row, the lines (first, last) of the statement holding it.
+
+    A simple statement, or a compound one's header (`if ...:` up to its body);
+    the smallest that holds the row. A row in none (a blank line, a comment, an
+    `else:`), or in a file this Python cannot parse, has no entry.
+    """
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    wanted = set(rows)
+    out: dict[int, tuple[int, int]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt) or isinstance(node, ast.Match):
+            continue
+        lo, hi = node.lineno, node.end_lineno or node.lineno
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and body[0].lineno > lo:
+            hi = body[0].lineno - 1  # a compound statement: its header only
+        for row in wanted:
+            if lo <= row <= hi and (row not in out or hi - lo < out[row][1] - out[row][0]):
+                out[row] = (lo, hi)
+    return out
+
+
+def in_place_of(old: list[bytes], new: list[bytes], lo: int, hi: int) -> list[bytes] | None:
+    """What `new` holds in place of `old`'s lines lo..hi (1-based), if nothing else changed."""
+    after = len(old) - hi
+    if len(new) < lo - 1 + after or new[: lo - 1] != old[: lo - 1]:
+        return None
+    if after and new[len(new) - after :] != old[hi:]:
+        return None
+    return new[lo - 1 : len(new) - after]
+
+
+def config_digest(root: Path, path: str) -> str:
+    """The config files ruff could read for `path`, by content: the same in every
+    worktree of one base (no patch may edit them), different for another repo."""
+    digest = hashlib.sha256()
+    folder = (root / path).parent
+    while True:
+        for name in ("pyproject.toml", "ruff.toml", ".ruff.toml"):
+            with contextlib.suppress(OSError):
+                digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
+        if folder in (root, folder.parent):
+            return digest.hexdigest()
+        folder = folder.parent
