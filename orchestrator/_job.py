@@ -203,8 +203,10 @@ class Job:
         the next round, side by side: one round finds the bad ones where halving takes
         two per level. The safe rest is held back and asked for with the risky fixes
         that pass, in one chain: a round saved, as safe fixes almost never break a
-        test (and if they do, that chain is halved). Many fixes, or ones that passed
-        alone but fail together, are halved instead.
+        test (and if they do, that chain is narrowed in turn). Many fixes are halved,
+        both halves probed side by side, and a failing half again, down to single
+        fixes. Fixes that passed alone but fail together are halved in the queue: the
+        first half lands, the second is narrowed on top of it.
 
         Where the failing tests' reports name the functions some risky fixes lie in
         (`suspected`), only those are tried alone; the other risky fixes are tried
@@ -228,6 +230,11 @@ class Job:
             self.probed |= fingerprints
         elif fresh and len(fingerprints) <= self.probe_limit:
             self.probes = [frozenset({fp}) for fp in sorted(fingerprints)]
+            self.probed |= fingerprints
+        elif fresh:
+            # Both halves at once, side by side, as bisection does: a round per level,
+            # where one half after the other took two. What passes waits with the held.
+            self.probes = split_targets(asked)
             self.probed |= fingerprints
         else:
             self.queue[:0] = split_targets(asked)
@@ -287,7 +294,7 @@ class Job:
     def settle_probes(self, verdicts: list[Verdict], before: bytes) -> None:
         """Refuse the fixes that failed alone; ask for the ones that passed, together."""
         good: set[str] = set()
-        again: set[str] = set()
+        again: list[frozenset[str]] = []
         for (group, chain), verdict in zip(self.probe_pending, verdicts, strict=True):
             self.proposals += 1
             if len(group) == 1:
@@ -296,22 +303,22 @@ class Job:
             if verdict.accepted:
                 good |= group
             elif len(group) > 1:
-                # The fixes the clues did not point at, refused together (for their tests,
-                # a limit, lint...): each is tried on its own, never refused as a group.
-                again |= group
+                # A group refused together (for its tests, a limit, lint...): split
+                # until each fix is tried on its own, never refused as a group.
+                again.append(group)
             else:
                 self._refuse(chain, verdict, before, sorted(group))
         self.probe_pending = []
-        if again:
-            ordered = sorted(again)
+        for group in again:
+            # Added to, not set: a chain of this job refused in the same round may have
+            # asked for probes of its own.
+            ordered = sorted(group)
             if len(ordered) <= self.probe_limit:
-                # Added to, not set: a chain of this job refused in the same round may
-                # have asked for probes of its own.
                 self.probes += [frozenset({fp}) for fp in ordered]
-                self.probed |= again
+                self.probed |= group
             else:
                 half = len(ordered) // 2
-                self.queue += [frozenset(ordered[:half]), frozenset(ordered[half:])]
+                self.probes += [frozenset(ordered[:half]), frozenset(ordered[half:])]
         self.held |= good
         # With probes still to run, what passed waits with the held fixes: a chain landing
         # beside the probes would change the content their fixes were found in, and a

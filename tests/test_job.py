@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from fixbot.agents import RuffAgent, Stage, Task
 from fixbot.orchestrator._job import Job
 from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
@@ -142,8 +145,25 @@ class TestNarrowing:
                 assert sorted(j.probes) == sorted(frozenset({v.fingerprint}) for v in many)
                 assert j.queue == []
             else:
-                assert j.probes == []
-                assert [len(g or ()) for g in j.queue] == [10, 10]
+                assert [len(g) for g in j.probes] == [10, 10]
+                assert j.queue == []
+
+    def test_a_big_group_is_probed_in_halves_side_by_side(self):
+        """20 safe fixes fail: both halves are probed in one round; a failing half is
+        split again, a passing one waits with the held fixes until the probes are done."""
+        many = [violation(f"S{i:02d}", "safe") for i in range(20)]
+        j = job()
+        j.pending = chain(*many)
+        j.settle(REJECTED)
+        assert [len(g) for g in j.probes] == [10, 10]
+        assert j.queue == []
+        first, second = j.probes
+        j.probe_pending = [(first, chain(*many[:10])), (second, chain(*many[10:]))]
+        j.probes = []
+        j.settle_probes([PROVEN, REJECTED], b"x = 0\n")
+        assert [len(g) for g in j.probes] == [5, 5]
+        assert j.held == first
+        assert j.queue == []
 
     def test_only_what_was_asked_is_narrowed(self):
         """Fixes a chain's own steps uncovered are never split off as groups of their own."""
@@ -312,3 +332,62 @@ class TestStaticNarrowing:
         j.pending = chain(*SAFE)
         assert not j.refuse_static(LINT)
         assert j.pending
+
+
+def drive(j: Job, fixes: dict[str, Violation], bad: set[str], rounds: int = 200) -> set[str]:
+    """Rounds as FanOut runs them, where a chain or probe passes when it holds no bad fix;
+    the fixes that landed."""
+    landed: set[str] = set()
+    for _ in range(rounds):
+        if not j.active:
+            return landed
+        # Proposing: the head of the queue (all that is left when None), unless probes run.
+        while j.active and j.queue and not j.pending and not j.probes:
+            group = j.queue[0]
+            left = [
+                v
+                for fp, v in sorted(fixes.items())
+                if fp not in landed | j.blocked and (group is None or fp in group)
+            ]
+            j.proposed(chain(*left))
+        for group in j.probes:
+            j.probe_proposed(
+                group, chain(*(fixes[fp] for fp in sorted(group) if fp not in landed | j.blocked))
+            )
+        j.end_proposing()
+        if j.pending:
+            asked = {v.identity for p in j.pending for v in p.targets}
+            passed = not asked & bad
+            if passed:
+                landed |= asked
+            j.settle(PROVEN if passed else REJECTED)
+        if j.probe_pending:
+            verdicts = [
+                REJECTED if {v.identity for p in c for v in p.targets} & bad else PROVEN
+                for _, c in j.probe_pending
+            ]
+            j.settle_probes(verdicts, b"x = 0\n")
+    raise AssertionError("narrowing did not end")
+
+
+class TestNarrowingEnds:
+    """Whatever the mix of fixes and bad ones, narrowing ends, and lands every good fix."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        safe=st.integers(0, 40),
+        unsafe=st.integers(0, 12),
+        bad=st.sets(st.integers(0, 51), max_size=20),
+    )
+    def test_every_good_fix_lands_and_no_bad_one(self, safe: int, unsafe: int, bad: set[int]):
+        """No bad fix lands, every good one does, each bad one is refused on its own."""
+        kinds = ["safe"] * safe + ["unsafe"] * unsafe
+        fixes = {f"fp-F{i:02d}": violation(f"F{i:02d}", k) for i, k in enumerate(kinds)}
+        bad_fps = {f"fp-F{i:02d}" for i in bad if i < len(kinds)}
+        j = job()
+        j.max_proposals = 10_000  # the bound is a guard; here, the narrowing must end by itself
+        landed = drive(j, fixes, bad_fps)
+        assert landed == set(fixes) - bad_fps
+        refused = {v.identity for r in j.records if r.status == "rejected" for v in r.patch.targets}
+        assert refused == bad_fps
+        assert all(len(r.patch.targets) == 1 for r in j.records if r.status == "rejected")
