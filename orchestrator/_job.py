@@ -31,7 +31,7 @@ class PatchRecord:
 
 
 PROBE_LIMIT = 8
-# Where fixes alone have failed this often in a file, each is tried alone at once, up to
+# Where this share of the fixes narrowed in a file failed alone, each is tried alone at once, up to
 # this many: past p = 0.38 no group scheme beats one by one (docs/architecture.md), and
 # halving paid a round per level (dateutil's test of its imports: 12 of 19 F401 bad).
 DENSE_SHARE = 0.38
@@ -84,8 +84,7 @@ class Job:
     # Fixes proposed in steps of their own, group by group, so that a static refusal
     # is pinned on a smaller group each time (see `refuse_static`).
     groups: list[frozenset[str]] = field(default_factory=list)
-    # Single fixes probed alone, and how many of them their tests refused.
-    alone_tried: int = 0
+    # Single fixes probed alone that their tests refused.
     alone_refused: int = 0
 
     @property
@@ -189,7 +188,9 @@ class Job:
     @property
     def probe_limit(self) -> int:
         """How many fixes are tried each alone at once rather than halved."""
-        dense = self.alone_refused >= 2 and self.alone_refused >= DENSE_SHARE * self.alone_tried
+        # Against every fix narrowed here, not only those tried alone: single fixes are
+        # tried at the bottom of failing groups, where a bad one is the rule.
+        dense = self.alone_refused >= 2 and self.alone_refused >= DENSE_SHARE * len(self.probed)
         return DENSE_PROBE_LIMIT if dense else PROBE_LIMIT
 
     def _narrows(self, asked: list[Violation], proposals: int) -> bool:
@@ -298,7 +299,6 @@ class Job:
         for (group, chain), verdict in zip(self.probe_pending, verdicts, strict=True):
             self.proposals += 1
             if len(group) == 1:
-                self.alone_tried += 1
                 self.alone_refused += verdict.reason == "tests"
             if verdict.accepted:
                 good |= group
