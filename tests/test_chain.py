@@ -50,6 +50,26 @@ class TestCarryOrigins:
         (two,) = carry_origins(one, [finding("D400", "c")], [], 2)
         assert two.identity == "a"
 
+    def test_a_finding_made_elsewhere_is_new_though_one_of_its_rule_vanished(self) -> None:
+        """A long line made at row 2 while the one at row 10 went: new, not the old one moved."""
+        kept = [finding("W291", "k1", row=5), finding("W291", "k2", row=20)]
+        before = [*kept, finding("E501", "long", row=10, message="Line too long (93 > 88)")]
+        made = finding("E501", "made", row=2, message="Line too long (134 > 88)")
+        after = [made, finding("W291", "k1", row=5), finding("W291", "k2", row=25)]
+        carried = carry_origins(before, after, [], 3)
+        assert carried[0].identity == "+3"
+
+    def test_a_rewritten_finding_between_the_same_neighbours_keeps_its_identity(self) -> None:
+        """The long line at row 10, rewritten and now at row 14 between the same neighbours."""
+        before = [
+            finding("W291", "k1", row=5),
+            finding("E501", "long", row=10, message="Line too long (93 > 88)"),
+            finding("W291", "k2", row=20),
+        ]
+        moved = finding("E501", "long2", row=14, message="Line too long (92 > 88)")
+        after = [finding("W291", "k1", row=5), moved, finding("W291", "k2", row=25)]
+        assert carry_origins(before, after, [], 3)[1].identity == "long"
+
 
 def lint_table(table: dict[bytes, list[Violation]]):
     """`lint_of` over a table of contents."""

@@ -12,6 +12,7 @@ uncovers is new only if it is still there when the chain ends.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import difflib
 from collections import Counter, defaultdict
@@ -33,8 +34,9 @@ def carry_origins(
 
     A finding whose fingerprint stays is the same finding. One whose line the step
     rewrote is paired with a finding of the same rule that vanished without being
-    fixed (same message first, then in order of position). What is left was
-    uncovered by this step: its origin is "+step".
+    fixed (same message first, then in order of position), if it lies where that one
+    went: between the findings that kept their fingerprints around it. What is left
+    was uncovered by this step: its origin is "+step".
     """
     done = Counter(v.fingerprint for v in fixed)
     pool: dict[str, list[Violation]] = defaultdict(list)
@@ -45,11 +47,15 @@ def carry_origins(
             pool[v.fingerprint].append(v)
     out: list[Violation | None] = [None] * len(after)
     unmatched: list[int] = []
+    anchors: list[tuple[int, int]] = []  # (row before, row after) of findings that stayed
     for i, v in enumerate(after):
         if pool.get(v.fingerprint):
-            out[i] = with_identity(v, pool[v.fingerprint].pop(0).identity)
+            kept = pool[v.fingerprint].pop(0)
+            anchors.append((kept.location.row, v.location.row))
+            out[i] = with_identity(v, kept.identity)
         else:
             unmatched.append(i)
+    where = _Rows(anchors)
     vanished = sorted(
         (v for vs in pool.values() for v in vs), key=lambda v: (v.location.row, v.location.column)
     )
@@ -59,8 +65,10 @@ def carry_origins(
             left[key(v)].append(v)
         still = []
         for i in unmatched:
-            if left.get(key(after[i])):
-                gone = left[key(after[i])].pop(0)
+            row = after[i].location.row
+            gone = next((g for g in left.get(key(after[i]), ()) if where.holds(g, row)), None)
+            if gone is not None:
+                left[key(after[i])].remove(gone)
                 vanished.remove(gone)
                 out[i] = with_identity(after[i], gone.identity)
             else:
@@ -69,6 +77,27 @@ def carry_origins(
     for i in unmatched:
         out[i] = dataclasses.replace(after[i], origin=f"+{step}")
     return [v for v in out if v is not None]
+
+
+class _Rows:
+    """Where a row of the content before a step can be after it, told by the findings
+    that kept their fingerprints (their lines did not change) on either side of it.
+
+    A finding the step rewrote stays between the same neighbours; one it made
+    elsewhere (PT009 joining an assertion into a long line at the top of a file,
+    while the same step shortened a long line at its end) does not, and is new.
+    """
+
+    def __init__(self, anchors: list[tuple[int, int]]) -> None:
+        self.anchors = sorted(anchors)
+        self.rows = [old for old, _ in self.anchors]
+
+    def holds(self, gone: Violation, row: int) -> bool:
+        i = bisect.bisect_left(self.rows, gone.location.row)
+        low = self.anchors[i - 1][1] if i > 0 else 0
+        k = bisect.bisect_right(self.rows, gone.location.row)
+        high = self.anchors[k][1] if k < len(self.anchors) else None
+        return low <= row and (high is None or row <= high)
 
 
 def with_identity(v: Violation, identity: str) -> Violation:
