@@ -31,9 +31,9 @@ class PatchRecord:
 
 
 PROBE_LIMIT = 8
-# Where this share of the fixes narrowed in a file failed alone, each is tried alone at once, up to
-# this many: past p = 0.38 no group scheme beats one by one (docs/architecture.md), and
-# halving paid a round per level (dateutil's test of its imports: 12 of 19 F401 bad).
+# Where this share of the fixes narrowed in a file failed alone, the next failing group
+# is tried fix by fix at once, up to this many: past p = 0.38 no group scheme beats one
+# by one (docs/architecture.md). dateutil's test of its imports: 12 of 19 F401 bad.
 DENSE_SHARE = 0.38
 DENSE_PROBE_LIMIT = 32
 Status = Literal["asking", "proving", "done"]
