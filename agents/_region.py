@@ -12,7 +12,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from fixbot.sandbox import decode, encode
+from fixbot.sandbox import decode, encode, parse_python
 
 MAX_REGION_LINES = 120
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -56,9 +56,8 @@ def find_regions(content: bytes, spans: list[tuple[int, int]]) -> list[Region | 
     """`find_region` for many violations of one file, parsing it once."""
     text, _ = decode(content)
     lines = _lines(text)
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    tree = parse_python(text)
+    if tree is None:
         return [None] * len(spans)
     statements = [_span(node) for node in ast.walk(tree) if isinstance(node, ast.stmt)]
     scopes = {

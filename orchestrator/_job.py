@@ -15,6 +15,8 @@ import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from fixbot.sandbox import parse_python
+
 if TYPE_CHECKING:
     from fixbot.agents import Stage, Task
     from fixbot.sandbox import Patch, Verdict, Violation
@@ -390,9 +392,8 @@ def _suspected(chain: list[Patch], start: bytes, clues: set[str]) -> set[str]:
 
 def _scopes(content: bytes) -> list[tuple[int, int, str]]:
     """Every function and class of the source: its first and last line, and its name."""
-    try:
-        tree = ast.parse(content)
-    except (SyntaxError, ValueError):
+    tree = parse_python(content)
+    if tree is None:
         return []
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     return [

@@ -28,7 +28,16 @@ from ._process import Completed, no_git_env, repo_env, run
 from ._ruff import FixDidNotConverge, LintResult, Ruff, default_ruff
 from ._testcache import TestCache, environment_of
 from ._testrun import TestCommand, find_python, resolve_test_command, run_tests
-from ._text import BOM, apply_edits, decode, encode, line_starts, offset_of, split_lines
+from ._text import (
+    BOM,
+    apply_edits,
+    decode,
+    encode,
+    line_starts,
+    offset_of,
+    parse_python,
+    split_lines,
+)
 from ._types import (
     Edit,
     Fault,
@@ -114,6 +123,7 @@ __all__ = [
     "ls_tree_modes",
     "no_git_env",
     "offset_of",
+    "parse_python",
     "probe_isolation",
     "repo_env",
     "resolve_test_command",

@@ -23,6 +23,7 @@ import anyio
 import structlog
 
 from ._process import no_git_env, run
+from ._text import parse_python
 
 STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
@@ -165,8 +166,10 @@ def _stdlib_only(path: Path) -> bool:
     a changed file, so it need not make every test that imports it run.
     """
     try:
-        tree = ast.parse(path.read_bytes())
-    except (OSError, SyntaxError, ValueError):
+        source = path.read_bytes()
+    except OSError:
+        return False
+    if (tree := parse_python(source)) is None:
         return False
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -7,6 +7,7 @@ ruff counts CRLF, CR and LF as line breaks (and nothing else, where
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import TYPE_CHECKING
 
@@ -117,3 +118,16 @@ def scope_table(lines: list[str]) -> list[str]:
         out[i] = stack[-1][1] if stack else ""
         stack.append((indent, stripped if _SCOPE.match(line) else out[i]))
     return out
+
+
+def parse_python(source: str | bytes) -> ast.Module | None:
+    """The syntax tree of a repository's source, or None where this Python cannot build it.
+
+    The source is untrusted and parsed in fixbot's own process: besides a syntax error
+    or a NUL byte, a deeply nested expression (`x = - - - ... 1`) makes CPython's
+    parser raise MemoryError or RecursionError, which must not end the run.
+    """
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None

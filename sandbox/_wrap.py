@@ -12,6 +12,8 @@ import contextlib
 import hashlib
 from typing import TYPE_CHECKING
 
+from ._text import parse_python
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
@@ -35,9 +37,8 @@ def statement_spans(text: str, rows: Iterable[int]) -> dict[int, tuple[int, int]
     the smallest that holds the row. A row in none (a blank line, a comment, an
     `else:`), or in a file this Python cannot parse, has no entry.
     """
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+    tree = parse_python(text)
+    if tree is None:
         return {}
     wanted = set(rows)
     out: dict[int, tuple[int, int]] = {}

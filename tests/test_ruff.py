@@ -22,6 +22,7 @@ from fixbot.sandbox._text import (
     apply_edits,
     decode,
     encode,
+    parse_python,
     scope_of,
     scope_table,
     split_lines,
@@ -688,3 +689,17 @@ class TestRepoConfigCannotWrite:
         ruff = Ruff(tmp_path)
         assert await ruff.fix_source("m.py", source) == source
         assert b"is None" in await ruff.fix_source("m.py", source, unsafe=True)
+
+
+@pytest.mark.anyio
+class TestParsePython:
+    def test_a_hostile_nesting_is_no_crash(self):
+        """A deeply nested expression makes the parser raise MemoryError: None, not a crash."""
+        deep = "x = " + "-" * 200_000 + "1\n"
+        assert parse_python(deep) is None
+        assert parse_python("x = 1\n") is not None
+
+    async def test_format_lines_of_such_a_file_leaves_it(self, repo):
+        """The statement finder sees no statement there, so nothing is formatted."""
+        data = ("x = " + "-" * 200_000 + "1\n").encode()
+        assert await Ruff(repo).format_lines("a.py", data, [1]) == data
