@@ -136,6 +136,17 @@ class TestBaseline:
         assert everything.get("tests/test_b.py::test_pass") == "no longer collected"
         assert baseline.problems(results(after), within=set()) == {}
 
+    def test_within_narrows_to_test_ids(self, baseline: Baseline) -> None:
+        """A test id in `within` (parameters dropped) judges that test alone in its file."""
+        after = {"tests/test_a.py::test_pass": "failed"}
+        assert baseline.problems(results(after), within={"tests/test_a.py::test_pass"}) == {
+            "tests/test_a.py::test_pass": "failed"
+        }
+        # The others of its file did not run, and are not missed; a selected one is.
+        assert baseline.problems(results({}), within={"tests/test_a.py::test_pass"}) == {
+            "tests/test_a.py::test_pass": "no longer collected"
+        }
+
     def test_new_tests_ignored(self, baseline: Baseline) -> None:
         """A test that was not there at base is not judged, whatever its outcome."""
         after = BASE | {"tests/test_new.py::test_new": "failed"}

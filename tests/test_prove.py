@@ -23,7 +23,7 @@ from fixbot.sandbox._isolation import Isolation, probe_isolation
 from fixbot.sandbox._ruff import Ruff, default_ruff
 from fixbot.sandbox._testrun import TestCommand, resolve_test_command
 from fixbot.sandbox._worktree import WorktreePool
-from fixbot.sandbox.proof._bisect import Bisection
+from fixbot.sandbox.proof._bisect import Bisection, changed_scopes
 from fixbot.sandbox.proof._prove import Baseline, Candidate, Prover
 from tests.conftest import git, init_repo
 
@@ -539,6 +539,72 @@ async def prove_with_graph(
         ]
         verdicts = await prover.prove(cands, {}, whole=True)
         return verdicts, prover.stats.test_runs - prover.stats.reruns_at_base
+
+
+TEST_CLASSES = """from pkg import m1
+
+
+class TestBase:
+    def test_one(self):
+        assert m1.f1(2, 3) == 5
+
+    def test_two(self):
+        assert m1.f1(1, 1) == 2
+
+
+class TestMore(TestBase):
+    pass
+
+
+def test_free():
+    assert m1.f1(0, 0) == 0
+"""
+
+
+class TestSelectionByFunction:
+    """An edit inside test functions runs those tests, not their whole module."""
+
+    async def test_an_edited_test_runs_with_its_inherited_copies_alone(
+        self, tmp_path: Path
+    ) -> None:
+        """A broken assertion in one test: that test in each class runs, and is refused."""
+        path = "tests/test_m.py"
+        files = {
+            "pyproject.toml": PYPROJECT,
+            "pkg/__init__.py": "",
+            "pkg/m1.py": module_source(1),
+            path: TEST_CLASSES,
+        }
+        repo = init_repo(tmp_path / "repo", files)
+        before = TEST_CLASSES.encode()
+        after = before.replace(b"(2, 3) == 5", b"(2, 3) == 6")
+        broken = Candidate(path, "ruff", {path: before}, {path: after}, Counter())
+        library = await candidate(repo, 1, fixed_source(1))
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            assert prover.select_tests(changed_scopes([broken])) == [
+                f"{path}::TestBase::test_one",
+                f"{path}::TestMore::test_one",
+            ]
+            # A change to what the module imports reaches every test in it.
+            assert prover.select_tests(changed_scopes([broken, library])) == [path]
+            verdict = (await prover.prove([broken], {}))[path]
+        assert verdict.reason == "tests"
+        assert verdict.failing_tests == (
+            f"{path}::TestBase::test_one",
+            f"{path}::TestMore::test_one",
+        )
+
+    async def test_an_edit_outside_test_functions_runs_the_module(self, tmp_path: Path) -> None:
+        """A changed import line is seen by every test of the module."""
+        path = "tests/test_m.py"
+        files = {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "pkg/m1.py": module_source(1)}
+        repo = init_repo(tmp_path / "repo", files | {path: "import os\n" + TEST_CLASSES})
+        before = ("import os\n" + TEST_CLASSES).encode()
+        fixed = Candidate(path, "ruff", {path: before}, {path: TEST_CLASSES.encode()}, Counter())
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            assert prover.select_tests(changed_scopes([fixed])) == [path]
 
 
 class TestPinnedBlame:

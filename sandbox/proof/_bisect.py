@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from fixbot.sandbox._impact import is_test_file
 from fixbot.sandbox._types import Verdict
 
 from ._judge import defined_names, test_file
+from ._scope import edited_functions
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -91,7 +93,7 @@ class Bisection:
         # The other suspects are run on their own: a culprit is blamed only after a run
         # of its own.
         left = {t: s for t, s in problems.items() if not any(t in pins[k] for k in blamed)}
-        alone = await self.test_problems(merged(ground, rest), changed_files(rest), also=left)
+        alone = await self.test_problems(merged(ground, rest), changed_scopes(rest), also=left)
         if alone:
             return innocent | blamed | await self.bisect(rest, ground, alone)
         if blamed:
@@ -126,7 +128,7 @@ class Bisection:
 
         async def alone(cand: Candidate) -> None:
             problems = await self.test_problems(
-                merged(ground, [cand]), changed_files([cand]), also=pins[cand.key]
+                merged(ground, [cand]), changed_scopes([cand]), also=pins[cand.key]
             )
             out[cand.key] = self.refused(cand, problems) if problems else proven(cand)
 
@@ -139,7 +141,7 @@ class Bisection:
             # together before they stand (an interaction the graph could not see).
             also = {t: s for c in passed for t, s in pins[c.key].items()}
             together = await self.test_problems(
-                merged(ground, passed), changed_files(passed), also=also
+                merged(ground, passed), changed_scopes(passed), also=also
             )
             if together:
                 out |= await self.bisect(passed, ground, together)
@@ -158,7 +160,7 @@ class Bisection:
 
         async def probe(i: int) -> None:
             found[i] = await self.test_problems(
-                merged(ground, parts[i]), changed_files(parts[i]), also=problems
+                merged(ground, parts[i]), changed_scopes(parts[i]), also=problems
             )
             if found[i]:
                 # Narrowed at once, not after the other part's run: a part of test
@@ -206,8 +208,26 @@ def _together(verdict: Verdict) -> Verdict:
     return verdict.model_copy(update={"detail": detail})
 
 
-def changed_files(cands: Sequence[Candidate]) -> set[str]:
-    return {path for cand in cands for path in cand.after}
+def changed_scopes(cands: Sequence[Candidate]) -> dict[str, frozenset[str] | None]:
+    """Each changed file, with the functions of it the changes edit (None: the whole file).
+
+    Functions are looked for in test modules only: only their tests are selected
+    by name (`Prover.select_tests`).
+    """
+    scopes: dict[str, frozenset[str] | None] = {}
+    for cand in cands:
+        for path, after in cand.after.items():
+            before = cand.before.get(path)
+            names = (
+                edited_functions(before, after)
+                if before is not None and is_test_file(path)
+                else None
+            )
+            if path in scopes:
+                held = scopes[path]
+                names = None if held is None or names is None else held | names
+            scopes[path] = names
+    return scopes
 
 
 def merged(ground: Mapping[str, bytes], cands: Sequence[Candidate]) -> dict[str, bytes]:

@@ -46,14 +46,23 @@ class Baseline:
     def problems(
         self, results: TestResults, within: Collection[str] | None = None
     ) -> dict[str, str]:
-        """Test id -> what got worse than at base (only tests in `within` files, if given)."""
+        """Test id -> what got worse than at base (only tests `within` selects, if given).
+
+        `within` holds test files and ids without parameters (`file::Class::test`), as
+        pytest was given them.
+        """
         if self.results is None:
             return {}
+        chosen = None if within is None else set(within)
         out = {}
         for test, before in self.results.outcomes.items():
             if test in self.flaky or before in {"failed", "error"}:
                 continue
-            if within is not None and test_file(test) not in within:
+            if (
+                chosen is not None
+                and test_file(test) not in chosen
+                and test.split("[", 1)[0] not in chosen
+            ):
                 continue
             after = results.outcomes.get(test)
             if after is None:

@@ -10,6 +10,7 @@ blamed after a run of its own. See docs/architecture.md, "What proven means".
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import anyio
@@ -20,15 +21,16 @@ from fixbot.sandbox._testrun import run_tests
 from fixbot.sandbox._types import LintCache, TestResults, Verdict, sha256
 
 from ._batch import Batcher
-from ._bisect import Bisection, changed_files, merged, proven
+from ._bisect import Bisection, changed_scopes, merged, proven
 from ._candidate import Candidate, ProofStats
 from ._judge import Baseline, mentioned_names, test_file
+from ._scope import ids_named
 from ._static import StaticChecks
 
 log = structlog.get_logger("fixbot")
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from fixbot.sandbox._guard import MetadataGuard
     from fixbot.sandbox._impact import ImpactMap
@@ -254,8 +256,15 @@ class Prover:
             )
             return results
 
-    def select_tests(self, changed: Collection[str] | None) -> list[str] | None:
-        """The test files that can reach `changed`, or None for the whole suite."""
+    def select_tests(
+        self, changed: Collection[str] | Mapping[str, frozenset[str] | None] | None
+    ) -> list[str] | None:
+        """The tests that can reach `changed`, or None for the whole suite.
+
+        Test files, as the import graph selects them; where `changed` maps a test
+        module to the functions its change edits (`changed_scopes`), and nothing
+        else changed reaches that module, just the tests of those names in it.
+        """
         if changed is None or self.impact is None or self.baseline.results is None:
             return None
         if self.test_command is None or not self.test_command.is_pytest:
@@ -267,12 +276,24 @@ class Prover:
             return None
         known = self.baseline.test_files
         # Test files the map does not know (custom python_files) always run.
-        return sorted((reach & known) | (known - self.impact.tests))
+        files = set(reach & known) | (known - self.impact.tests)
+        narrowed: set[str] = set()
+        scopes = changed if isinstance(changed, Mapping) else {}
+        for path, names in scopes.items():
+            if not names or path not in files:
+                continue
+            others = self.impact.tests_for(p for p in changed if p != path)
+            if others is None or path in others:
+                continue  # another change reaches this module too: all its tests run
+            if ids := ids_named(self.baseline.results.outcomes, path, names):
+                files.discard(path)
+                narrowed |= ids
+        return sorted(files) + sorted(narrowed)
 
     async def test_problems(
         self,
         files: Mapping[str, bytes],
-        changed: Collection[str] | None = None,
+        changed: Collection[str] | Mapping[str, frozenset[str] | None] | None = None,
         also: Collection[str] = (),
     ) -> dict[str, str]:
         """Tests worse than at base with `files` written; flaky ones found and excused.
@@ -292,7 +313,9 @@ class Prover:
             selection = self.select_tests(changed)
             if selection is not None and also:
                 # Bisecting a failure: the tests that failed always run, whatever the graph says.
-                selection = sorted(set(selection) | {test_file(t) for t in also})
+                whole = {s for s in selection if "::" not in s}
+                more = {t.split("[", 1)[0] for t in also if test_file(t) not in whole}
+                selection = sorted(set(selection) | more)
             if selection is not None and not selection:
                 return {}
             self.stats.selected_runs += selection is not None
@@ -375,7 +398,7 @@ class Prover:
             self.stats.reused_runs += 1
             log.info("tests.reused", files=len(tree))
             return {c.key: proven(c) for c in cands}
-        problems = await self.test_problems(tree, None if whole else changed_files(cands))
+        problems = await self.test_problems(tree, None if whole else changed_scopes(cands))
         if not problems:
             if whole:
                 self._passed_whole.add(digest)

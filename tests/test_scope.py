@@ -1,0 +1,119 @@
+"""sandbox.proof._scope: which tests of a test module an edit of it can change."""
+
+from __future__ import annotations
+
+from fixbot.sandbox.proof._scope import edited_functions, ids_named
+
+MODULE = b"""import pytest
+
+LIMIT = 3
+
+
+@pytest.fixture
+def numbers():
+    return [1, 2]
+
+
+def test_sum(numbers):
+    assert sum(numbers) == 3
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_small(n):
+    assert n < LIMIT
+
+
+class TestCase:
+    def setup_method(self):
+        self.value = 2
+
+    def test_value(self):
+        assert self.value == 2
+
+
+class TestMore(TestCase):
+    pass
+"""
+
+
+class TestEditedFunctions:
+    def test_an_edit_inside_one_test_names_that_test(self) -> None:
+        """A changed assertion in a test's body: that test, and nothing else."""
+        after = MODULE.replace(b"sum(numbers) == 3", b"3 == sum(numbers)")
+        assert edited_functions(MODULE, after) == {"test_sum"}
+
+    def test_a_decorator_is_part_of_its_test(self) -> None:
+        """A changed parametrize list edits the test it decorates."""
+        after = MODULE.replace(b"[1, 2])", b"(1, 2))")
+        assert edited_functions(MODULE, after) == {"test_small"}
+
+    def test_a_method_is_named_without_its_class(self) -> None:
+        """A test method is matched by its name, in whichever class runs it."""
+        after = MODULE.replace(b"self.value == 2", b"2 == self.value")
+        assert edited_functions(MODULE, after) == {"test_value"}
+
+    def test_an_edit_between_functions_reaches_the_whole_module(self) -> None:
+        """A changed import or constant is seen by every test."""
+        assert edited_functions(MODULE, MODULE.replace(b"LIMIT = 3", b"LIMIT = 4")) is None
+        assert edited_functions(MODULE, b"import os\n" + MODULE) is None
+
+    def test_a_function_other_code_names_reaches_the_whole_module(self) -> None:
+        """A fixture is asked for by name; its edit is not confined to itself."""
+        after = MODULE.replace(b"return [1, 2]", b"return [2, 1]")
+        assert edited_functions(MODULE, after) is None
+
+    def test_a_renamed_or_added_function_reaches_the_whole_module(self) -> None:
+        """Renaming a test or adding one changes what the module collects."""
+        assert edited_functions(MODULE, MODULE.replace(b"def test_sum", b"def test_total")) is None
+        added = MODULE + b"\n\ndef test_new():\n    pass\n"
+        assert edited_functions(MODULE, added) is None
+
+    def test_a_class_body_outside_its_methods_reaches_the_whole_module(self) -> None:
+        """A class attribute is shared by its methods and its subclasses."""
+        after = MODULE.replace(b"(TestCase):\n    pass", b"(TestCase):\n    value = 1")
+        assert edited_functions(MODULE, after) is None
+
+    def test_unparsable_content_reaches_the_whole_module(self) -> None:
+        """What cannot be parsed cannot be scoped."""
+        after = MODULE.replace(b"sum(numbers) == 3", b"sum(numbers ==")
+        assert edited_functions(MODULE, after) is None
+
+    def test_a_name_defined_twice_at_one_level_reaches_the_whole_module(self) -> None:
+        """Which of two same-named tests pytest runs is not ours to guess."""
+        twice = b"def test_a():\n    pass\n\n\ndef test_a():\n    assert 1\n"
+        assert edited_functions(twice, twice.replace(b"assert 1", b"assert 2")) is None
+
+    def test_same_content_edits_nothing(self) -> None:
+        """No change, no function."""
+        assert edited_functions(MODULE, MODULE) == frozenset()
+
+    def test_an_inserted_line_inside_a_test_stays_in_it(self) -> None:
+        """A wrapped statement adds lines; the test still holds them all."""
+        wrapped = b"assert sum(\n        numbers\n    ) == 3"
+        after = MODULE.replace(b"assert sum(numbers) == 3", wrapped)
+        assert edited_functions(MODULE, after) == {"test_sum"}
+
+
+class TestIdsNamed:
+    IDS = (
+        "tests/test_a.py::test_small[1]",
+        "tests/test_a.py::test_small[2]",
+        "tests/test_a.py::TestCase::test_value",
+        "tests/test_a.py::TestMore::test_value",
+        "tests/test_a.py::test_a.test_sum",
+        "tests/test_b.py::test_small",
+    )
+
+    def test_every_class_and_parameter_of_a_name_in_its_file(self) -> None:
+        """Inherited copies run too; parameters are dropped; other files are not matched."""
+        assert ids_named(self.IDS, "tests/test_a.py", {"test_small", "test_value"}) == {
+            "tests/test_a.py::test_small",
+            "tests/test_a.py::TestCase::test_value",
+            "tests/test_a.py::TestMore::test_value",
+        }
+
+    def test_a_tests_doctest_is_matched(self) -> None:
+        """--doctest-modules names a test's docstring `module.test`."""
+        assert ids_named(self.IDS, "tests/test_a.py", {"test_sum"}) == {
+            "tests/test_a.py::test_a.test_sum"
+        }
