@@ -15,7 +15,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from fixbot.sandbox import parse_python
+from fixbot.sandbox import cleared, parse_python
 
 if TYPE_CHECKING:
     from fixbot.agents import Stage, Task
@@ -88,6 +88,9 @@ class Job:
     groups: list[frozenset[str]] = field(default_factory=list)
     # Single fixes probed alone that their tests refused.
     alone_refused: int = 0
+    # Fixes that passed a probe (alone or in a group): what a failing chain of fixes
+    # already probed is halved down to, in the queue, once none is left untried.
+    passed_probe: set[str] = field(default_factory=set)
 
     @property
     def path(self) -> str:
@@ -177,7 +180,8 @@ class Job:
             asked = _asked(chain, group)
             fingerprints = sorted({v.identity for v in asked} or set(group or ()))
             if self._narrows(asked, self.proposals):
-                self._narrow(asked, _suspected(chain, before, set(verdict.clues)))
+                if rest := self._clear(chain, before, asked, verdict):
+                    self._narrow(rest, _suspected(chain, before, set(verdict.clues)))
             else:
                 self._refuse(chain, verdict, before, fingerprints)
         self._advance_if_idle()
@@ -198,6 +202,42 @@ class Job:
     def _narrows(self, asked: list[Violation], proposals: int) -> bool:
         """The one rule for narrowing a refused chain down rather than recording it."""
         return len({v.identity for v in asked}) > 1 and proposals < self.max_proposals
+
+    def _clear(
+        self, chain: list[Patch], before: bytes, asked: list[Violation], verdict: Verdict
+    ) -> list[Violation]:
+        """The asked fixes left to narrow once those the failing run points away from are
+        held back (`cleared`: in a test module, fixes in test functions whose tests passed).
+
+        What is left is probed, however few: a fix is refused only after a run of its own.
+        """
+        ids = {v.identity for v in asked}
+        innocent = self._innocent(chain, before, frozenset(ids), verdict)
+        if not innocent:
+            return asked
+        rest = [v for v in asked if v.identity not in innocent]
+        left = {v.identity for v in rest}
+        self.held |= innocent
+        if len(left) > 1:
+            return rest
+        self.probes.append(frozenset(left))
+        self.probed |= left
+        return []
+
+    def _innocent(
+        self, chain: list[Patch], before: bytes, ids: frozenset[str], verdict: Verdict
+    ) -> frozenset[str]:
+        """Which of `ids` the failing run clears; none where that leaves nothing to suspect,
+        or only a fix that passed alone before (then the usual narrowing decides)."""
+        steps = [
+            ({v.identity: v.location.row for v in p.targets if v.identity in ids}, _new(p))
+            for p in chain
+        ]
+        innocent = frozenset(cleared(self.path, before, steps, verdict.failing_tests)) & ids
+        rest = ids - innocent
+        if not innocent or not rest or (len(rest) == 1 and rest <= self.probed):
+            return frozenset()
+        return innocent
 
     def _narrow(self, asked: list[Violation], suspected: set[str]) -> None:
         """Narrow a failing chain down: one bad fix must not sink the good ones next to it.
@@ -239,6 +279,16 @@ class Job:
             # where one half after the other took two. What passes waits with the held.
             self.probes = split_targets(asked)
             self.probed |= fingerprints
+        elif untried := [v for v in asked if v.identity not in self.passed_probe]:
+            # Held back (a safe fix beside probed risky ones), never tried: tried now,
+            # side by side, before any halving in the queue.
+            ids = {v.identity for v in untried}
+            self.held |= fingerprints - ids
+            self.probed |= ids
+            if len(ids) <= self.probe_limit:
+                self.probes = [frozenset({fp}) for fp in sorted(ids)]
+            else:
+                self.probes = split_targets(untried)
         else:
             self.queue[:0] = split_targets(asked)
 
@@ -304,10 +354,14 @@ class Job:
                 self.alone_refused += verdict.reason == "tests"
             if verdict.accepted:
                 good |= group
+                self.passed_probe |= group
             elif len(group) > 1:
                 # A group refused together (for its tests, a limit, lint...): split
-                # until each fix is tried on its own, never refused as a group.
-                again.append(group)
+                # until each fix is tried on its own, never refused as a group. Fixes
+                # in the tests that passed wait with what passed (`cleared`).
+                innocent = self._innocent(chain, before, group, verdict)
+                good |= innocent
+                again.append(group - innocent)
             else:
                 self._refuse(chain, verdict, before, sorted(group))
         self.probe_pending = []
@@ -359,6 +413,10 @@ class Job:
                 self.queue.insert(0, frozenset(fingerprints))
                 return
         self.blocked.update(fingerprints)
+
+
+def _new(patch: Patch) -> bytes:
+    return patch.changes[0].new
 
 
 def _asked(chain: list[Patch], group: frozenset[str] | None) -> list[Violation]:

@@ -60,6 +60,7 @@ from .proof import (
     ProofStats,
     Prover,
     carry_origins,
+    cleared,
     entropy_bound,
     with_identity,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "build_impact_map",
     "carry_origins",
     "checked_out_branches",
+    "cleared",
     "common_dir",
     "converted_files",
     "decode",

@@ -79,14 +79,23 @@ class TestNarrowing:
         assert j.queue == [{v.fingerprint for v in (*SAFE, *RISKY)} - {bad}]
         assert j.held == frozenset()
 
-    def test_a_failing_held_chain_is_halved_not_probed_again(self):
-        """When the safe rest with the good probes fails, it is split, never probed in a loop."""
+    def test_a_failing_held_chain_is_probed_where_untried_then_halved(self):
+        """When the safe rest with the good probes fails, the safe fixes (never tried) are
+        each tried alone; when all have passed a probe and the chain still fails, it is
+        halved in the queue, never probed in a loop."""
         j = job()
         j.pending = chain(*SAFE, *RISKY)
         j.settle(REJECTED)
         j.probe_pending = [(group, chain(*RISKY)) for group in sorted(j.probes)]
         j.probes = []
         j.settle_probes([PROVEN, PROVEN, PROVEN], b"x = 0\n")
+        j.pending = chain(*SAFE, *RISKY)
+        j.settle(REJECTED)
+        assert sorted(j.probes) == sorted(frozenset({v.fingerprint}) for v in SAFE)
+        assert j.held == {v.fingerprint for v in RISKY}
+        j.probe_pending = [(group, chain(*SAFE)) for group in sorted(j.probes)]
+        j.probes = []
+        j.settle_probes([PROVEN] * len(SAFE), b"x = 0\n")
         j.pending = chain(*SAFE, *RISKY)
         j.settle(REJECTED)
         assert not j.probes
@@ -120,8 +129,9 @@ class TestNarrowing:
         j = job()
         j.pending = chain(*RISKY)
         j.settle(REJECTED)
+        j.probe_pending = [(group, chain(*RISKY)) for group in sorted(j.probes)]
         j.probes = []
-        j.queue = [frozenset(v.fingerprint for v in RISKY)]
+        j.settle_probes([PROVEN, PROVEN, PROVEN], b"x = 0\n")
         j.pending = chain(*RISKY)
         j.settle(REJECTED)
         assert not j.probes
@@ -334,9 +344,65 @@ class TestStaticNarrowing:
         assert j.pending
 
 
-def drive(j: Job, fixes: dict[str, Violation], bad: set[str], rounds: int = 200) -> set[str]:
+TEST_PATH = "tests/test_m.py"
+
+
+def module_of_tests(touched: set[int], functions: int) -> bytes:
+    """A module of `functions` tests, four lines each; the `touched` ones edited."""
+    return b"".join(
+        f"def test_f{k}():\n    v = {int(k in touched)}\n\n\n".encode() for k in range(functions)
+    )
+
+
+def scoped_chain(fixes: list[Violation], functions: int, landed: set[int]) -> list[Patch]:
+    """A chain in TEST_PATH on top of the `landed` edits: each fix edits the test whose
+    body holds its row."""
+    touched = set(landed)
+    out = []
+    for i, v in enumerate(fixes, 1):
+        touched.add((v.location.row - 2) // 4)
+        new = module_of_tests(touched, functions)
+        out.append(
+            Patch(
+                id=f"{TEST_PATH}@fix.1.{i}",
+                agent="ruff",
+                kind=v.applicability or "llm",
+                rules=(v.rule,),
+                files=(TEST_PATH,),
+                targets=(v,),
+                changes=(FileChange(path=TEST_PATH, old_sha="", new=new),),
+            )
+        )
+    return out
+
+
+def drive(
+    j: Job,
+    fixes: dict[str, Violation],
+    bad: set[str],
+    rounds: int = 200,
+    functions: int | None = None,
+) -> set[str]:
     """Rounds as FanOut runs them, where a chain or probe passes when it holds no bad fix;
-    the fixes that landed."""
+    the fixes that landed. With `functions`, the fixes lie in the tests of a test
+    module (row 2 + 4k is in test_fk), and a failing verdict names the tests that hold
+    a bad fix."""
+
+    def make(left: list[Violation]) -> list[Patch]:
+        if functions is None:
+            return chain(*left)
+        done = {(fixes[fp].location.row - 2) // 4 for fp in landed}
+        return scoped_chain(left, functions, done)
+
+    def verdict(patches: list[Patch]) -> Verdict:
+        held = [v for p in patches for v in p.targets if v.identity in bad]
+        if not held:
+            return PROVEN
+        if functions is None:
+            return REJECTED
+        failing = sorted({f"{TEST_PATH}::test_f{(v.location.row - 2) // 4}" for v in held})
+        return REJECTED.model_copy(update={"failing_tests": tuple(failing)})
+
     landed: set[str] = set()
     for _ in range(rounds):
         if not j.active:
@@ -349,24 +415,21 @@ def drive(j: Job, fixes: dict[str, Violation], bad: set[str], rounds: int = 200)
                 for fp, v in sorted(fixes.items())
                 if fp not in landed | j.blocked and (group is None or fp in group)
             ]
-            j.proposed(chain(*left))
+            j.proposed(make(left))
         for group in j.probes:
             j.probe_proposed(
-                group, chain(*(fixes[fp] for fp in sorted(group) if fp not in landed | j.blocked))
+                group, make([fixes[fp] for fp in sorted(group) if fp not in landed | j.blocked])
             )
         j.end_proposing()
         if j.pending:
             asked = {v.identity for p in j.pending for v in p.targets}
-            passed = not asked & bad
-            if passed:
+            result = verdict(j.pending)
+            if result.accepted:
                 landed |= asked
-            j.settle(PROVEN if passed else REJECTED)
+            j.settle(result)
         if j.probe_pending:
-            verdicts = [
-                REJECTED if {v.identity for p in c for v in p.targets} & bad else PROVEN
-                for _, c in j.probe_pending
-            ]
-            j.settle_probes(verdicts, b"x = 0\n")
+            verdicts = [verdict(c) for _, c in j.probe_pending]
+            j.settle_probes(verdicts, j.content)
     raise AssertionError("narrowing did not end")
 
 
@@ -391,3 +454,68 @@ class TestNarrowingEnds:
         refused = {v.identity for r in j.records if r.status == "rejected" for v in r.patch.targets}
         assert refused == bad_fps
         assert all(len(r.patch.targets) == 1 for r in j.records if r.status == "rejected")
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        placed=st.lists(st.tuples(st.integers(0, 7), st.booleans()), max_size=30),
+        bad=st.sets(st.integers(0, 29), max_size=12),
+    )
+    def test_in_a_test_module_too(self, placed: list[tuple[int, bool]], bad: set[int]):
+        """The same, where the fixes lie in test functions and a failure names its tests
+        (fixes in the tests that passed are cleared by the run)."""
+        fixes = {}
+        for i, (function, safe) in enumerate(placed):
+            v = violation(f"F{i:02d}", "safe" if safe else "unsafe")
+            at = Location(2 + 4 * function, 5)
+            fixes[f"fp-F{i:02d}"] = dataclasses.replace(
+                v, path=TEST_PATH, location=at, end_location=at
+            )
+        bad_fps = {f"fp-F{i:02d}" for i in bad if i < len(placed)}
+        agent = RuffAgent("ruff", None, modes=("fix",))
+        j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], module_of_tests(set(), 8))
+        j.max_proposals = 10_000
+        landed = drive(j, fixes, bad_fps, functions=8)
+        assert landed == set(fixes) - bad_fps
+        refused = {v.identity for r in j.records if r.status == "rejected" for v in r.patch.targets}
+        assert refused == bad_fps
+        assert all(len(r.patch.targets) == 1 for r in j.records if r.status == "rejected")
+
+
+class TestClearedByTheRun:
+    """In a test module, fixes in tests that passed are held, not probed."""
+
+    def fixes(self, functions: list[int]) -> list[Violation]:
+        out = []
+        for i, function in enumerate(functions):
+            at = Location(2 + 4 * function, 5)
+            v = violation(f"F{i}", "unsafe")
+            out.append(dataclasses.replace(v, path=TEST_PATH, location=at, end_location=at))
+        return out
+
+    def settle(self, fixes: list[Violation], failing: tuple[str, ...]) -> Job:
+        agent = RuffAgent("ruff", None, modes=("fix",))
+        j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], module_of_tests(set(), 6))
+        j.pending = scoped_chain(fixes, 6, set())
+        j.settle(REJECTED.model_copy(update={"failing_tests": failing}))
+        return j
+
+    def test_only_the_failing_tests_fixes_are_probed(self):
+        """Six fixes in six tests, test_f2 failed: its fix alone is probed, five are held."""
+        fixes = self.fixes([0, 1, 2, 3, 4, 5])
+        j = self.settle(fixes, (f"{TEST_PATH}::test_f2",))
+        assert j.probes == [{fixes[2].identity}]
+        assert j.held == {v.identity for i, v in enumerate(fixes) if i != 2}
+
+    def test_fixes_of_one_failing_test_are_narrowed_among_themselves(self):
+        """Two fixes in the failing test: each is probed alone; the rest is held."""
+        fixes = self.fixes([0, 2, 2, 3])
+        j = self.settle(fixes, (f"{TEST_PATH}::test_f2",))
+        assert sorted(j.probes) == sorted(frozenset({v.identity}) for v in fixes[1:3])
+        assert j.held == {fixes[0].identity, fixes[3].identity}
+
+    def test_a_failure_elsewhere_clears_nothing(self):
+        """A test in another module failed: every fix is probed as before."""
+        fixes = self.fixes([0, 1, 2])
+        j = self.settle(fixes, ("tests/test_other.py::test_x",))
+        assert sorted(j.probes) == sorted(frozenset({v.identity}) for v in fixes)
+        assert not j.held

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fixbot.sandbox.proof._scope import edited_functions, ids_named
+from fixbot.sandbox.proof._scope import cleared, edited_functions, ids_named
 
 MODULE = b"""import pytest
 
@@ -117,3 +117,44 @@ class TestIdsNamed:
         assert ids_named(self.IDS, "tests/test_a.py", {"test_sum"}) == {
             "tests/test_a.py::test_a.test_sum"
         }
+
+
+TESTS = b"""def test_a():
+    assert 1 == 1
+
+
+def test_b():
+    assert 2 == 2
+"""
+
+
+class TestCleared:
+    PATH = "tests/test_m.py"
+
+    def test_fixes_in_tests_that_passed_are_cleared(self) -> None:
+        """test_a failed: the fix in test_b, whose test passed in that run, is cleared."""
+        after = TESTS.replace(b"1 == 1", b"1 is 1").replace(b"2 == 2", b"2 is 2")
+        steps = [({"fix-a": 2, "fix-b": 6}, after)]
+        assert cleared(self.PATH, TESTS, steps, [f"{self.PATH}::test_a"]) == {"fix-b"}
+
+    def test_a_fix_outside_the_test_functions_is_never_cleared(self) -> None:
+        """An import can reach every test: it is not cleared, the fix in test_b still is."""
+        start = b"import os\n\n\n" + TESTS
+        after = start.replace(b"import os\n", b"").replace(b"2 == 2", b"2 is 2")
+        steps = [({"fix-b": 9, "import": 1}, after)]
+        assert cleared(self.PATH, start, steps, [f"{self.PATH}::test_a"]) == {"fix-b"}
+
+    def test_nothing_is_cleared_when_a_test_elsewhere_failed(self) -> None:
+        """A failing test in another module is not this module's tests' to explain."""
+        after = TESTS.replace(b"2 == 2", b"2 is 2")
+        steps = [({"fix-b": 6}, after)]
+        assert cleared(self.PATH, TESTS, steps, ["tests/test_other.py::test_b"]) == set()
+
+    def test_a_fix_is_placed_in_the_content_its_step_began_from(self) -> None:
+        """Rows are read step by step: an earlier step's inserted lines move the next."""
+        wrapped = TESTS.replace(b"assert 1 == 1", b"assert (\n        1 is 1\n    )")
+        last = wrapped.replace(b"2 == 2", b"2 is 2")
+        steps = [({"fix-a": 2}, wrapped), ({"fix-b": 8}, last)]
+        failing = [f"{self.PATH}::test_a[x]"]
+        assert cleared(self.PATH, TESTS, steps, failing) == {"fix-b"}
+        assert cleared(self.PATH, TESTS, steps, [f"{self.PATH}::test_b"]) == {"fix-a"}

@@ -8,6 +8,7 @@ from ._candidate import Candidate, ProofStats
 from ._chain import ChainProblem, carry_origins, chain_problem, with_identity
 from ._judge import Baseline, entropy_bound, test_file
 from ._prove import Prover
+from ._scope import cleared
 
 __all__ = [
     "Baseline",
@@ -17,6 +18,7 @@ __all__ = [
     "Prover",
     "carry_origins",
     "chain_problem",
+    "cleared",
     "entropy_bound",
     "test_file",
     "with_identity",

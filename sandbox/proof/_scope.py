@@ -22,7 +22,7 @@ from fixbot.sandbox._text import parse_python
 from ._judge import test_file
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Collection, Iterable, Mapping, Sequence
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -111,3 +111,39 @@ def ids_named(node_ids: Iterable[str], path: str, names: Collection[str]) -> set
         if last in names or last.rpartition(".")[2] in names:
             found.add(base)
     return found
+
+
+def cleared(
+    path: str,
+    start: bytes,
+    steps: Sequence[tuple[Mapping[str, int], bytes]],
+    failing: Collection[str],
+) -> set[str]:
+    """The fixes a failing run of a chain in a test module points away from.
+
+    `steps` are the chain's steps from `start`: the row of each fix (by identity) in
+    the content the step began from, and the content it left. A fix lying in a test
+    function none of whose tests failed is cleared, where every failing test is in
+    that module: the tests it edits passed in this very run. A fix outside the test
+    functions (an import) is never cleared. This is a hint for narrowing, not a
+    verdict: what it clears is held and proven again with the rest.
+    """
+    if not steps or not failing or any(test_file(t) != path for t in failing):
+        return set()
+    failed = {_function_of(t) for t in failing}
+    out: set[str] = set()
+    content = start
+    for rows, after in steps:
+        spans = _spans(content) or {}
+        for identity, row in rows.items():
+            names = {q.rpartition(".")[2] for q, (a, b) in spans.items() if a < row <= b}
+            if names and not names & failed:
+                out.add(identity)
+        content = after
+    return out
+
+
+def _function_of(node_id: str) -> str:
+    """The name of the function a test id runs (`file::Class::test_x[1]` -> test_x)."""
+    last = node_id.split("[", 1)[0].rpartition("::")[2]
+    return last.rpartition(".")[2]
