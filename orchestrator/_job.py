@@ -11,11 +11,12 @@ refused while the other fixes of its file still land.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from fixbot.sandbox import cleared, parse_python
+from fixbot.sandbox import cleared
+
+from ._chains import asked_of, fixing, new_content, split_targets, suspected
 
 if TYPE_CHECKING:
     from fixbot.agents import Stage, Task
@@ -39,22 +40,6 @@ PROBE_LIMIT = 8
 DENSE_SHARE = 0.38
 DENSE_PROBE_LIMIT = 32
 Status = Literal["asking", "proving", "done"]
-
-
-def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
-    """Two groups to try one after the other, the likelier-good one first.
-
-    Safe fixes almost never change behaviour, so a failing mix is split into its
-    safe and its unsafe fixes first; after that, halves in rule order.
-    """
-    unique = sorted({v.identity: v for v in targets}.values(), key=lambda v: (v.rule, v.identity))
-    safe = [v.identity for v in unique if v.applicability == "safe"]
-    rest = [v.identity for v in unique if v.applicability != "safe"]
-    if safe and rest:
-        return [frozenset(safe), frozenset(rest)]
-    fps = [v.identity for v in unique]
-    half = len(fps) // 2
-    return [frozenset(fps[:half]), frozenset(fps[half:])]
 
 
 @dataclass(slots=True)
@@ -177,11 +162,11 @@ class Job:
                 before = patch.changes[0].new
             self.content = before
         else:
-            asked = _asked(chain, group)
+            asked = asked_of(chain, group)
             fingerprints = sorted({v.identity for v in asked} or set(group or ()))
             if self._narrows(asked, self.proposals):
                 if rest := self._clear(chain, before, asked, verdict):
-                    self._narrow(rest, _suspected(chain, before, set(verdict.clues)))
+                    self._narrow(rest, suspected(chain, before, set(verdict.clues)))
             else:
                 self._refuse(chain, verdict, before, fingerprints)
         self._advance_if_idle()
@@ -189,7 +174,7 @@ class Job:
     def would_narrow(self) -> bool:
         """Whether a refusal of the pending chain would be narrowed down, not recorded."""
         group = self.queue[0] if self.queue else None
-        return self._narrows(_asked(self.pending, group), self.proposals + 1)
+        return self._narrows(asked_of(self.pending, group), self.proposals + 1)
 
     @property
     def probe_limit(self) -> int:
@@ -230,7 +215,7 @@ class Job:
         """Which of `ids` the failing run clears; none where that leaves nothing to suspect,
         or only a fix that passed alone before (then the usual narrowing decides)."""
         steps = [
-            ({v.identity: v.location.row for v in p.targets if v.identity in ids}, _new(p))
+            ({v.identity: v.location.row for v in p.targets if v.identity in ids}, new_content(p))
             for p in chain
         ]
         innocent = frozenset(cleared(self.path, before, steps, verdict.failing_tests)) & ids
@@ -315,7 +300,7 @@ class Job:
             for identity, detail in sorted(culprits.items()):
                 refusal = verdict.model_copy(update={"detail": detail, "new_violations": ()})
                 # Its step may still land (with its other fixes) under the same id.
-                steps = _fixing(chain, {identity})
+                steps = fixing(chain, {identity})
                 steps[0] = steps[0].model_copy(update={"id": f"{steps[0].id}~lint"})
                 self._refuse(steps, refusal, self.content, [identity])
             rest = [b for b in blame if b not in culprits]
@@ -413,59 +398,3 @@ class Job:
                 self.queue.insert(0, frozenset(fingerprints))
                 return
         self.blocked.update(fingerprints)
-
-
-def _new(patch: Patch) -> bytes:
-    return patch.changes[0].new
-
-
-def _asked(chain: list[Patch], group: frozenset[str] | None) -> list[Violation]:
-    """The chain's fixes that were asked for (`group`, or all when None).
-
-    Only those are narrowed: a chain also fixes what its own steps uncovered (an
-    import left unused), and those come back with every retry.
-    """
-    return [
-        v
-        for p in chain
-        for v in p.targets
-        if not v.uncovered and (group is None or v.identity in group)
-    ]
-
-
-def _suspected(chain: list[Patch], start: bytes, clues: set[str]) -> set[str]:
-    """The fixes of a chain that lie in a function or class the clues name."""
-    if not clues:
-        return set()
-    found, content = set(), start
-    for patch in chain:
-        scopes = _scopes(content)
-        for v in patch.targets:
-            row = v.location.row
-            if any(first <= row <= last and name in clues for first, last, name in scopes):
-                found.add(v.identity)
-        content = patch.changes[0].new
-    return found
-
-
-def _scopes(content: bytes) -> list[tuple[int, int, str]]:
-    """Every function and class of the source: its first and last line, and its name."""
-    tree = parse_python(content)
-    if tree is None:
-        return []
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return [
-        (node.lineno, node.end_lineno or node.lineno, node.name)
-        for node in ast.walk(tree)
-        if isinstance(node, kinds)
-    ]
-
-
-def _fixing(chain: list[Patch], identities: set[str]) -> list[Patch]:
-    """The steps of a chain that fix any of `identities`, with only those targets."""
-    out = []
-    for patch in chain:
-        mine = tuple(v for v in patch.targets if v.identity in identities)
-        if mine:
-            out.append(patch.model_copy(update={"targets": mine}))
-    return out or chain[-1:]

@@ -1,0 +1,87 @@
+"""The fixes of a chain: what it was asked for, where they lie, how a group is split.
+
+Pure functions over a job's chains of patches (orchestrator/_job.py narrows with them).
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from fixbot.sandbox import parse_python
+
+if TYPE_CHECKING:
+    from fixbot.sandbox import Patch, Violation
+
+
+def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
+    """Two groups to try one after the other, the likelier-good one first.
+
+    Safe fixes almost never change behaviour, so a failing mix is split into its
+    safe and its unsafe fixes first; after that, halves in rule order.
+    """
+    unique = sorted({v.identity: v for v in targets}.values(), key=lambda v: (v.rule, v.identity))
+    safe = [v.identity for v in unique if v.applicability == "safe"]
+    rest = [v.identity for v in unique if v.applicability != "safe"]
+    if safe and rest:
+        return [frozenset(safe), frozenset(rest)]
+    fps = [v.identity for v in unique]
+    half = len(fps) // 2
+    return [frozenset(fps[:half]), frozenset(fps[half:])]
+
+
+def new_content(patch: Patch) -> bytes:
+    """What the patch leaves in its one file."""
+    return patch.changes[0].new
+
+
+def asked_of(chain: list[Patch], group: frozenset[str] | None) -> list[Violation]:
+    """The chain's fixes that were asked for (`group`, or all when None).
+
+    Only those are narrowed: a chain also fixes what its own steps uncovered (an
+    import left unused), and those come back with every retry.
+    """
+    return [
+        v
+        for p in chain
+        for v in p.targets
+        if not v.uncovered and (group is None or v.identity in group)
+    ]
+
+
+def suspected(chain: list[Patch], start: bytes, clues: set[str]) -> set[str]:
+    """The fixes of a chain that lie in a function or class the clues name."""
+    if not clues:
+        return set()
+    found, content = set(), start
+    for patch in chain:
+        scopes = _scopes(content)
+        for v in patch.targets:
+            row = v.location.row
+            if any(first <= row <= last and name in clues for first, last, name in scopes):
+                found.add(v.identity)
+        content = patch.changes[0].new
+    return found
+
+
+def _scopes(content: bytes) -> list[tuple[int, int, str]]:
+    """Every function and class of the source: its first and last line, and its name."""
+    tree = parse_python(content)
+    if tree is None:
+        return []
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return [
+        (node.lineno, node.end_lineno or node.lineno, node.name)
+        for node in ast.walk(tree)
+        if isinstance(node, kinds)
+    ]
+
+
+def fixing(chain: list[Patch], identities: set[str]) -> list[Patch]:
+    """The steps of a chain that fix any of `identities`, with only those targets."""
+    out = []
+    for patch in chain:
+        mine = tuple(v for v in patch.targets if v.identity in identities)
+        if mine:
+            out.append(patch.model_copy(update={"targets": mine}))
+    return out or chain[-1:]
