@@ -606,6 +606,46 @@ class TestSelectionByFunction:
             prover.impact = await build_impact_map(repo, default_ruff())
             assert prover.select_tests(changed_scopes([fixed])) == [path]
 
+    async def test_a_test_relying_on_the_one_before_is_not_excused_as_flaky(
+        self, tmp_path: Path
+    ) -> None:
+        """Rerun at base in its whole file, a test that needs the one before it passes
+        there: breaking it is a problem, not flakiness (alone, it failed at base too)."""
+        path = "tests/test_m.py"
+        source = ORDERED.replace('STATE["x"] == 1', 'STATE["x"] == 2').encode()
+        repo = init_repo(tmp_path / "repo", {"pyproject.toml": PYPROJECT, path: ORDERED})
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            problems = await prover.test_problems({path: source}, [path])
+            assert problems == {f"{path}::test_a": "failed"}
+            assert not prover.baseline.flaky
+
+    async def test_an_edit_of_a_test_that_reads_shared_state_runs_its_module(
+        self, tmp_path: Path
+    ) -> None:
+        """test_a reads what test_setup writes: its edit runs the whole module."""
+        path = "tests/test_m.py"
+        repo = init_repo(tmp_path / "repo", {"pyproject.toml": PYPROJECT, path: ORDERED})
+        before = ORDERED.encode()
+        after = before.replace(b"[1, 2] == [1, 2]", b"[1, 2] == [1, 2]  # same")
+        edit = Candidate(path, "ruff", {path: before}, {path: after}, Counter())
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            assert prover.select_tests(changed_scopes([edit])) == [path]
+
+
+ORDERED = """STATE = {}
+
+
+def test_setup():
+    STATE["x"] = 1
+
+
+def test_a():
+    assert STATE["x"] == 1
+    assert [1, 2] == [1, 2]
+"""
+
 
 class TestPinnedBlame:
     """A candidate its caller narrows down is refused from the batch run, when the graph pins it."""

@@ -94,6 +94,51 @@ class TestEditedFunctions:
         assert edited_functions(MODULE, after) == {"test_sum"}
 
 
+class TestWhatOtherTestsSee:
+    """Edits another test could see without naming the function are not confined."""
+
+    def test_writing_module_state_reaches_the_module(self) -> None:
+        """A test that writes a module-level object can change what the next one reads."""
+        source = b"STATE = {}\n\n\ndef test_a():\n    STATE['x'] = 1\n\n\ndef test_b():\n    pass\n"
+        assert edited_functions(source, source.replace(b"= 1", b"= 2")) is None
+        calls = source.replace(b"STATE['x'] = 1", b"STATE.update(x=1)")
+        assert edited_functions(calls, calls.replace(b"x=1", b"x=2")) is None
+
+    def test_reading_what_another_test_writes_reaches_the_module(self) -> None:
+        """A test that relies on the one before it runs with it."""
+        source = (
+            b"STATE = {}\n\n\ndef test_setup():\n    STATE['x'] = 1\n\n\n"
+            b"def test_a():\n    assert STATE['x'] == 1\n"
+        )
+        assert edited_functions(source, source.replace(b"== 1", b"== 2")) is None
+
+    def test_reading_a_constant_no_test_writes_stays_confined(self) -> None:
+        """A module constant only read is no channel between tests."""
+        after = MODULE.replace(b"n < LIMIT", b"LIMIT > n")
+        assert edited_functions(MODULE, after) == {"test_small"}
+
+    def test_global_and_class_attributes_reach_the_module(self) -> None:
+        """`global` and a class attribute set through `self.__class__` are shared."""
+        glob = b"X = 0\n\n\ndef test_a():\n    global X\n    X = 1\n"
+        assert edited_functions(glob, glob.replace(b"X = 1", b"X = 2")) is None
+        cls = b"class TestC:\n    def test_a(self):\n        self.__class__.seen = 1\n"
+        assert edited_functions(cls, cls.replace(b"= 1", b"= 2")) is None
+
+    def test_line_numbers_and_built_names_reach_the_module(self) -> None:
+        """A module that reads line numbers or looks tests up by a built name."""
+        edit = (b"sum(numbers) == 3", b"3 == sum(numbers)")
+        assert edited_functions(MODULE, MODULE.replace(*edit)) == {"test_sum"}
+        lines = MODULE + b"\n\ndef test_line():\n    assert inspect.currentframe().f_lineno\n"
+        assert edited_functions(lines, lines.replace(*edit)) is None
+        built = MODULE + b"\n\ndef test_all():\n    getattr(MODULE, 'test_' + 'sum')\n"
+        assert edited_functions(built, built.replace(*edit)) is None
+        named = MODULE + b"\n\ndef test_all(self):\n    getattr(self, 'test_sum')()\n"
+        assert edited_functions(named, named.replace(*edit)) is None
+        # A constant attribute that names no function here is no way to a test.
+        plain = MODULE + b"\n\ndef test_fold(dt):\n    assert getattr(dt, 'fold', 0) == 0\n"
+        assert edited_functions(plain, plain.replace(*edit)) == {"test_sum"}
+
+
 class TestIdsNamed:
     IDS = (
         "tests/test_a.py::test_small[1]",
@@ -111,6 +156,11 @@ class TestIdsNamed:
             "tests/test_a.py::TestCase::test_value",
             "tests/test_a.py::TestMore::test_value",
         }
+
+    def test_a_name_without_a_test_selects_nothing(self) -> None:
+        """An edited `setup_method` beside an edited test: no narrowing (the whole file)."""
+        assert ids_named(self.IDS, "tests/test_a.py", {"test_small"})
+        assert ids_named(self.IDS, "tests/test_a.py", {"test_small", "setup_method"}) == set()
 
     def test_a_tests_doctest_is_matched(self) -> None:
         """--doctest-modules names a test's docstring `module.test`."""

@@ -27,44 +27,85 @@ if TYPE_CHECKING:
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
+# A test that reads line numbers sees an edit above them move them.
+_LINE_NUMBERS = re.compile(
+    rb"lineno|currentframe|_getframe|getframeinfo|getsource|linecache|extract_stack|inspect\."
+)
+_BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr"})
+_STORES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)
+
+
 @functools.lru_cache(maxsize=256)
 def edited_functions(before: bytes, after: bytes) -> frozenset[str] | None:
     """The names of the functions an edit changed, or None when it reaches past them.
 
     Functions are the module's own and its top-level classes' methods, each with its
     decorators. None when the edit changes anything outside them, renames, adds or
-    removes one, or when a changed function's name appears anywhere else in the
-    module (a helper another test calls, a fixture a test asks for).
+    removes one, or when another test could see the change:
+    - a changed function's name appears anywhere else in the module (a helper another
+      test calls, a fixture a test asks for);
+    - a changed function writes module state (a global, `STATE["x"] = 1`, a class
+      attribute, `REGISTRY.append(...)`) or reads state another function writes (a test
+      that relies on the one before it);
+    - the module looks at code from afar: line numbers (an edit above moves them), a
+      name built at run time (`getattr(self, "test_" + name)`), `globals()`.
     """
     if before == after:
         return frozenset()
-    old, new = _spans(before), _spans(after)
+    if _LINE_NUMBERS.search(before) or _LINE_NUMBERS.search(after):
+        return None
+    old_tree, new_tree = parse_python(before), parse_python(after)
+    if old_tree is None or new_tree is None:
+        return None
+    old, new = _functions(old_tree), _functions(new_tree)
     if old is None or new is None or old.keys() != new.keys():
         return None
-    old_lines, new_lines = before.splitlines(keepends=True), after.splitlines(keepends=True)
-    changed = {
-        qual
-        for qual, (start, end) in old.items()
-        if old_lines[start:end] != new_lines[new[qual][0] : new[qual][1]]
-    }
-    if _skeleton(old_lines, old, changed) != _skeleton(new_lines, new, changed):
+    changed = _changed(before, after, old, new)
+    if (
+        changed is None
+        or _looks_up_names(old_tree, old)
+        or _looks_up_names(new_tree, new)
+        or _shares_state(old_tree, old, changed)
+        or _shares_state(new_tree, new, changed)
+    ):
         return None
     names = frozenset(qual.rpartition(".")[2] for qual in changed)
-    for name in names:
-        # Each def of the name says it once; one word more is a use (a call, a fixture
-        # argument, a subclass's override calling it) that this edit also reaches.
-        defs = sum(qual.rpartition(".")[2] == name for qual in old)
-        word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
-        if len(word.findall(before)) != defs or len(word.findall(after)) != defs:
-            return None
-    return names
+    return None if any(_named_elsewhere(n, old, before, after) for n in names) else names
 
 
-def _spans(source: bytes) -> dict[str, tuple[int, int]] | None:
-    """Qualified name -> (first line, end) as 0-based slice bounds, decorators included."""
-    if (tree := parse_python(source)) is None:
+def _named_elsewhere(name: str, functions: Mapping[str, Function], *sources: bytes) -> bool:
+    """Whether a source says `name` more often than its defs do.
+
+    Each def of the name says it once; one word more is a use (a call, a fixture
+    argument, a subclass's override calling it) that an edit of it also reaches.
+    """
+    defs = sum(qual.rpartition(".")[2] == name for qual in functions)
+    word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
+    return any(len(word.findall(source)) != defs for source in sources)
+
+
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _changed(
+    before: bytes, after: bytes, old: Mapping[str, Function], new: Mapping[str, Function]
+) -> set[str] | None:
+    """The functions whose text changed, or None when text outside them changed too."""
+    old_lines, new_lines = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    old_spans, new_spans = _spans_of(old), _spans_of(new)
+    changed = {
+        qual
+        for qual, (start, end) in old_spans.items()
+        if old_lines[start:end] != new_lines[new_spans[qual][0] : new_spans[qual][1]]
+    }
+    if _skeleton(old_lines, old_spans, changed) != _skeleton(new_lines, new_spans, changed):
         return None
-    spans: dict[str, tuple[int, int]] = {}
+    return changed
+
+
+def _functions(tree: ast.Module) -> dict[str, Function] | None:
+    """Qualified name -> the module's functions and its top-level classes' methods."""
+    found: dict[str, Function] = {}
     for node in tree.body:
         members = node.body if isinstance(node, ast.ClassDef) else [node]
         prefix = f"{node.name}." if isinstance(node, ast.ClassDef) else ""
@@ -72,11 +113,139 @@ def _spans(source: bytes) -> dict[str, tuple[int, int]] | None:
             if not isinstance(member, _FUNCTIONS) or member.end_lineno is None:
                 continue
             qual = prefix + member.name
-            if qual in spans:
+            if qual in found:
                 return None  # a name defined twice: which one runs is not ours to guess
-            first = min([member.lineno, *(d.lineno for d in member.decorator_list)])
-            spans[qual] = (first - 1, member.end_lineno)
-    return spans
+            found[qual] = member
+    return found
+
+
+def _spans_of(functions: Mapping[str, Function]) -> dict[str, tuple[int, int]]:
+    """Qualified name -> (first line, end) as 0-based slice bounds, decorators included."""
+    return {
+        qual: (min([f.lineno, *(d.lineno for d in f.decorator_list)]) - 1, f.end_lineno or 0)
+        for qual, f in functions.items()
+    }
+
+
+def _spans(source: bytes) -> dict[str, tuple[int, int]] | None:
+    """The spans of a source's functions (`_spans_of`), or None when it cannot say."""
+    if (tree := parse_python(source)) is None or (functions := _functions(tree)) is None:
+        return None
+    return _spans_of(functions)
+
+
+def _looks_up_names(tree: ast.Module, functions: Mapping[str, Function]) -> bool:
+    """Whether the module may reach a function by a name it builds, or by its namespace:
+    `getattr(self, "test_" + name)`, `getattr(cls, "test_a")`, `globals()`, `__dict__`.
+
+    `getattr(dt, "fold", 0)`, with a constant that names no function here, is not.
+    """
+    names = {qual.rpartition(".")[2] for qual in functions}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            return True
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            continue
+        if node.func.id in {"globals", "vars"}:
+            return True
+        if node.func.id in _BY_NAME and len(node.args) >= 2:
+            attr = node.args[1]
+            if not isinstance(attr, ast.Constant) or attr.value in names:
+                return True
+    return False
+
+
+def _shares_state(tree: ast.Module, functions: Mapping[str, Function], edited: set[str]) -> bool:
+    """Whether an edited function writes module state, or reads state another writes."""
+    bound = _module_names(tree)
+    assigned = {
+        t.id
+        for node in tree.body
+        if isinstance(node, _STORES)
+        for t in _targets(node)
+        if isinstance(t, ast.Name)
+    }
+    written_elsewhere: set[str] = set()
+    for qual, function in functions.items():
+        writes = _writes(function, bound, assigned)
+        if qual in edited and writes:
+            return True
+        if qual not in edited:
+            written_elsewhere |= writes
+    return any(
+        isinstance(n, ast.Name) and n.id in written_elsewhere
+        for qual in edited
+        for n in ast.walk(functions[qual])
+    )
+
+
+def _module_names(tree: ast.Module) -> set[str]:
+    """Every name the module binds at its top level."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).partition(".")[0] for a in node.names}
+        elif isinstance(node, _STORES):
+            names |= {t.id for t in _targets(node) if isinstance(t, ast.Name)}
+    return names
+
+
+def _writes(function: Function, bound: set[str], assigned: set[str]) -> set[str]:
+    """The module-level names a function may change the state behind ("*": any)."""
+    out: set[str] = set()
+    for node in ast.walk(function):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            out |= {*node.names, "*"}
+        elif isinstance(node, _STORES):
+            out |= _stored(node, bound)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = _root(node.func.value)
+            if root in assigned:
+                out.add(root)  # `REGISTRY.append(...)`: a module-level object's method
+            elif root == "cls":
+                out.add("*")
+    return out
+
+
+def _stored(node: ast.stmt, bound: set[str]) -> set[str]:
+    """The module-level names whose state a store changes (`STATE["x"] = 1`)."""
+    out: set[str] = set()
+    for target in _targets(node):
+        if isinstance(target, (ast.Attribute, ast.Subscript)):
+            root = _root(target)
+            if root in bound:
+                out.add(root)
+            elif root == "type" or (root in {"cls", "self"} and _through_class(target)):
+                out.add("*")  # a class attribute every test of the class sees
+    return out
+
+
+def _targets(node: ast.stmt) -> list[ast.expr]:
+    if isinstance(node, (ast.Assign, ast.Delete)):
+        return node.targets
+    if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        return [node.target]
+    return []
+
+
+def _root(node: ast.expr) -> str | None:
+    """The name an attribute, subscript or call chain starts from."""
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _through_class(node: ast.expr) -> bool:
+    """Whether a chain from `self`/`cls` reaches a class attribute (`self.__class__.x`)."""
+    if _root(node) == "cls":
+        return True
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Attribute) and node.attr == "__class__":
+            return True
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return False
 
 
 def _skeleton(
@@ -96,21 +265,25 @@ def _skeleton(
 
 
 def ids_named(node_ids: Iterable[str], path: str, names: Collection[str]) -> set[str]:
-    """The ids, parameters dropped, of `path`'s tests whose function is one of `names`.
+    """The ids, parameters dropped, of `path`'s tests whose function is one of `names`;
+    none unless every name has a test (an edited `setup_method`, autouse fixture or
+    helper class reaches tests that do not bear its name).
 
     A method's name is matched in every class of the module, so a subclass's
     inherited copy of an edited test runs too.
     """
     found = set()
+    matched = set()
     for node_id in node_ids:
         if test_file(node_id) != path:
             continue
         base = node_id.split("[", 1)[0]
         last = base.rpartition("::")[2]
         # `module.test_x` is the doctest in test_x's docstring (--doctest-modules).
-        if last in names or last.rpartition(".")[2] in names:
+        for name in {last, last.rpartition(".")[2]} & set(names):
             found.add(base)
-    return found
+            matched.add(name)
+    return found if matched >= set(names) else set()
 
 
 def cleared(
