@@ -28,19 +28,21 @@ def violation(name: str, applicability: str) -> Violation:
     )
 
 
+def step(path: str, number: int, target: Violation, new: bytes) -> Patch:
+    """The chain's `number`th step: `target` fixed, `new` left in `path`."""
+    return Patch(
+        id=f"{path}@fix.1.{number}",
+        agent="ruff",
+        kind=target.applicability or "llm",
+        rules=(target.rule,),
+        files=(path,),
+        targets=(target,),
+        changes=(FileChange(path=path, old_sha=sha256(b""), new=new),),
+    )
+
+
 def chain(*targets: Violation) -> list[Patch]:
-    return [
-        Patch(
-            id=f"{PATH}@fix.1.{i}",
-            agent="ruff",
-            kind=v.applicability or "llm",
-            rules=(v.rule,),
-            files=(PATH,),
-            targets=(v,),
-            changes=(FileChange(path=PATH, old_sha=sha256(b""), new=f"x = {i}\n".encode()),),
-        )
-        for i, v in enumerate(targets, 1)
-    ]
+    return [step(PATH, i, v, f"x = {i}\n".encode()) for i, v in enumerate(targets, 1)]
 
 
 def job() -> Job:
@@ -361,18 +363,7 @@ def scoped_chain(fixes: list[Violation], functions: int, landed: set[int]) -> li
     out = []
     for i, v in enumerate(fixes, 1):
         touched.add((v.location.row - 2) // 4)
-        new = module_of_tests(touched, functions)
-        out.append(
-            Patch(
-                id=f"{TEST_PATH}@fix.1.{i}",
-                agent="ruff",
-                kind=v.applicability or "llm",
-                rules=(v.rule,),
-                files=(TEST_PATH,),
-                targets=(v,),
-                changes=(FileChange(path=TEST_PATH, old_sha="", new=new),),
-            )
-        )
+        out.append(step(TEST_PATH, i, v, module_of_tests(touched, functions)))
     return out
 
 
