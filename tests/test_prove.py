@@ -634,6 +634,45 @@ class TestSelectionByFunction:
             assert prover.select_tests(changed_scopes([edit])) == [path]
 
 
+HIDDEN_ORDER = """import builtins
+
+
+def test_setup():
+    setattr(builtins, "_fixbot_seen", 1)
+
+
+def test_a():
+    assert getattr(builtins, "_fixbot_seen", 0) == 1
+    assert [1, 2] == [1, 2]
+"""
+
+
+class TestHiddenOrder:
+    """A test that relies on the one before it through state no name shows."""
+
+    async def test_its_narrowed_failure_is_judged_again_in_its_whole_file(
+        self, tmp_path: Path
+    ) -> None:
+        """Alone it fails at base too: the file runs whole, the harmless edit passes, and
+        the file is never narrowed again; an edit that really breaks it is refused."""
+        path = "tests/test_m.py"
+        repo = init_repo(tmp_path / "repo", {"pyproject.toml": PYPROJECT, path: HIDDEN_ORDER})
+        before = HIDDEN_ORDER.encode()
+        harmless = before.replace(b"[1, 2] == [1, 2]", b"[1, 2] == [1, 2]  # same")
+        breaking = harmless.replace(b", 0) == 1", b", 0) == 2")
+        edit = Candidate(path, "ruff", {path: before}, {path: harmless}, Counter())
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            assert prover.select_tests(changed_scopes([edit])) == [f"{path}::test_a"]
+            assert (await prover.prove([edit], {}))[path].accepted
+            assert prover.baseline.needs_file == {f"{path}::test_a"}
+            assert not prover.baseline.flaky
+            assert prover.select_tests(changed_scopes([edit])) == [path]
+            bad = Candidate(path, "ruff", {path: before}, {path: breaking}, Counter())
+            verdict = (await prover.prove([bad], {}))[path]
+        assert verdict.failing_tests == (f"{path}::test_a",)
+
+
 ORDERED = """STATE = {}
 
 

@@ -30,6 +30,10 @@ class Baseline:
     results: TestResults | None
     flaky: set[str] = field(default_factory=set)
     stable: set[str] = field(default_factory=set)  # failed under a patch, passed twice at base
+    # Tests that pass in their file at base but fail alone there (they rely on a test
+    # before them): their files are never narrowed to single tests (`Prover.select_tests`).
+    needs_file: set[str] = field(default_factory=set)
+    alone_checked: set[str] = field(default_factory=set)
 
     @property
     def already_failing(self) -> set[str]:

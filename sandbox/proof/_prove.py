@@ -24,6 +24,7 @@ from ._batch import Batcher
 from ._bisect import Bisection, changed_scopes, merged, proven
 from ._candidate import Candidate, ProofStats
 from ._judge import Baseline, mentioned_names, test_file
+from ._reruns import find_flaky, rejudged_whole
 from ._scope import ids_named
 from ._static import StaticChecks
 
@@ -279,8 +280,9 @@ class Prover:
         files = set(reach & known) | (known - self.impact.tests)
         narrowed: set[str] = set()
         scopes = changed if isinstance(changed, Mapping) else {}
+        whole = {test_file(t) for t in self.baseline.needs_file}
         for path, names in scopes.items():
-            if not names or path not in files:
+            if not names or path not in files or path in whole:
                 continue
             others = self.impact.tests_for(p for p in changed if p != path)
             if others is None or path in others:
@@ -327,48 +329,14 @@ class Prover:
             # Not a behaviour change shown by a test: the run was stopped at a limit.
             return {t: f"{s} (the run hit its {results.limit} limit)" for t, s in problems.items()}
         if problems and self.test_command.is_pytest and base.per_test:
-            await self._find_flaky(sorted(problems))
+            await find_flaky(self, sorted(problems))
             problems = {t: s for t, s in problems.items() if t not in self.baseline.flaky}
+            if problems and selection is not None:
+                problems = await rejudged_whole(self, files, selection, problems)
         for test in problems:
             if report := results.failures.get(test):
                 self.mentioned.setdefault(test, set()).update(mentioned_names(report))
         return problems
-
-    async def _find_flaky(self, tests: Sequence[str]) -> None:
-        """Rerun failing tests at base: one that fails there too is flaky, not a patch's fault.
-
-        Flakiness is decided at base only, and once per test: a test that passed
-        both reruns is known to be stable and is not rerun for the next batch. The
-        decisions are kept with the cached test runs, for the same base and environment.
-        """
-        if self.cache is not None:
-            flaky, stable = self.cache.flakiness()
-            self.baseline.flaky |= flaky
-            self.baseline.stable |= stable - flaky
-        unknown = [
-            t for t in tests if t not in self.baseline.stable and t not in self.baseline.flaky
-        ]
-        if not unknown:
-            return
-
-        # Each in its whole file, as a run that failed it had it: a test that relies on
-        # one before it fails alone at base too, and would be excused for good.
-        files = sorted({test_file(t) for t in unknown})
-
-        async def rerun() -> None:
-            results = await self.run_suite({}, node_ids=files, reuse=False)
-            self.stats.reruns_at_base += 1
-            for test in unknown:
-                if results.outcomes.get(test) != "passed":
-                    self.baseline.flaky.add(test)
-
-        # The two reruns are independent: side by side, in two worktrees.
-        async with anyio.create_task_group() as tg:
-            for _ in range(2):
-                tg.start_soon(rerun)
-        self.baseline.stable.update(t for t in unknown if t not in self.baseline.flaky)
-        if self.cache is not None:
-            self.cache.keep_flakiness(self.baseline.flaky, self.baseline.stable)
 
     async def prove_whole_ahead(self, tree: Mapping[str, bytes]) -> None:
         """The whole suite on `tree` (base + these files), before any round proves it.
