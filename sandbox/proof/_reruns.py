@@ -13,7 +13,7 @@ import anyio
 from ._judge import test_file
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from fixbot.sandbox._testcache import TestCache
     from fixbot.sandbox._types import TestResults
@@ -29,14 +29,10 @@ class Prover(Protocol):
     cache: TestCache | None
     stats: ProofStats
 
-    async def run_suite(
-        self,
-        files: Mapping[str, bytes],
-        node_ids: Sequence[str] | None = None,
-        *,
-        counted: bool = True,
-        reuse: bool = True,
-    ) -> TestResults: ...
+    @property
+    def run_suite(self) -> Callable[..., Awaitable[TestResults]]:
+        """`Prover.run_suite`: the tests on base plus some files."""
+        ...
 
 
 async def rejudged_whole(
