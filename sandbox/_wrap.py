@@ -1,8 +1,10 @@
 """Formatting only the statements a fix made too long: where they are, and what is kept.
 
-`Ruff.format_lines` runs `ruff format --range` once per statement; this module finds
-each statement's lines with `ast`, tells whether ruff's output kept to them, and
-remembers what a statement became (a chain proposed again meets the same lines).
+`Ruff.format_lines` formats the whole file once and takes just those statements from
+it, or runs `ruff format --range` once per statement; this module finds each
+statement's lines with `ast`, pairs them with the formatted file's, tells whether
+ruff's output kept to them, and remembers what a statement became (a chain proposed
+again meets the same lines).
 """
 
 from __future__ import annotations
@@ -45,14 +47,49 @@ def statement_spans(text: str, rows: Iterable[int]) -> dict[int, tuple[int, int]
     for node in ast.walk(tree):
         if not isinstance(node, ast.stmt) or isinstance(node, ast.Match):
             continue
-        lo, hi = node.lineno, node.end_lineno or node.lineno
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and body[0].lineno > lo:
-            hi = body[0].lineno - 1  # a compound statement: its header only
+        lo, hi = _span(node)
         for row in wanted:
             if lo <= row <= hi and (row not in out or hi - lo < out[row][1] - out[row][0]):
                 out[row] = (lo, hi)
     return out
+
+
+def _span(node: ast.stmt) -> tuple[int, int]:
+    """A statement's lines (first, last); a compound statement's header only."""
+    lo, hi = node.lineno, node.end_lineno or node.lineno
+    body = getattr(node, "body", None)
+    if isinstance(body, list) and body and body[0].lineno > lo:
+        hi = body[0].lineno - 1
+    return lo, hi
+
+
+def spans_in_formatted(
+    text: str, formatted: str, spans: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Where each statement (its lines in `text`) lies in `formatted`, the whole file as
+    `ruff format` made it.
+
+    Formatting changes no statement, so the two files' statements pair up in walk
+    order; where they do not (a different count or kind), nothing is paired.
+    """
+    old_tree, new_tree = parse_python(text), parse_python(formatted)
+    if old_tree is None or new_tree is None:
+        return {}
+    old = [n for n in ast.walk(old_tree) if isinstance(n, ast.stmt)]
+    new = [n for n in ast.walk(new_tree) if isinstance(n, ast.stmt)]
+    if len(old) != len(new) or any(type(a) is not type(b) for a, b in zip(old, new, strict=True)):
+        return {}
+    wanted = set(spans)
+    return {
+        span: _span(b)
+        for a, b in zip(old, new, strict=True)
+        if not isinstance(a, ast.Match) and (span := _span(a)) in wanted
+    }
+
+
+def same_indent(old: bytes, new: bytes) -> bool:
+    """Whether two lines begin with the same indentation."""
+    return old[: len(old) - len(old.lstrip())] == new[: len(new) - len(new.lstrip())]
 
 
 def in_place_of(old: list[bytes], new: list[bytes], lo: int, hi: int) -> list[bytes] | None:

@@ -28,6 +28,7 @@ from fixbot.sandbox._text import (
     split_lines,
 )
 from fixbot.sandbox._types import Edit, Location, Violation, fingerprint, fingerprints
+from fixbot.sandbox._wrap import WRAPPED
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:
@@ -505,6 +506,34 @@ class TestFormatSource:
         second = await ruff.format_lines("a.py", b"y=2\n\n" + long + b"z=3\n", [3])
         assert runs == []
         assert second == b"y=2\n\n" + first.removeprefix(b"x=1\n") + b"z=3\n"
+
+    async def test_many_statements_take_one_run_and_read_as_ranges_would(self, repo, monkeypatch):
+        """Three long statements (one in a method): one `ruff format` run, and the same
+        lines as three `--range` runs make, the rest of the file untouched."""
+        long = b"call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")"
+        data = (
+            b"x=1\nvalue = " + long + b"\n\n\nclass T:\n    def a(self):\n"
+            b"        y={'a':1}\n        other = " + long + b"\n\n\nlast = " + long + b"\n"
+        )
+        rows = [2, 9, 12]
+        ruff = Ruff(repo)
+        WRAPPED.clear()
+        by_range = data
+        for row in sorted(rows, reverse=True):
+            by_range = await ruff.format_lines("a.py", by_range, [row])
+        assert by_range.startswith(b"x=1\nvalue = call(\n")
+        assert b"        y={'a':1}\n" in by_range
+        WRAPPED.clear()
+        runs = []
+        real = Ruff._run
+
+        async def counted(self, *args, **kwargs):
+            runs.append(args)
+            return await real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Ruff, "_run", counted)
+        assert await ruff.format_lines("a.py", data, rows) == by_range
+        assert len(runs) == 1
 
     async def test_a_statement_begun_above_ends_the_wrapping(self, repo):
         """Row 5 closes a call begun on row 2, formatted whole into one line: row 3 now
