@@ -80,11 +80,20 @@ def spans_in_formatted(
     if len(old) != len(new) or any(type(a) is not type(b) for a, b in zip(old, new, strict=True)):
         return {}
     wanted = set(spans)
-    return {
-        span: _span(b)
-        for a, b in zip(old, new, strict=True)
-        if not isinstance(a, ast.Match) and (span := _span(a)) in wanted
-    }
+    edges: dict[int, list[ast.stmt]] = {}
+    for node in old:
+        for row in {node.lineno, node.end_lineno or node.lineno}:
+            edges.setdefault(row, []).append(node)
+    out = {}
+    for a, b in zip(old, new, strict=True):
+        if isinstance(a, ast.Match) or (span := _span(a)) not in wanted:
+            continue
+        # Alone on its lines: `x = 1; y = call(...)` is two statements on one line, and
+        # y's formatted lines in place of that line would drop x.
+        own = {id(n) for n in ast.walk(a)}
+        if all(id(n) in own for row in range(span[0], span[1] + 1) for n in edges.get(row, ())):
+            out[span] = _span(b)
+    return out
 
 
 def same_indent(old: bytes, new: bytes) -> bool:

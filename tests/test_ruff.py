@@ -535,6 +535,14 @@ class TestFormatSource:
         assert await ruff.format_lines("a.py", data, rows) == by_range
         assert len(runs) == 1
 
+    async def test_a_statement_sharing_its_line_is_formatted_as_a_range(self, repo):
+        """`x=1; value = call(...)`: the line's other statement is kept."""
+        long = b"call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")"
+        data = b"x=1; value = " + long + b"\nlast = " + long + b"\n"
+        formatted = await Ruff(repo).format_lines("a.py", data, [1, 2])
+        assert formatted.startswith(b"x = 1\nvalue = call(\n")
+        assert formatted.count(b"argument_11") == 2
+
     async def test_a_statement_begun_above_ends_the_wrapping(self, repo):
         """Row 5 closes a call begun on row 2, formatted whole into one line: row 3 now
         holds a line no fix touched, and it is not formatted."""
