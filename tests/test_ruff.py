@@ -461,6 +461,19 @@ class TestFixSource:
         assert await Ruff(repo).fix_source("gen_x.py", data, select=["F401"]) == data
 
 
+def count_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    """The ruff processes a Ruff starts from now on, as a list that fills as they run."""
+    runs: list[tuple[object, ...]] = []
+    real = Ruff._run
+
+    async def counted(self, *args, **kwargs):
+        runs.append(args)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ruff, "_run", counted)
+    return runs
+
+
 @pytest.mark.anyio
 class TestFormatSource:
     async def test_keeps_bom(self, repo):
@@ -495,14 +508,7 @@ class TestFormatSource:
         ruff = Ruff(repo)
         first = await ruff.format_lines("a.py", b"x=1\n" + long, [2])
         assert first.startswith(b"x=1\nvalue = call(\n")
-        runs = []
-        real = Ruff._run
-
-        async def counted(self, *args, **kwargs):
-            runs.append(args)
-            return await real(self, *args, **kwargs)
-
-        monkeypatch.setattr(Ruff, "_run", counted)
+        runs = count_runs(monkeypatch)
         second = await ruff.format_lines("a.py", b"y=2\n\n" + long + b"z=3\n", [3])
         assert runs == []
         assert second == b"y=2\n\n" + first.removeprefix(b"x=1\n") + b"z=3\n"
@@ -524,14 +530,7 @@ class TestFormatSource:
         assert by_range.startswith(b"x=1\nvalue = call(\n")
         assert b"        y={'a':1}\n" in by_range
         WRAPPED.clear()
-        runs = []
-        real = Ruff._run
-
-        async def counted(self, *args, **kwargs):
-            runs.append(args)
-            return await real(self, *args, **kwargs)
-
-        monkeypatch.setattr(Ruff, "_run", counted)
+        runs = count_runs(monkeypatch)
         assert await ruff.format_lines("a.py", data, rows) == by_range
         assert len(runs) == 1
 
