@@ -228,11 +228,13 @@ class Ruff:
         """`ruff format` of only the statements holding `rows` (1-based), in memory.
 
         For lines a fix made too long in a file that is not format-clean: formatting
-        the whole file would rewrite code no fix touched. Each statement is formatted
-        on its own (ruff takes one range per run), from the bottom up, and ruff's
-        result is kept only where it changed nothing outside that statement: with an
-        indentation ruff would change (two spaces, tabs) it reformats the whole
-        enclosing block, and then the line stays long. How a statement was formatted
+        the whole file would rewrite code no fix touched. Two or more statements are
+        taken from one run over the whole file (`_formatted_statements`); the others
+        are formatted on their own (ruff takes one range per run), from the bottom up,
+        and ruff's result is kept only where it changed nothing outside that
+        statement: with an indentation ruff would change (two spaces, tabs) it
+        reformats the whole enclosing block, and then the line stays long. How a
+        statement was formatted
         is remembered by its text: a chain proposed again after a refusal meets the
         same long lines, hundreds in a big test module.
         """
@@ -274,15 +276,12 @@ class Ruff:
         for them all, where `--range` takes one statement per run (286 of them in
         dateutil's `test_rrule.py`). A statement whose indentation ruff would change
         is left out, for `--range` to refuse."""
-        text = b"".join(lines)
-        args = ["format", "--no-cache", "--force-exclude", f"--stdin-filename={path}", "-"]
-        done = await self._run(args, stdin=text, parse_errors_ok=True)
-        if done.returncode != 0:
-            return {}
-        new = done.stdout.splitlines(keepends=True)
+        text = b"".join(lines)  # no BOM: format_lines took it off
+        formatted = await self.format_source(path, text)
+        new = formatted.splitlines(keepends=True)
         where = spans_in_formatted(
             text.decode("utf-8", "surrogateescape"),
-            done.stdout.decode("utf-8", "surrogateescape"),
+            formatted.decode("utf-8", "surrogateescape"),
             spans,
         )
         out = {}

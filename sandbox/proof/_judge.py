@@ -23,6 +23,11 @@ def test_file(node_id: str) -> str:
     return node_id.split("::", 1)[0]
 
 
+def test_id(node_id: str) -> str:
+    """A node id without its parameters (`file::Class::test`), as a selection names it."""
+    return node_id.split("[", 1)[0]
+
+
 @dataclass(slots=True)
 class Baseline:
     """The repo's tests at base; tests failing or flaky there never count against a patch."""
@@ -62,11 +67,7 @@ class Baseline:
         for test, before in self.results.outcomes.items():
             if test in self.flaky or before in {"failed", "error"}:
                 continue
-            if (
-                chosen is not None
-                and test_file(test) not in chosen
-                and test.split("[", 1)[0] not in chosen
-            ):
+            if chosen is not None and test_file(test) not in chosen and test_id(test) not in chosen:
                 continue
             after = results.outcomes.get(test)
             if after is None:

@@ -23,7 +23,7 @@ from fixbot.sandbox._types import LintCache, TestResults, Verdict, sha256
 from ._batch import Batcher
 from ._bisect import Bisection, changed_scopes, merged, proven
 from ._candidate import Candidate, ProofStats
-from ._judge import Baseline, mentioned_names, test_file
+from ._judge import Baseline, mentioned_names, test_file, test_id
 from ._reruns import find_flaky, rejudged_whole
 from ._scope import ids_named
 from ._static import StaticChecks
@@ -316,7 +316,7 @@ class Prover:
             if selection is not None and also:
                 # Bisecting a failure: the tests that failed always run, whatever the graph says.
                 whole = {s for s in selection if "::" not in s}
-                more = {t.split("[", 1)[0] for t in also if test_file(t) not in whole}
+                more = {test_id(t) for t in also if test_file(t) not in whole}
                 selection = sorted(set(selection) | more)
             if selection is not None and not selection:
                 return {}

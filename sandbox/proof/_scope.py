@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from fixbot.sandbox._text import parse_python
 
-from ._judge import test_file
+from ._judge import test_file, test_id
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -275,13 +275,8 @@ def ids_named(node_ids: Iterable[str], path: str, names: Collection[str]) -> set
     found = set()
     matched = set()
     for node_id in node_ids:
-        if test_file(node_id) != path:
-            continue
-        base = node_id.split("[", 1)[0]
-        last = base.rpartition("::")[2]
-        # `module.test_x` is the doctest in test_x's docstring (--doctest-modules).
-        for name in {last, last.rpartition(".")[2]} & set(names):
-            found.add(base)
+        if test_file(node_id) == path and (name := _function_of(node_id)) in names:
+            found.add(test_id(node_id))
             matched.add(name)
     return found if matched >= set(names) else set()
 
@@ -317,6 +312,7 @@ def cleared(
 
 
 def _function_of(node_id: str) -> str:
-    """The name of the function a test id runs (`file::Class::test_x[1]` -> test_x)."""
-    last = node_id.split("[", 1)[0].rpartition("::")[2]
+    """The name of the function a test id runs (`file::Class::test_x[1]` -> test_x;
+    `file::module.test_x` is the doctest in test_x's docstring, --doctest-modules)."""
+    last = test_id(node_id).rpartition("::")[2]
     return last.rpartition(".")[2]
