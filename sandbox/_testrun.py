@@ -199,7 +199,9 @@ async def run_tests(
             # (the last --junitxml counts); before a "--", which ends options.
             at = argv.index("--") if "--" in argv else len(argv)
             argv[at:at] = options
-            argv += node_ids or ()
+            # pytest reads an argument starting with a dash as an option even after
+            # a "--" (a test folder named `-x`); "./" keeps it a path.
+            argv += [f"./{node}" if node.startswith("-") else node for node in node_ids or ()]
         else:
             # Reaches a pytest that `make test` or tox starts; for pytest itself the
             # command line is better, as the variable leaks into nested pytest runs.

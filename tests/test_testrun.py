@@ -96,6 +96,9 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+PYTEST_CONFIG = "[tool.pytest.ini_options]\n"
+
+
 def make_venv(where: Path, *paths: Path) -> Path:
     """A real venv at `where` that can import pytest and `paths` (via .pth files)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", where], check=True)
@@ -453,6 +456,13 @@ class TestRunTests:
         ]
         results = run_sync(pytest_command(sample), sample, node_ids=wanted)
         assert results.outcomes == {wanted[0]: "passed", wanted[1]: "failed"}
+
+    def test_a_node_id_starting_with_a_dash_is_not_an_option(self, tmp_path: Path) -> None:
+        """A test folder named `-x` is selected as a path, not read as pytest's `-x`."""
+        write(tmp_path, {"pyproject.toml": PYTEST_CONFIG, "-x/test_a.py": "def test_a(): pass\n"})
+        make_venv(tmp_path / ".venv")
+        results = run_sync(pytest_command(tmp_path), tmp_path, node_ids=["-x/test_a.py::test_a"])
+        assert results.outcomes == {"-x/test_a.py::test_a": "passed"}
 
     def test_empty_selection_runs_nothing(self, sample: Path) -> None:
         """An empty list of node ids is an empty result, not the whole suite."""
