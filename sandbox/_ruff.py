@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ToolError
+from ._findings import FindingsReader
 from ._process import Completed, no_git_env, run
-from ._text import BOM, decode, scope_of, scope_table, split_lines
-from ._types import Edit, Fix, Location, Violation, fingerprint
+from ._text import BOM, decode
 from ._wrap import (
     WRAPPED,
     config_digest,
@@ -28,7 +28,9 @@ from ._wrap import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Sequence
+
+    from ._types import Violation
 
 
 def default_ruff() -> str:
@@ -144,10 +146,10 @@ class Ruff:
         # json-lines, parsed as it streams: ruff's text for 50,000 findings is never held.
         violations: list[Violation] = []
         failed: list[str] = []
-        sources = _Sources(self.root)
+        reader = FindingsReader(self.root, self._relative)
         for command in commands:
             done = await self._run(
-                command, on_line=lambda line: violations.extend(self._parse((line,), sources))
+                command, on_line=lambda line: violations.extend(reader.read((line,)))
             )
             failed += _failed_to_lint(done.stderr)
         return LintResult(violations, failed)
@@ -165,9 +167,9 @@ class Ruff:
         args += ["--force-exclude", f"--stdin-filename={path}", "-"]
         done = await self._run(args, stdin=source)
         text, _ = decode(source)
-        sources = _Sources(self.root, path, text)
+        reader = FindingsReader(self.root, self._relative, path, text)
         failed = _failed_to_lint(done.stderr)
-        return LintResult(list(self._parse(done.stdout.splitlines(), sources, path)), failed)
+        return LintResult(list(reader.read(done.stdout.splitlines())), failed)
 
     async def fix_source(
         self,
@@ -338,38 +340,6 @@ class Ruff:
             path = self.root / path
         return Path(os.path.relpath(os.path.realpath(path), os.path.realpath(self.root))).as_posix()
 
-    def _parse(
-        self, lines: Iterable[bytes], sources: _Sources, stdin_path: str | None = None
-    ) -> Iterable[Violation]:
-        for raw in lines:
-            if not raw.strip():
-                continue
-            item = json.loads(raw)
-            rel = stdin_path if stdin_path is not None else self._relative(item["filename"])
-            lines_of, scopes = sources.get(rel)
-            yield violation_from_json(item, rel, lines_of, scopes)
-
-
-class _Sources:
-    """The lines and scope table of the one file whose findings are being read.
-
-    ruff sorts its findings by file, so each file is read (and its scopes found)
-    once while its findings stream past.
-    """
-
-    def __init__(self, root: Path, path: str | None = None, text: str | None = None) -> None:
-        self.root = root
-        self.path, self.lines, self.scopes = None, [], []
-        if path is not None and text is not None:
-            self.path, self.lines = path, split_lines(text)
-            self.scopes = scope_table(self.lines)
-
-    def get(self, rel: str) -> tuple[list[str], list[str]]:
-        if rel != self.path:
-            self.path, self.lines = rel, _read_lines(self.root / rel)
-            self.scopes = scope_table(self.lines)
-        return self.lines, self.scopes
-
 
 UNUSED_NOQA = "RUF100"
 
@@ -412,66 +382,9 @@ def _starts_with_bom(path: Path) -> bool:
         return False
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return split_lines(decode(path.read_bytes())[0])
-    except OSError:
-        return []
-
-
 def _failed_to_lint(stderr: bytes) -> list[str]:
     return [
         ln.strip()
         for ln in stderr.decode(errors="replace").splitlines()
         if "Failed to lint" in ln or "Failed to parse" in ln
     ]
-
-
-def _location(data: dict[str, int]) -> Location:
-    return Location(row=int(data["row"]), column=int(data["column"]))
-
-
-def violation_from_json(
-    item: dict[str, Any], path: str, lines: list[str], scopes: list[str] | None = None
-) -> Violation:
-    """Build a `Violation` from one object of ruff's JSON output.
-
-    ruff's schema is known and fixed (docs/architecture.md, "Facts about the
-    tools"): plain dataclasses, built without validation.
-    """
-    loc = _location(item["location"])
-    end = _location(item["end_location"])
-    fix = item.get("fix")
-    rule = item.get("code") or item["name"]
-    region = lines[loc.row - 1 : max(end.row, loc.row)] if item.get("cell") is None else []
-    if not region:
-        scope = ""
-    elif scopes is not None and loc.row <= len(scopes):
-        scope = scopes[loc.row - 1]
-    else:
-        scope = scope_of(lines, loc.row)
-    return Violation(
-        code=item.get("code"),
-        name=item["name"],
-        message=item["message"],
-        path=path,
-        location=loc,
-        end_location=end,
-        fix=Fix(
-            applicability=fix["applicability"],
-            message=fix.get("message"),
-            edits=tuple(
-                Edit(
-                    content=e["content"],
-                    location=_location(e["location"]),
-                    end_location=_location(e["end_location"]),
-                )
-                for e in fix["edits"]
-            ),
-        )
-        if fix
-        else None,
-        cell=item.get("cell"),
-        noqa_row=item.get("noqa_row"),
-        fingerprint=fingerprint(rule, path, item["message"], region, scope),
-    )

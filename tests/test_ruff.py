@@ -11,12 +11,8 @@ import anyio
 import pytest
 
 from fixbot.sandbox._errors import ToolError
-from fixbot.sandbox._ruff import (
-    LintResult,
-    Ruff,
-    default_ruff,
-    violation_from_json,
-)
+from fixbot.sandbox._findings import violation_from_json
+from fixbot.sandbox._ruff import LintResult, Ruff, default_ruff
 from fixbot.sandbox._text import (
     BOM,
     apply_edits,
