@@ -62,6 +62,21 @@ CASES = {
         ("E711", "E712"),
         "def f(x, y):\n    return x == None or y == True\n",
     ),
+    # tenacity's wait.py: COM812's comma makes the formatter split a signature one
+    # parameter per line, and `min`'s A002 there reads like the two further down.
+    "signature-split-makes-a-twin": (
+        ("COM812", "A002", "E741"),
+        (
+            "class Wait:\n    def __init__(\n        self, min: TimeUnitType = 0, max: TimeUnitType"
+            " = 1, jitter: TimeUnitType = 2, n: int = 1\n    ) -> None:\n"
+            "        l = [min, max, jitter, n]\n        self.span = l\n\n\n"
+            "class Other:\n    def __init__(\n        self,\n        min: TimeUnitType = 0,\n"
+            "        step: int = 1,\n    ) -> None:\n        self.min, self.step = min, step\n\n\n"
+            "class Third:\n    def __init__(\n        self,\n        min: TimeUnitType = 0,\n"
+            "        stop: int = 1,\n    ) -> None:\n        I = [min, stop]\n"
+            "        self.all = I\n"
+        ),
+    ),
     "def-line-rewritten": (
         ("UP006", "W291", "F401", "UP035"),
         "from typing import List\n\n\ndef g(rows: List[int]) -> int:\n    return len(rows)   \n",

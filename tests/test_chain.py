@@ -70,6 +70,60 @@ class TestCarryOrigins:
         after = [finding("W291", "k1", row=5), moved, finding("W291", "k2", row=25)]
         assert carry_origins(before, after, [], 3)[1].identity == "long"
 
+    def test_a_rewritten_line_that_makes_a_twin_is_no_new_finding(self) -> None:
+        """tenacity's COM812: a signature split one parameter per line makes `min`'s A002
+        look like the two further down; the third of those is not new, nor its identity lost.
+        """
+        shadow = "Function argument `min` is shadowing a Python builtin"
+        before = [
+            finding("W291", "k1", row=1),
+            finding("A002", "one-line", row=3, message=shadow),
+            finding("A002", "twin", row=10, message=shadow),
+            finding("W291", "k2", row=15),
+            finding("A002", "twin", row=20, message=shadow),
+        ]
+        after = [
+            finding("W291", "k1", row=1),
+            finding("A002", "twin", row=5, message=shadow),  # row 3, split over rows 3-6
+            finding("A002", "twin", row=13, message=shadow),
+            finding("W291", "k2", row=18),
+            finding("A002", "twin", row=23, message=shadow),
+        ]
+        carried = carry_origins(before, after, [], 2)
+        assert not [v for v in carried if v.uncovered]
+        assert sorted(v.identity for v in carried if v.rule == "A002") == [
+            "one-line",
+            "twin",
+            "twin",
+        ]
+
+    def test_twins_moved_past_their_neighbours_keep_their_identity(self) -> None:
+        """Two identical imports that I001 moved below another finding are still theirs."""
+        before = [finding("F401", "os", row=2), finding("F401", "os", row=3)]
+        before.append(finding("E741", "l", row=5))
+        after = [finding("E741", "l", row=1), finding("F401", "os", row=6)]
+        after.append(finding("F401", "os", row=7))
+        carried = carry_origins(before, after, [], 1)
+        assert [v.identity for v in carried] == ["l", "os", "os"]
+
+    def test_a_twin_made_elsewhere_is_new(self) -> None:
+        """A third copy of a finding, beyond the neighbours of the two before, is new."""
+        before = [
+            finding("W291", "k1", row=1),
+            finding("A002", "twin", row=10),
+            finding("A002", "twin", row=12),
+            finding("W291", "k2", row=15),
+        ]
+        after = [
+            finding("W291", "k1", row=1),
+            finding("A002", "twin", row=10),
+            finding("A002", "twin", row=12),
+            finding("W291", "k2", row=15),
+            finding("A002", "twin", row=30),
+        ]
+        carried = carry_origins(before, after, [], 4)
+        assert [v.location.row for v in carried if v.uncovered] == [30]
+
 
 def lint_table(table: dict[bytes, list[Violation]]):
     """`lint_of` over a table of contents."""

@@ -32,11 +32,13 @@ def carry_origins(
 ) -> list[Violation]:
     """`after`'s findings, each with its identity (`origin`) carried over from `before`.
 
-    A finding whose fingerprint stays is the same finding. One whose line the step
-    rewrote is paired with a finding of the same rule that vanished without being
-    fixed (same message first, then in order of position), if it lies where that one
-    went: between the findings that kept their fingerprints around it. What is left
-    was uncovered by this step: its origin is "+step".
+    A finding whose fingerprint stays is the same finding. Those found once before and
+    once after anchor the rest: a fingerprint found more than once (twin lines, as the
+    same parameter in two signatures) is paired, in order, only with a finding that lies
+    where it went, between the anchors around it. One whose line the step rewrote is
+    paired with a finding of the same rule that vanished without being fixed (same
+    message first, then in order of position), if it lies where that one went. What is
+    left was uncovered by this step: its origin is "+step".
     """
     done = Counter(v.fingerprint for v in fixed)
     pool: dict[str, list[Violation]] = defaultdict(list)
@@ -45,20 +47,11 @@ def carry_origins(
             done[v.fingerprint] -= 1
         else:
             pool[v.fingerprint].append(v)
-    out: list[Violation | None] = [None] * len(after)
-    unmatched: list[int] = []
-    anchors: list[tuple[int, int]] = []  # (row before, row after) of findings that stayed
-    for i, v in enumerate(after):
-        if pool.get(v.fingerprint):
-            kept = pool[v.fingerprint].pop(0)
-            anchors.append((kept.location.row, v.location.row))
-            out[i] = with_identity(v, kept.identity)
-        else:
-            unmatched.append(i)
-    where = _Rows(anchors)
+    out, where = _kept(after, pool)
     vanished = sorted(
         (v for vs in pool.values() for v in vs), key=lambda v: (v.location.row, v.location.column)
     )
+    unmatched = [i for i, v in enumerate(out) if v is None]
     for key in (lambda v: (v.rule, v.message), lambda v: (v.rule,)):
         left: dict[tuple[str, ...], list[Violation]] = defaultdict(list)
         for v in vanished:
@@ -77,6 +70,35 @@ def carry_origins(
     for i in unmatched:
         out[i] = dataclasses.replace(after[i], origin=f"+{step}")
     return [v for v in out if v is not None]
+
+
+def _kept(
+    after: Sequence[Violation], pool: dict[str, list[Violation]]
+) -> tuple[list[Violation | None], _Rows]:
+    """`after`'s findings whose fingerprint stayed, each with its identity (None for the
+    rest), and where the rows of the content before went, told by those found once."""
+    count = Counter(v.fingerprint for v in after)
+    out: list[Violation | None] = [None] * len(after)
+    anchors: list[tuple[int, int]] = []  # (row before, row after)
+    twins: list[int] = []
+    for i, v in enumerate(after):
+        kept_as = pool.get(v.fingerprint)
+        if kept_as and len(kept_as) == 1 and count[v.fingerprint] == 1:
+            kept = kept_as.pop()
+            anchors.append((kept.location.row, v.location.row))
+            out[i] = with_identity(v, kept.identity)
+        elif kept_as:
+            twins.append(i)
+    where = _Rows(anchors)
+    for fits in (where.holds, lambda _k, _row: True):
+        # A twin that moved past an anchor (imports sorted) still has its own text.
+        for i in (i for i in twins if out[i] is None):
+            v, kept_as = after[i], pool[after[i].fingerprint]
+            kept = next((k for k in kept_as if fits(k, v.location.row)), None)
+            if kept is not None:
+                kept_as.remove(kept)
+                out[i] = with_identity(v, kept.identity)
+    return out, where
 
 
 class _Rows:
