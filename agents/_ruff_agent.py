@@ -15,6 +15,7 @@ how the proof judges them (`sandbox/proof/_chain.py`).
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from fixbot.sandbox import (
@@ -104,8 +105,8 @@ class RuffAgent:
         ]
         blocked = set(request.blocked)
         steps: list[Patch] = []
-        # Bounded: ruff's own fix loop can fail to converge, and so could this one.
-        while len(steps) < self.max_iterations * 4:
+        visits: Counter[tuple[str, int]] = Counter()
+        while True:
             candidates = [
                 v
                 for v in present
@@ -116,7 +117,14 @@ class RuffAgent:
             if not candidates:
                 break
             rule = min(candidates, key=step_order).rule
-            chosen = _grouped([v for v in candidates if v.rule == rule], request.groups)
+            chosen, group = _grouped([v for v in candidates if v.rule == rule], request.groups)
+            visits[rule, group] += 1
+            if visits[rule, group] > self.max_iterations:
+                # Bounded per rule, as ruff's own fix loop is: a rule that keeps coming back
+                # stops. Never by the chain's length, which would cut a cascade in two (a
+                # fix whose uncovered finding the next step fixes, refused as new).
+                blocked |= {v.identity for v in chosen}
+                continue
             of_rule = [v for v in present if v.rule == rule and self.allowed(v, request.mode)]
             key = ("step", path, sha256(content), rule, *sorted(v.fingerprint for v in chosen))
             whole = len(chosen) == len(of_rule)
@@ -226,14 +234,17 @@ class RuffAgent:
         return await propose_many(self, requests, scratch)
 
 
-def _grouped(chosen: list[Violation], groups: Sequence[frozenset[str]]) -> list[Violation]:
-    """The fixes of a rule that go in one step: those in no group first, then group by group."""
+def _grouped(
+    chosen: list[Violation], groups: Sequence[frozenset[str]]
+) -> tuple[list[Violation], int]:
+    """The fixes of a rule that go in one step (those in no group first, then group by
+    group), and the index of their group (-1 for none)."""
 
     def group_of(v: Violation) -> int:
         return next((i for i, g in enumerate(groups) if v.identity in g), -1)
 
     first = min(group_of(v) for v in chosen)
-    return [v for v in chosen if group_of(v) == first]
+    return [v for v in chosen if group_of(v) == first], first
 
 
 def _apply(content: bytes, chosen: Sequence[Violation]) -> bytes:

@@ -29,7 +29,7 @@ from tests.test_cli import report_of
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from fixbot.sandbox import Patch
+    from fixbot.sandbox import Patch, Verdict
 
 pytestmark = pytest.mark.anyio
 
@@ -114,6 +114,22 @@ async def blind_left(repo: Path, select: tuple[str, ...], source: bytes) -> int:
     return len((await ruff.lint_source("pkg/a.py", fixed)).violations)
 
 
+async def static_verdicts(
+    pool: WorktreePool, select: tuple[str, ...], candidate: Candidate
+) -> dict[str, Verdict]:
+    """The prover's compile, lint and format verdicts on one candidate (none: it passed)."""
+    prover = Prover(
+        pool=pool,
+        select=select,
+        ruff_executable=default_ruff(),
+        python="python3",
+        isolation=Isolation(),
+        test_command=None,
+        baseline=Baseline(None),
+    )
+    return await prover.check_static([candidate], {})
+
+
 @pytest.mark.parametrize("batch", [False, True], ids=["per-file", "batch"])
 async def test_chain_is_proven_and_matches_ruff(
     case: tuple[Path, tuple[str, ...], bytes], tmp_path: Path, batch: bool
@@ -137,16 +153,7 @@ async def test_chain_is_proven_and_matches_ruff(
         else:
             chain = await agent.propose(request)
         assert chain, "nothing proposed"
-        prover = Prover(
-            pool=pool,
-            select=select,
-            ruff_executable=default_ruff(),
-            python="python3",
-            isolation=Isolation(),
-            test_command=None,
-            baseline=Baseline(None),
-        )
-        verdicts = await prover.check_static([chain_candidate(path, source, chain)], {})
+        verdicts = await static_verdicts(pool, select, chain_candidate(path, source, chain))
     assert verdicts == {}
     end = chain[-1].changes[0].new
     left = len((await ruff.lint_source(path, end)).violations)
@@ -156,6 +163,36 @@ async def test_chain_is_proven_and_matches_ruff(
     fixed = {v.identity for p in chain for v in p.targets if not v.uncovered}
     assert fixed
     assert fixed <= {v.fingerprint for v in found}
+
+
+async def test_a_long_chain_is_not_cut_inside_a_cascade(tmp_path: Path) -> None:
+    """dateutil's test_tz.py: its chain was cut at 40 steps, right after TRY201 made `e`
+    unused, and the step that would fix F841 next never came: refused as a new finding.
+    Chains are bounded per rule, as ruff's fix loop is, not by their length."""
+    select = ("E401", "E703", "W291", "TRY201", "F841")
+    source = (
+        "import os, sys\n\nx = 1;\n\n\ndef f(path):   \n    try:\n        return os.stat(path)\n"
+        "    except OSError as e:\n        if sys.platform == 'win32':\n            raise e\n"
+        "        return None\n"
+    )
+    files = {"pyproject.toml": "[tool.ruff]\nline-length = 100\n", "pkg/a.py": source}
+    repo = init_repo(tmp_path / "repo", files, venv=False)
+    path = "pkg/a.py"
+    found = (await Ruff(repo, select).lint_source(path, source.encode())).violations
+    # One visit per rule: the old bound of 4 * max_iterations steps stopped at TRY201.
+    agent = RuffAgent(default_ruff(), select, modes=("fix",), max_iterations=1)
+    request = Request(
+        task=Task(key=path, files=(path,), violations=tuple(found)),
+        mode="fix",
+        content={path: source.encode()},
+        root=repo,
+    )
+    chain = await agent.propose(request)
+    assert [p.rules for p in chain][-2:] == [("TRY201",), ("F841",)]
+    base = git(repo, "rev-parse", "HEAD").strip()
+    async with WorktreePool(repo, base, tmp_path / "wt", size=1) as pool:
+        candidate = chain_candidate(path, source.encode(), chain)
+        assert await static_verdicts(pool, select, candidate) == {}
 
 
 CASCADE_REPO = {
