@@ -62,6 +62,17 @@ CASES = {
         ("E711", "E712"),
         "def f(x, y):\n    return x == None or y == True\n",
     ),
+    # dateutil's test_tz.py: I001 rewrites an import below a neighbour it was above, and
+    # its E402 moves with it: the same finding, though no longer between the same ones.
+    "import-sorted-past-its-neighbour": (
+        ("I001", "E402"),
+        (
+            'import sys\n\nIS_WIN = sys.platform.startswith("win")\n\nimport pytest\n\n'
+            "# pkg imports\nfrom pkg.relativedelta import relativedelta, SU, TH\n"
+            "from pkg.parser import parse\nfrom pkg import tz as tz\nfrom pkg import zoneinfo\n\n"
+            "print(IS_WIN, pytest, relativedelta, SU, TH, parse, tz, zoneinfo)\n"
+        ),
+    ),
     # tenacity's wait.py: COM812's comma makes the formatter split a signature one
     # parameter per line, and `min`'s A002 there reads like the two further down.
     "signature-split-makes-a-twin": (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fixbot.sandbox import Location, Step, Violation
 from fixbot.sandbox.proof._chain import carry_origins, chain_problem
 
@@ -105,6 +107,16 @@ class TestCarryOrigins:
         after.append(finding("F401", "os", row=7))
         carried = carry_origins(before, after, [], 1)
         assert [v.identity for v in carried] == ["l", "os", "os"]
+
+    def test_a_finding_in_a_block_the_step_sorted_may_move_past_its_neighbours(self) -> None:
+        """I001 rewrites `from m import b, A` below `from n import c`: its E402 went along."""
+        sort = finding("I001", "block", row=5)
+        sort = dataclasses.replace(sort, end_location=Location(11, 1))
+        before = [sort, finding("E402", "p", row=5), finding("E402", "r", row=8)]
+        before.append(finding("E402", "n", row=9))
+        after = [finding("E402", "p", row=5), finding("E402", "n", row=6)]
+        after.append(finding("E402", "r2", row=9))
+        assert [v.identity for v in carry_origins(before, after, [sort], 1)] == ["p", "n", "r"]
 
     def test_a_twin_made_elsewhere_is_new(self) -> None:
         """A third copy of a finding, beyond the neighbours of the two before, is new."""

@@ -40,6 +40,7 @@ def carry_origins(
     message first, then in order of position), if it lies where that one went. What is
     left was uncovered by this step: its origin is "+step".
     """
+    fixed = list(fixed)
     done = Counter(v.fingerprint for v in fixed)
     pool: dict[str, list[Violation]] = defaultdict(list)
     for v in before:
@@ -48,6 +49,7 @@ def carry_origins(
         else:
             pool[v.fingerprint].append(v)
     out, where = _kept(after, pool)
+    where.spans = [(v.location.row, v.end_location.row) for v in fixed]
     vanished = sorted(
         (v for vs in pool.values() for v in vs), key=lambda v: (v.location.row, v.location.column)
     )
@@ -113,11 +115,21 @@ class _Rows:
     def __init__(self, anchors: list[tuple[int, int]]) -> None:
         self.anchors = sorted(anchors)
         self.rows = [old for old, _ in self.anchors]
+        # The rows the step's own fixes span: what lies within may go anywhere within
+        # what that fix rewrote (I001 sorts a block, moving an import past its neighbours).
+        self.spans: list[tuple[int, int]] = []
 
     def holds(self, gone: Violation, row: int) -> bool:
-        i = bisect.bisect_left(self.rows, gone.location.row)
+        at = gone.location.row
+        return self._between(at, at, row) or any(
+            self._between(first, last, row) for first, last in self.spans if first <= at <= last
+        )
+
+    def _between(self, first: int, last: int, row: int) -> bool:
+        """Whether `row` lies between the neighbours of rows `first` to `last`, once moved."""
+        i = bisect.bisect_left(self.rows, first)
         low = self.anchors[i - 1][1] if i > 0 else 0
-        k = bisect.bisect_right(self.rows, gone.location.row)
+        k = bisect.bisect_right(self.rows, last)
         high = self.anchors[k][1] if k < len(self.anchors) else None
         return low <= row and (high is None or row <= high)
 
