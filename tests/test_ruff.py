@@ -731,6 +731,15 @@ class TestParsePython:
         assert parse_python(deep) is None
         assert parse_python("x = 1\n") is not None
 
+    def test_a_source_read_again_is_not_parsed_again(self):
+        """The same text gives the same tree, kept from the last parse (a few are kept)."""
+        source = "def f():\n    return 1\n"
+        first = parse_python(source)
+        assert parse_python(source) is first
+        for n in range(16):
+            parse_python(f"x = {n}\n")
+        assert parse_python(source) is not first
+
     async def test_format_lines_of_such_a_file_leaves_it(self, repo):
         """The statement finder sees no statement there, so nothing is formatted."""
         data = ("x = " + "-" * 200_000 + "1\n").encode()
