@@ -206,6 +206,47 @@ async def test_a_long_chain_is_not_cut_inside_a_cascade(tmp_path: Path) -> None:
         assert await static_verdicts(pool, select, candidate) == {}
 
 
+async def test_a_long_line_made_far_away_is_new_though_only_twins_lie_between(
+    tmp_path: Path,
+) -> None:
+    """PT009 joins an assertion into a line no formatter can shorten, and shortens another
+    line nine rows below; between them lie only twin findings (two identical lines). The
+    twins still tell where rows went: the long line is new, not the one that went."""
+    select = ("PT009", "E501")
+    source = (
+        "import unittest\n\nfrom pkg.pair import pair\n\n"
+        'WORD = "a-string-far-far-too-long-for-any-formatter-to-wrap-it-whatever-it-does"\n\n\n'
+        "class TestPair(unittest.TestCase):\n    def test_word(self):\n"
+        "        self.assertEqual(pair(WORD, 0)[0],\n"
+        '                         "a-string-far-far-too-long-for-any-formatter-to-wrap-it-whatever'
+        '-it-does")\n\n    def test_twins(self):\n'
+        + '        x = "a-twin-string-far-far-too-long-for-any-formatter-to-wrap-it-whatever"\n'
+        * 2
+        + "        return x\n\n    def test_short(self):\n"
+        "        self.assertEqual(pair(1, 2), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])\n"
+    )
+    files = {"pyproject.toml": "[tool.ruff]\nline-length = 70\n", "pkg/a.py": source}
+    repo = init_repo(tmp_path / "repo", files, venv=False)
+    path = "pkg/a.py"
+    found = (await Ruff(repo, select).lint_source(path, source.encode())).violations
+    request = Request(
+        task=Task(key=path, files=(path,), violations=tuple(found)),
+        mode="unsafe",
+        content={path: source.encode()},
+        root=repo,
+    )
+    chain = await RuffAgent(default_ruff(), select).propose(request)
+    base = git(repo, "rev-parse", "HEAD").strip()
+    async with WorktreePool(repo, base, tmp_path / "wt", size=1) as pool:
+        verdict = (
+            await static_verdicts(pool, select, chain_candidate(path, source.encode(), chain))
+        )[path]
+    assert (verdict.reason, verdict.new_violations) == (
+        "lint",
+        ("E501 pkg/a.py:12: Line too long (88 > 70)",),
+    )
+
+
 CASCADE_REPO = {
     "pyproject.toml": """
         [tool.ruff.lint]

@@ -118,6 +118,15 @@ class TestCarryOrigins:
         after.append(finding("E402", "r2", row=9))
         assert [v.identity for v in carry_origins(before, after, [sort], 1)] == ["p", "n", "r"]
 
+    def test_twins_tell_where_rows_went(self) -> None:
+        """A long line made at row 2 while the one at row 20 went, with only twins between."""
+        before = [finding("W293", "t", row=8), finding("W293", "t", row=10)]
+        before.append(finding("E501", "long", row=20, message="Line too long (93 > 88)"))
+        after = [finding("E501", "made", row=2, message="Line too long (134 > 88)")]
+        after += [finding("W293", "t", row=8), finding("W293", "t", row=10)]
+        carried = carry_origins(before, after, [], 1)
+        assert [v.location.row for v in carried if v.uncovered] == [2]
+
     def test_a_twin_made_elsewhere_is_new(self) -> None:
         """A third copy of a finding, beyond the neighbours of the two before, is new."""
         before = [

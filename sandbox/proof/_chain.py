@@ -78,11 +78,11 @@ def _kept(
     after: Sequence[Violation], pool: dict[str, list[Violation]]
 ) -> tuple[list[Violation | None], _Rows]:
     """`after`'s findings whose fingerprint stayed, each with its identity (None for the
-    rest), and where the rows of the content before went, told by those found once."""
+    rest), and where the rows of the content before went, told by those that stayed."""
     count = Counter(v.fingerprint for v in after)
     out: list[Violation | None] = [None] * len(after)
     anchors: list[tuple[int, int]] = []  # (row before, row after)
-    twins: list[int] = []
+    twins: dict[str, list[int]] = defaultdict(list)
     for i, v in enumerate(after):
         kept_as = pool.get(v.fingerprint)
         if kept_as and len(kept_as) == 1 and count[v.fingerprint] == 1:
@@ -90,17 +90,47 @@ def _kept(
             anchors.append((kept.location.row, v.location.row))
             out[i] = with_identity(v, kept.identity)
         elif kept_as:
-            twins.append(i)
-    where = _Rows(anchors)
-    for fits in (where.holds, lambda _k, _row: True):
-        # A twin that moved past an anchor (imports sorted) still has its own text.
-        for i in (i for i in twins if out[i] is None):
-            v, kept_as = after[i], pool[after[i].fingerprint]
-            kept = next((k for k in kept_as if fits(k, v.location.row)), None)
-            if kept is not None:
-                kept_as.remove(kept)
-                out[i] = with_identity(v, kept.identity)
-    return out, where
+            twins[v.fingerprint].append(i)
+    moved = _Rows(anchors)
+    for fingerprint, found in twins.items():
+        for kept, i in _closest(pool[fingerprint], [after[i] for i in found], found, moved):
+            pool[fingerprint].remove(kept)
+            anchors.append((kept.location.row, after[i].location.row))
+            out[i] = with_identity(after[i], kept.identity)
+    return out, _Rows(anchors)
+
+
+# Past this many twin pairs to weigh, twins pair in order (a file of identical lines).
+_MAX_TWIN_PAIRS = 10_000
+
+
+def _closest(
+    kept_as: list[Violation], found: list[Violation], index: list[int], moved: _Rows
+) -> list[tuple[Violation, int]]:
+    """Findings of one fingerprint before and after a step, paired closest first.
+
+    Each finding before is expected where its row went (moved as the nearest finding
+    found once above it moved); the pairs nearest that place are taken first. In order,
+    a twin the step made above the others (COM812 splitting a signature one parameter
+    per line makes `min`'s A002 read as the two further down) took the first one's
+    identity, and left the last one over as new.
+    """
+    if len(kept_as) * len(found) > _MAX_TWIN_PAIRS:
+        return list(zip(kept_as, index, strict=False))
+    by_distance = sorted(
+        (abs(v.location.row - moved.expected(k.location.row)), n, m)
+        for n, k in enumerate(kept_as)
+        for m, v in enumerate(found)
+    )
+    taken_before: set[int] = set()
+    taken_after: set[int] = set()
+    pairs = []
+    for _, n, m in by_distance:
+        if n not in taken_before and m not in taken_after:
+            taken_before.add(n)
+            taken_after.add(m)
+            pairs.append((kept_as[n], index[m]))
+    return pairs
 
 
 class _Rows:
@@ -124,6 +154,12 @@ class _Rows:
         return self._between(at, at, row) or any(
             self._between(first, last, row) for first, last in self.spans if first <= at <= last
         )
+
+    def expected(self, row: int) -> int:
+        """Where a row of the content before is expected after the step: moved as the
+        nearest finding that stayed above it (or not at all) moved."""
+        i = bisect.bisect_right(self.rows, row)
+        return row + (self.anchors[i - 1][1] - self.anchors[i - 1][0] if i else 0)
 
     def _between(self, first: int, last: int, row: int) -> bool:
         """Whether `row` lies between the neighbours of rows `first` to `last`, once moved."""
