@@ -19,35 +19,37 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from fixbot.sandbox import (
-    Edit,
     FileChange,
     FixDidNotConverge,
     Patch,
     Ruff,
     Violation,
-    apply_edits,
     carry_origins,
-    decode,
-    encode,
-    line_starts,
-    offset_of,
     sha256,
     with_identity,
 )
 
 from ._ruff_batch import propose_many
-from ._ruff_steps import ALLOWED, WANTED, gone_of, made_too_long, step_kind, step_order
+from ._ruff_steps import (
+    ALLOWED,
+    STEPS_KEPT,
+    WANTED,
+    apply_fixes,
+    gone_of,
+    grouped,
+    made_too_long,
+    step_kind,
+    step_order,
+    wanted,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
     from fixbot.sandbox import LintCache, Worktree
 
     from ._protocol import Request
-
-# Steps remembered per agent (content, rule and chosen fixes -> result); a bound on memory.
-_CACHE_SIZE = 4096
 
 
 class RuffAgent:
@@ -72,6 +74,7 @@ class RuffAgent:
         self.dropped: dict[str, str] = {}  # ruff's fixes are deterministic: none dropped
         # Lints of content between steps, shared with the proof (see _ruff_batch.py).
         self.lint_cache = lint_cache
+        self.steps_taken: dict[tuple[str, tuple[object, ...]], tuple[bytes, list[Violation]]] = {}
 
     def can_fix(self, violation: Violation, mode: str) -> bool:
         """Whether `mode` offers a fix for this violation."""
@@ -112,12 +115,12 @@ class RuffAgent:
                 for v in present
                 if v.identity not in blocked
                 and self.allowed(v, request.mode)
-                and (v.uncovered or self._wanted(v, request))
+                and (v.uncovered or wanted(v, request))
             ]
             if not candidates:
                 break
             rule = min(candidates, key=step_order).rule
-            chosen, group = _grouped([v for v in candidates if v.rule == rule], request.groups)
+            chosen, group = grouped([v for v in candidates if v.rule == rule], request.groups)
             visits[rule, group] += 1
             if visits[rule, group] > self.max_iterations:
                 # Bounded per rule, as ruff's own fix loop is: a rule that keeps coming back
@@ -148,7 +151,7 @@ class RuffAgent:
         """ruff is deterministic: a step already taken (a chain proposed again after a
         refusal replays its steps up to the refused one) is not computed twice."""
         if key not in self._cache:
-            if len(self._cache) > _CACHE_SIZE:
+            if len(self._cache) > STEPS_KEPT:
                 self._cache.clear()
             self._cache[key] = await compute(*args)
         return self._cache[key]
@@ -182,7 +185,7 @@ class RuffAgent:
             with contextlib.suppress(FixDidNotConverge):
                 fixed = await ruff.fix_source(path, content, select=[chosen[0].rule], unsafe=unsafe)
         else:
-            fixed = _apply(content, chosen)
+            fixed = apply_fixes(content, chosen)
         if clean and fixed != content:
             fixed = await ruff.format_source(path, fixed)
         if fixed == content:
@@ -219,12 +222,6 @@ class RuffAgent:
             parent=chain[-1].id if chain else None,
         )
 
-    @staticmethod
-    def _wanted(violation: Violation, request: Request) -> bool:
-        if violation.applicability not in WANTED[request.mode]:
-            return False
-        return request.wanted is None or violation.identity in request.wanted
-
     async def propose_many(
         self,
         requests: list[Request],
@@ -232,40 +229,3 @@ class RuffAgent:
     ) -> list[list[Patch]]:
         """`propose` for many files at once: one ruff process per rule, not per file."""
         return await propose_many(self, requests, scratch)
-
-
-def _grouped(
-    chosen: list[Violation], groups: Sequence[frozenset[str]]
-) -> tuple[list[Violation], int]:
-    """The fixes of a rule that go in one step (those in no group first, then group by
-    group), and the index of their group (-1 for none)."""
-
-    def group_of(v: Violation) -> int:
-        return next((i for i, g in enumerate(groups) if v.identity in g), -1)
-
-    first = min(group_of(v) for v in chosen)
-    return [v for v in chosen if group_of(v) == first], first
-
-
-def _apply(content: bytes, chosen: Sequence[Violation]) -> bytes:
-    """Some of a rule's fixes, from ruff's edits; one whose edits overlap another's
-    waits for a later step (the next lint gives it positions that hold)."""
-    text, bom = decode(content)
-    starts = line_starts(text)
-    spans = []
-    for v in chosen:
-        if v.fix is None or not v.fix.edits:
-            continue
-        first = min(offset_of(starts, text, e.location) for e in v.fix.edits)
-        last = max(offset_of(starts, text, e.end_location) for e in v.fix.edits)
-        spans.append((first, last, v.fix.edits))
-    edits: list[Edit] = []
-    reach = -1
-    for start, end, fix in sorted(spans, key=lambda s: (s[0], s[1])):
-        if start >= reach:
-            edits += fix
-            reach = end
-    try:
-        return encode(apply_edits(text, edits), bom) if edits else content
-    except ValueError:
-        return content

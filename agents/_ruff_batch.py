@@ -18,7 +18,15 @@ import anyio
 
 from fixbot.sandbox import Ruff, carry_origins, sha256, with_identity
 
-from ._ruff_steps import WANTED, gone_of, made_too_long, step_order
+from ._ruff_steps import (
+    STEPS_KEPT,
+    apply_fixes,
+    gone_of,
+    grouped,
+    made_too_long,
+    step_order,
+    wanted,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +67,7 @@ Todo = dict[tuple[tuple[int, str], bool], dict[str, list["Violation"]]]
 
 def _todo(
     agent: StepMaker,
-    mode: str,
+    requests: dict[str, Request],
     present: dict[str, list[Violation]],
     blocked: dict[str, set[str]],
 ) -> Todo:
@@ -70,15 +78,31 @@ def _todo(
     """
     todo: Todo = defaultdict(lambda: defaultdict(list))
     for path, found in present.items():
+        request = requests[path]
         for v in found:
-            # Uncovered by an earlier step, or asked for by the mode.
+            # Uncovered by an earlier step, or asked for by the mode (and the request).
             if (
                 v.identity not in blocked[path]
-                and agent.allowed(v, mode)
-                and (v.uncovered or v.applicability in WANTED[mode])
+                and agent.allowed(v, request.mode)
+                and (v.uncovered or wanted(v, request))
             ):
                 todo[(step_order(v), v.applicability == "unsafe")][path].append(v)
     return todo
+
+
+def _ruff_fixes_just(
+    chosen: list[Violation], found: list[Violation], unsafe: bool, suppressed: set[str]
+) -> bool:
+    """Whether ruff's own fix of the rule in this file fixes exactly `chosen`: every
+    finding of the rule it would fix (noqa honoured) is chosen."""
+    rule = chosen[0].rule
+    takes = {"safe", "unsafe"} if unsafe else {"safe"}
+    ids = {v.identity for v in chosen}
+    return all(
+        v.identity in ids or v.identity in suppressed
+        for v in found
+        if v.rule == rule and v.applicability in takes
+    )
 
 
 async def _wrap_long_lines(
@@ -123,14 +147,19 @@ async def propose_many(
     each is fixed across every file that has it, and those files are linted again
     at once, so the next step's targets are found in the content it starts from
     (what the proof checks them against) and what a fix uncovered is fixed next.
+    A request may hold fixes back (`blocked`), ask for some only (`wanted`) or in
+    groups (`groups`, one step each, as `RuffAgent.propose` takes them): where a
+    step takes only some of a rule's fixes in a file, their edits are applied from
+    ruff's JSON instead of ruff's fix loop. A step already taken (a chain proposed
+    again after a static refusal) is not computed again.
     """
-    mode = requests[0].mode
     by_path = {r.task.files[0]: r for r in requests}
     paths = sorted(by_path)
     current = {p: by_path[p].content[p] for p in paths}
     chains: dict[str, list[Patch]] = defaultdict(list)
-    blocked: dict[str, set[str]] = defaultdict(set)
-    visits: Counter[tuple[tuple[int, str], bool]] = Counter()
+    blocked: dict[str, set[str]] = {p: set(by_path[p].blocked) for p in paths}
+    suppressed: dict[str, set[str]] = defaultdict(set)
+    visits: Counter[tuple[str, tuple[tuple[int, str], bool], int]] = Counter()
     async with scratch() as tree:
         tree.write(current)
         ruff = Ruff(tree.path, agent.select, agent.ruff_executable)
@@ -142,24 +171,26 @@ async def propose_many(
         for path in marked:
             # Findings a noqa suppresses were never asked for: never offered.
             kept = Counter(v.fingerprint for v in honoured[path])
-            blocked[path] |= {v.fingerprint for v in present[path] if kept[v.fingerprint] == 0}
-        while todo := _todo(agent, mode, present, blocked):
-            key, files = min(todo.items())
+            suppressed[path] = {v.fingerprint for v in present[path] if kept[v.fingerprint] == 0}
+            blocked[path] |= suppressed[path]
+        while todo := _todo(agent, by_path, present, blocked):
+            key, todo_files = min(todo.items())
             (_, rule), unsafe = key
-            visits[key] += 1
-            targets = sorted(files)
-            if visits[key] > agent.max_iterations:
-                # Bounded, as ruff's own fix loop is: a rule that keeps coming back stops.
-                for path in targets:
-                    blocked[path] |= {v.identity for v in files[path]}
+            files: dict[str, list[Violation]] = {}
+            for path, found in todo_files.items():
+                chosen, group = grouped(found, by_path[path].groups)
+                visits[path, key, group] += 1
+                if visits[path, key, group] > agent.max_iterations:
+                    # Bounded, as ruff's own fix loop is: a rule that keeps coming back stops.
+                    blocked[path] |= {v.identity for v in chosen}
+                else:
+                    files[path] = chosen
+            if not files:
                 continue
-            await ruff.fix_files(targets, rule, unsafe=unsafe)
-            await ruff.format_files([p for p in targets if p in clean])
-            changed = [p for p in targets if tree.read(p) != current[p]]
-            after = await _lint_all(ruff, tree, changed, agent.lint_cache)
-            unclean = [p for p in changed if p not in clean]
-            if wrapped := await _wrap_long_lines(ruff, tree, unclean, files, present, after):
-                after |= await _lint_all(ruff, tree, wrapped, agent.lint_cache)
+            targets = sorted(files)
+            after = await _step(
+                agent, ruff, tree, (rule, unsafe), files, present, clean, suppressed
+            )
             for path in targets:
                 fixed = gone_of(files[path], present[path], after.get(path, present[path]))
                 # What a fix left in place is never offered again.
@@ -179,3 +210,44 @@ async def propose_many(
                 current[path] = new
                 present[path] = carry_origins(present[path], after[path], fixed, len(chain))
     return [chains.get(r.task.files[0], []) for r in requests]
+
+
+async def _step(
+    agent: StepMaker,
+    ruff: Ruff,
+    tree: Worktree,
+    fixing: tuple[str, bool],
+    files: dict[str, list[Violation]],
+    present: dict[str, list[Violation]],
+    clean: set[str],
+    suppressed: dict[str, set[str]],
+) -> dict[str, list[Violation]]:
+    """One rule's fixes in every file of `files`, left in the tree; the lint of each file
+    the step changed. One ruff process for the rule's fix, one format, one lint."""
+    rule, unsafe = fixing
+    before = {p: tree.read(p) for p in files}
+    memo = {
+        p: (rule, unsafe, p in clean, sha256(before[p]), *sorted(v.fingerprint for v in files[p]))
+        for p in files
+    }
+    after: dict[str, list[Violation]] = {}
+    for path in [p for p in files if (p, memo[p]) in agent.steps_taken]:
+        data, found = agent.steps_taken[path, memo[path]]
+        tree.write({path: data})
+        if data != before[path]:
+            after[path] = found
+    todo = [p for p in files if (p, memo[p]) not in agent.steps_taken]
+    whole = [p for p in todo if _ruff_fixes_just(files[p], present[p], unsafe, suppressed[p])]
+    await ruff.fix_files(whole, rule, unsafe=unsafe)
+    tree.write({p: apply_fixes(before[p], files[p]) for p in todo if p not in whole})
+    await ruff.format_files([p for p in todo if p in clean])
+    changed = [p for p in todo if tree.read(p) != before[p]]
+    fresh = await _lint_all(ruff, tree, changed, agent.lint_cache)
+    unclean = [p for p in changed if p not in clean]
+    if wrapped := await _wrap_long_lines(ruff, tree, unclean, files, present, fresh):
+        fresh |= await _lint_all(ruff, tree, wrapped, agent.lint_cache)
+    if len(agent.steps_taken) > STEPS_KEPT:
+        agent.steps_taken.clear()
+    for path in todo:
+        agent.steps_taken[path, memo[path]] = (tree.read(path), fresh.get(path, present[path]))
+    return after | fresh

@@ -228,6 +228,9 @@ class FanOut:
                 [_candidate(j, j.pending) for j in jobs], ground
             )
             again = [j for j in jobs if j.path in verdicts and j.refuse_static(verdicts[j.path])]
+            # Many files' chains are proposed again at once (their steps up to the one
+            # refused are remembered); the rest, and any that came back empty, one by one.
+            await self._propose_batches(again)
             async with anyio.create_task_group() as tg:
                 for job in again:
                     tg.start_soon(self._propose, job, limiter)
@@ -311,12 +314,10 @@ class FanOut:
         return kept
 
     async def _propose_batches(self, active: list[Job]) -> None:
-        """Fresh stages of agents that can propose for many files at once do so."""
+        """Jobs whose agent can propose for many files at once do so, together."""
         groups: dict[tuple[int, str], tuple[Stage, list[Job]]] = {}
         for job in active:
-            if job.pending or not job.active or not job.queue or job.queue[0] is not None:
-                continue
-            if job.blocked or job.groups:
+            if job.pending or not job.active or not job.queue or job.probes:
                 continue
             stage = job.stages[job.stage]
             if isinstance(stage.agent, BatchAgent):

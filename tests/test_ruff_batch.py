@@ -242,3 +242,77 @@ async def test_noqa_is_honoured(repo: Path, pool: WorktreePool, agent: RuffAgent
     assert chain[-1].changes[0].new == b"import os  # noqa: F401\n\nX = 1\n"
     lint = await Ruff(repo, SELECT).lint_source(path, chain[-1].changes[0].new, ignore_noqa=True)
     assert shared[(path, sha256(chain[-1].changes[0].new))] == tuple(lint.violations)
+
+
+# Files as a round after refusals finds them (in place of two files of the repo).
+NARROWED = {
+    # Three F401 (two of them in groups of their own), W291, and an unsafe E711.
+    "pkg/f.py": "import os\nimport re\nimport json\n\n\ndef f(x):   \n    return x == None\n",
+    # UP006 leaves the typing import unused; F401 on `sys` too.
+    "pkg/g.py": ("from typing import List\nimport sys\n\n\ndef h() -> List[int]:\n    return []\n"),
+}
+
+
+class TestWhatARequestHoldsBack:
+    """Requests narrowed down (fixes blocked, some wanted, fixes in groups) get, in a batch,
+    the chains `propose` gives them file by file, as a chain proposed again does."""
+
+    async def narrowed(self, repo: Path) -> list[Request]:
+        ruff = Ruff(repo, SELECT)
+        out = []
+        for path, text in NARROWED.items():
+            data = text.encode()
+            found = (await ruff.lint_source(path, data)).violations
+            by = {(v.rule, v.location.row): v.fingerprint for v in found}
+            task = Task(key=path, files=(path,), violations=tuple(found))
+            if path == "pkg/f.py":
+                narrowing = {
+                    "blocked": frozenset({by["E711", 7]}),
+                    "groups": (frozenset({by["F401", 1]}), frozenset({by["F401", 2]})),
+                }
+            else:
+                narrowing = {"wanted": frozenset({by["UP006", 5]})}
+            out.append(Request(task=task, mode="fix", content={path: data}, root=repo, **narrowing))
+        return out
+
+    async def test_same_as_per_file(self, repo: Path, pool: WorktreePool, agent: RuffAgent) -> None:
+        """Blocked fixes stay, unwanted ones are not asked for, groups go step by step."""
+        requests = await self.narrowed(repo)
+        chains = await agent.propose_many(requests, pool.use)
+        ruff = Ruff(repo, SELECT)
+        for request, chain in zip(requests, chains, strict=True):
+            path = request.task.files[0]
+            start = request.content[path]
+            alone = await agent.propose(request)
+            assert [s.rules for s in chain] == [s.rules for s in alone], path
+            assert [{v.identity for v in s.targets} for s in chain] == [
+                {v.identity for v in s.targets} for s in alone
+            ]
+            expected = final(alone, start)
+            if await ruff.format_source(path, start) == start:
+                expected = await ruff.format_source(path, expected)
+            assert final(chain, start) == expected, path
+        m, n = chains
+        assert [s.rules[0] for s in m] == ["F401", "F401", "F401", "W291"]
+        assert b"x == None" in final(m, requests[0].content["pkg/f.py"])
+        # `sys` was not wanted; the import UP006 left unused goes (uncovered, not asked for).
+        assert [s.rules[0] for s in n] == ["UP006", "F401"]
+        assert b"import sys" in final(n, requests[1].content["pkg/g.py"])
+
+    async def test_a_step_taken_before_is_not_taken_again(
+        self, repo: Path, pool: WorktreePool, agent: RuffAgent, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Proposed again, the same chains come from the steps remembered: no ruff fix runs."""
+        requests = await self.narrowed(repo)
+        first = await agent.propose_many(requests, pool.use)
+        fixes: list[object] = []
+        real = Ruff.fix_files
+
+        async def counted(self: Ruff, paths: list[str], rule: str, *, unsafe: bool) -> None:
+            fixes.append((tuple(paths), rule))
+            await real(self, paths, rule, unsafe=unsafe)
+
+        monkeypatch.setattr(Ruff, "fix_files", counted)
+        again = await agent.propose_many(requests, pool.use)
+        assert [[s.changes for s in c] for c in again] == [[s.changes for s in c] for c in first]
+        assert not [f for f in fixes if f[0]]
