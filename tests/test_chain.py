@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from fixbot.sandbox import Location, Step, Violation
-from fixbot.sandbox.proof._chain import carry_origins, chain_problem
+from fixbot.sandbox.proof._chain import _found, carry_origins, chain_problem
 
 
 def finding(rule: str, fp: str, row: int = 1, message: str = "m") -> Violation:
@@ -152,6 +152,16 @@ def lint_table(table: dict[bytes, list[Violation]]):
 
 
 class TestChainProblem:
+    def test_twin_targets_are_two_findings(self) -> None:
+        """Two targets of one fingerprint are judged as found: each at its own row."""
+        before = [finding("I001", "block", row=3), finding("I001", "block", row=30)]
+        before = [before[0], dataclasses.replace(before[1], origin="first-seen-as")]
+        targets = [finding("I001", "block", row=30), finding("I001", "block", row=3)]
+        assert [(v.location.row, v.identity) for v in _found(targets, before)] == [
+            (30, "first-seen-as"),
+            (3, "block"),
+        ]
+
     def test_cascade_passes(self) -> None:
         """UP006, then F401 on what it left unused: each step judged on its own content."""
         up006, f401 = finding("UP006", "u"), finding("F401", "f")

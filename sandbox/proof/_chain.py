@@ -212,13 +212,12 @@ def chain_problem(
     born: dict[str, tuple[Step, list[Violation], list[Violation]]] = {}
     for number, step in enumerate(steps, 1):
         have = Counter(v.fingerprint for v in present)
-        by_fp = {v.fingerprint: v for v in present}
         wanted = Counter(v.fingerprint for v in step.targets)
         missing = [v for v in step.targets if have[v.fingerprint] < wanted[v.fingerprint]]
         if missing:
             why = "targeted violation not found in the content its step starts from: "
             return _pinned(why, missing, asked)
-        targets = [by_fp[v.fingerprint] for v in step.targets]
+        targets = _found(step.targets, present)
         asked[f"+{number}"] = tuple(v.identity for v in targets)
         after = lint_of(path, step.after)
         left = Counter(v.fingerprint for v in after)
@@ -248,6 +247,21 @@ def chain_problem(
         )
     described = tuple(describe(v) for v in fresh)
     return ChainProblem("new violations: " + "; ".join(described), described, tuple(faults))
+
+
+def _found(targets: Sequence[Violation], present: Sequence[Violation]) -> list[Violation]:
+    """Each target as found in the content its step starts from: two targets with one
+    fingerprint (twin lines) are two findings, each with its own place and identity."""
+    by_fp: dict[str, list[Violation]] = defaultdict(list)
+    for v in present:
+        by_fp[v.fingerprint].append(v)
+    out = []
+    for v in targets:
+        twins = by_fp[v.fingerprint]
+        same = next((t for t in twins if t.location == v.location), twins[0])
+        twins.remove(same)
+        out.append(same)
+    return out
 
 
 def _pinned(why: str, found: list[Violation], asked: dict[str, tuple[str, ...]]) -> ChainProblem:
