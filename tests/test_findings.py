@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
+import pytest
 
 from fixbot.sandbox import _findings
 from fixbot.sandbox._ruff import Ruff, default_ruff
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from fixbot.sandbox._types import Violation
 
@@ -42,21 +41,25 @@ class TestFindingsReader:
         assert [v.rule for v in first] == ["E711"]
         assert again[0] is first[0]
 
-    def test_same_json_line_in_another_function_is_another_finding(self, tmp_path: Path) -> None:
-        """The enclosing def is part of the key: ruff's line alone does not say it."""
+    @pytest.mark.parametrize(
+        ("one", "other"),
+        [
+            # The enclosing def: ruff's line alone does not say it.
+            ("def f(x):\n    return x == None\n", "def g(x):\n    return x == None\n"),
+            # The lines the finding covers.
+            ("import os\n", "import os  # why\n"),
+        ],
+        ids=["scope", "lines"],
+    )
+    def test_same_json_line_elsewhere_is_another_finding(
+        self, tmp_path: Path, one: str, other: str
+    ) -> None:
+        """What a fingerprint reads beyond ruff's JSON line is part of the key."""
         (tmp_path / "pyproject.toml").write_text(CONFIG)
-        in_f = lint(tmp_path, "a.py", "def f(x):\n    return x == None\n")
-        in_g = lint(tmp_path, "a.py", "def g(x):\n    return x == None\n")
-        assert in_f[0].location == in_g[0].location
-        assert in_f[0].fingerprint != in_g[0].fingerprint
-
-    def test_same_json_line_on_other_text_is_another_finding(self, tmp_path: Path) -> None:
-        """The lines a finding covers are part of the key."""
-        (tmp_path / "pyproject.toml").write_text(CONFIG)
-        plain = lint(tmp_path, "a.py", "import os\n")
-        commented = lint(tmp_path, "a.py", "import os  # why\n")
-        assert plain[0].location == commented[0].location
-        assert plain[0].fingerprint != commented[0].fingerprint
+        (first,) = lint(tmp_path, "a.py", one)
+        (second,) = lint(tmp_path, "a.py", other)
+        assert first.location == second.location
+        assert first.fingerprint != second.fingerprint
 
     def test_files_of_one_lint_keep_their_own_lines(self, tmp_path: Path) -> None:
         """Findings streaming past file by file are read against their own file."""
