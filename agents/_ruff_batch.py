@@ -188,13 +188,17 @@ async def propose_many(
             if not files:
                 continue
             targets = sorted(files)
-            after = await _step(
+            after, whole = await _step(
                 agent, ruff, tree, (rule, unsafe), files, present, clean, suppressed
             )
             for path in targets:
                 fixed = gone_of(files[path], present[path], after.get(path, present[path]))
-                # What a fix left in place is never offered again.
-                blocked[path] |= {v.identity for v in files[path]} - {v.identity for v in fixed}
+                if path in whole or not fixed:
+                    # What ruff's fix loop left in place is never offered again. Edits
+                    # applied from the JSON wait their turn where they overlap (the
+                    # import PT027 adds for each fix): the next step finds them again.
+                    left = {v.identity for v in files[path]} - {v.identity for v in fixed}
+                    blocked[path] |= left
                 if path not in after:
                     continue
                 if not fixed:
@@ -221,11 +225,14 @@ async def _step(
     present: dict[str, list[Violation]],
     clean: set[str],
     suppressed: dict[str, set[str]],
-) -> dict[str, list[Violation]]:
-    """One rule's fixes in every file of `files`, left in the tree; the lint of each file
-    the step changed. One ruff process for the rule's fix, one format, one lint."""
+) -> tuple[dict[str, list[Violation]], set[str]]:
+    """One rule's fixes in every file of `files`, left in the tree: the lint of each file
+    the step changed, and the files where ruff's own fix loop took all it asked for (in
+    the others the chosen fixes' edits were applied). One ruff process for the rule's
+    fix, one format, one lint."""
     rule, unsafe = fixing
     before = {p: tree.read(p) for p in files}
+    whole = {p for p in files if _ruff_fixes_just(files[p], present[p], unsafe, suppressed[p])}
     memo = {
         p: (rule, unsafe, p in clean, sha256(before[p]), *sorted(v.fingerprint for v in files[p]))
         for p in files
@@ -237,8 +244,7 @@ async def _step(
         if data != before[path]:
             after[path] = found
     todo = [p for p in files if (p, memo[p]) not in agent.steps_taken]
-    whole = [p for p in todo if _ruff_fixes_just(files[p], present[p], unsafe, suppressed[p])]
-    await ruff.fix_files(whole, rule, unsafe=unsafe)
+    await ruff.fix_files([p for p in todo if p in whole], rule, unsafe=unsafe)
     tree.write({p: apply_fixes(before[p], files[p]) for p in todo if p not in whole})
     await ruff.format_files([p for p in todo if p in clean])
     changed = [p for p in todo if tree.read(p) != before[p]]
@@ -250,4 +256,4 @@ async def _step(
         agent.steps_taken.clear()
     for path in todo:
         agent.steps_taken[path, memo[path]] = (tree.read(path), fresh.get(path, present[path]))
-    return after | fresh
+    return after | fresh, whole

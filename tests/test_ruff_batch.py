@@ -316,3 +316,34 @@ class TestWhatARequestHoldsBack:
         again = await agent.propose_many(requests, pool.use)
         assert [[s.changes for s in c] for c in again] == [[s.changes for s in c] for c in first]
         assert not [f for f in fixes if f[0]]
+
+    async def test_fixes_whose_edits_overlap_wait_their_turn(
+        self, repo: Path, pool: WorktreePool
+    ) -> None:
+        """With one PT027 held back, the others are applied from the JSON, one a step: each
+        adds `import pytest`, so their edits overlap. None is dropped for waiting."""
+        select = ("PT027",)
+        path = "pkg/f.py"
+        data = (
+            b"import unittest\n\n\nclass T(unittest.TestCase):\n    def test_a(self):\n"
+            b"        with self.assertRaises(ValueError):\n            int('a')\n"
+            b"        with self.assertRaises(TypeError):\n            int(None)\n"
+            b"        with self.assertRaises(KeyError):\n            {}['k']\n"
+        )
+        found = (await Ruff(repo, select).lint_source(path, data)).violations
+        assert len(found) == 3
+        request = Request(
+            task=Task(key=path, files=(path,), violations=tuple(found)),
+            mode="fix",
+            content={path: data},
+            root=repo,
+            blocked=frozenset({found[0].fingerprint}),
+        )
+        agent = RuffAgent(default_ruff(), select, modes=("fix",))
+        (chain,) = await agent.propose_many([request], pool.use)
+        alone = await agent.propose(request)
+        assert [len(s.targets) for s in chain] == [len(s.targets) for s in alone] == [1, 1]
+        end = final(chain, data)
+        assert end == final(alone, data)
+        assert end.count(b"pytest.raises") == 2
+        assert b"self.assertRaises(ValueError)" in end
