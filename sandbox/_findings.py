@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Each bound is far above one run's distinct findings on a big repo, and far below
-# what would matter for memory (a kept JSON line is a few hundred bytes).
-_MAX_FINDINGS = 200_000
+# what would matter for memory (a kept finding and its JSON line: about a kilobyte).
+_MAX_FINDINGS = 100_000
 _MAX_FILES = 64
 
-# JSON line -> the decoded object; (path, line, covered lines, scope) -> the finding.
-_items: dict[bytes, dict[str, Any]] = {}
+# JSON line -> where it points (file, first and last row, whether in a notebook cell);
+# (path, JSON line, covered lines, scope) -> the finding.
+_places: dict[bytes, tuple[str, int, int, bool]] = {}
 _built: dict[tuple[str, bytes, tuple[str, ...], str], Violation] = {}
 # A file's content -> its lines and the scope of each line.
 _sources: dict[str | bytes, tuple[list[str], list[str]]] = {}
@@ -81,19 +82,22 @@ class FindingsReader:
         for raw in raw_lines:
             if not raw.strip():
                 continue
-            item = _items.get(raw)
-            if item is None:
+            item = None
+            place = _places.get(raw)
+            if place is None:
                 item = json.loads(raw)
-                _keep(_items, _MAX_FINDINGS, raw, item)
-            rel = self.stdin_path or self.relative(item["filename"])
+                place = _place(item)
+                _keep(_places, _MAX_FINDINGS, raw, place)
+            filename, row, end, in_cell = place
+            rel = self.stdin_path or self.relative(filename)
             if rel != self.path:
                 self.path = rel
                 self.lines, self.scopes = _read_source(self.root / rel)
-            region, scope = _where(item, self.lines, self.scopes)
+            region, scope = _where(row, end, in_cell, self.lines, self.scopes)
             key = (rel, raw, region, scope)
             violation = _built.get(key)
             if violation is None:
-                violation = _build(item, rel, region, scope)
+                violation = _build(item or json.loads(raw), rel, region, scope)
                 _keep(_built, _MAX_FINDINGS, key, violation)
             yield violation
 
@@ -105,13 +109,17 @@ def _read_source(path: Path) -> tuple[list[str], list[str]]:
         return [], []
 
 
+def _place(item: dict[str, Any]) -> tuple[str, int, int, bool]:
+    """Where a finding points: its file, first and last row, whether in a notebook cell."""
+    row, end = int(item["location"]["row"]), int(item["end_location"]["row"])
+    return item["filename"], row, end, item.get("cell") is not None
+
+
 def _where(
-    item: dict[str, Any], lines: list[str], scopes: list[str] | None
+    row: int, end: int, in_cell: bool, lines: list[str], scopes: list[str] | None
 ) -> tuple[tuple[str, ...], str]:
     """The lines a finding covers and the def or class around it: what its fingerprint reads."""
-    row = int(item["location"]["row"])
-    end = int(item["end_location"]["row"])
-    region = tuple(lines[row - 1 : max(end, row)]) if item.get("cell") is None else ()
+    region = tuple(lines[row - 1 : max(end, row)]) if not in_cell else ()
     if not region:
         return region, ""
     if scopes is not None and row <= len(scopes):
@@ -131,7 +139,8 @@ def violation_from_json(
     ruff's schema is known and fixed (docs/architecture.md, "Facts about the
     tools"): plain dataclasses, built without validation.
     """
-    region, scope = _where(item, lines, scopes)
+    _, row, end, in_cell = _place(item)
+    region, scope = _where(row, end, in_cell, lines, scopes)
     return _build(item, path, region, scope)
 
 

@@ -82,7 +82,7 @@ class TestFindingsReader:
         found = lint(tmp_path, "a.py", source)
         assert len({v.fingerprint for v in found}) == 5
         assert len(_findings._built) <= 2
-        assert len(_findings._items) <= 2
+        assert len(_findings._places) <= 2
         assert len(_findings._sources) <= 1
         assert [v.fingerprint for v in lint(tmp_path, "a.py", source)] == [
             v.fingerprint for v in found
