@@ -32,12 +32,12 @@ def carry_origins(
 ) -> list[Violation]:
     """`after`'s findings, each with its identity (`origin`) carried over from `before`.
 
-    A finding whose fingerprint stays is the same finding. Those found once before and
-    once after anchor the rest: a fingerprint found more than once (twin lines, as the
-    same parameter in two signatures) is paired, in order, only with a finding that lies
-    where it went, between the anchors around it. One whose line the step rewrote is
-    paired with a finding of the same rule that vanished without being fixed (same
-    message first, then in order of position), if it lies where that one went. What is
+    A finding whose fingerprint stays is the same finding; one found more than once
+    (twin lines, as the same parameter in two signatures) is paired closest to where
+    its row went (`_closest`). One whose line the step rewrote is paired with a finding
+    of the same rule that vanished without being fixed (same message first, then in
+    order of position), if it lies where that one went: between the findings that
+    stayed around it, or anywhere within the rows a fix of this step spans. What is
     left was uncovered by this step: its origin is "+step".
     """
     fixed = list(fixed)
@@ -48,8 +48,7 @@ def carry_origins(
             done[v.fingerprint] -= 1
         else:
             pool[v.fingerprint].append(v)
-    out, where = _kept(after, pool)
-    where.spans = [(v.location.row, v.end_location.row) for v in fixed]
+    out, where = _kept(after, pool, [(v.location.row, v.end_location.row) for v in fixed])
     vanished = sorted(
         (v for vs in pool.values() for v in vs), key=lambda v: (v.location.row, v.location.column)
     )
@@ -75,10 +74,11 @@ def carry_origins(
 
 
 def _kept(
-    after: Sequence[Violation], pool: dict[str, list[Violation]]
+    after: Sequence[Violation], pool: dict[str, list[Violation]], spans: list[tuple[int, int]]
 ) -> tuple[list[Violation | None], _Rows]:
     """`after`'s findings whose fingerprint stayed, each with its identity (None for the
-    rest), and where the rows of the content before went, told by those that stayed."""
+    rest), and where the rows of the content before went, told by those that stayed and
+    by the rows the step's fixes span."""
     count = Counter(v.fingerprint for v in after)
     out: list[Violation | None] = [None] * len(after)
     anchors: list[tuple[int, int]] = []  # (row before, row after)
@@ -97,7 +97,7 @@ def _kept(
             pool[fingerprint].remove(kept)
             anchors.append((kept.location.row, after[i].location.row))
             out[i] = with_identity(after[i], kept.identity)
-    return out, _Rows(anchors)
+    return out, _Rows(anchors, spans)
 
 
 # Past this many twin pairs to weigh, twins pair in order (a file of identical lines).
@@ -142,12 +142,14 @@ class _Rows:
     while the same step shortened a long line at its end) does not, and is new.
     """
 
-    def __init__(self, anchors: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, anchors: list[tuple[int, int]], spans: Sequence[tuple[int, int]] = ()
+    ) -> None:
         self.anchors = sorted(anchors)
         self.rows = [old for old, _ in self.anchors]
         # The rows the step's own fixes span: what lies within may go anywhere within
         # what that fix rewrote (I001 sorts a block, moving an import past its neighbours).
-        self.spans: list[tuple[int, int]] = []
+        self.spans = spans
 
     def holds(self, gone: Violation, row: int) -> bool:
         at = gone.location.row
