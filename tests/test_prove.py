@@ -606,6 +606,61 @@ class TestSelectionByFunction:
             prover.impact = await build_impact_map(repo, default_ruff())
             assert prover.select_tests(changed_scopes([fixed])) == [path]
 
+    async def test_a_class_attribute_runs_that_class_and_its_subclasses(
+        self, tmp_path: Path
+    ) -> None:
+        """A broken class attribute: the tests of its class and subclass run, and refuse it."""
+        path = "tests/test_m.py"
+        source = TEST_CLASSES.replace("class TestBase:\n", "class TestBase:\n    offset = 0\n\n")
+        source = source.replace("(2, 3) == 5", "(2, 3) + self.offset == 5")
+        repo = init_repo(
+            tmp_path / "repo",
+            {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "pkg/m1.py": module_source(1)}
+            | {path: source},
+        )
+        before = source.encode()
+        broken = Candidate(
+            path,
+            "ruff",
+            {path: before},
+            {path: before.replace(b"offset = 0", b"offset = 1")},
+            Counter(),
+        )
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            assert prover.select_tests(changed_scopes([broken])) == [
+                f"{path}::{cls}::{test}"
+                for cls in ("TestBase", "TestMore")
+                for test in ("test_one", "test_two")
+            ]
+            verdict = (await prover.prove([broken], {}))[path]
+        assert verdict.failing_tests == (
+            f"{path}::TestBase::test_one",
+            f"{path}::TestMore::test_one",
+        )
+
+    async def test_a_docstring_edit_runs_no_test(self, tmp_path: Path) -> None:
+        """D400 on a class docstring: no test can see it, and none runs for it."""
+        path = "tests/test_m.py"
+        source = TEST_CLASSES.replace(
+            "class TestMore(TestBase):\n", 'class TestMore(TestBase):\n    """More"""\n'
+        )
+        repo = init_repo(
+            tmp_path / "repo",
+            {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "pkg/m1.py": module_source(1)}
+            | {path: source},
+        )
+        before = source.encode()
+        fixed = Candidate(
+            path, "ruff", {path: before}, {path: before.replace(b'"More"', b'"More."')}, Counter()
+        )
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            assert prover.select_tests(changed_scopes([fixed])) == []
+            runs = prover.stats.test_runs
+            assert (await prover.prove([fixed], {}))[path].accepted
+            assert prover.stats.test_runs == runs
+
     async def test_a_test_relying_on_the_one_before_is_not_excused_as_flaky(
         self, tmp_path: Path
     ) -> None:

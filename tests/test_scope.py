@@ -68,10 +68,12 @@ class TestEditedFunctions:
         added = MODULE + b"\n\ndef test_new():\n    pass\n"
         assert edited_functions(MODULE, added) is None
 
-    def test_a_class_body_outside_its_methods_reaches_the_whole_module(self) -> None:
-        """A class attribute is shared by its methods and its subclasses."""
+    def test_a_class_body_outside_its_methods_reaches_that_class(self) -> None:
+        """A class attribute is seen by the class's tests, and its subclasses'."""
         after = MODULE.replace(b"(TestCase):\n    pass", b"(TestCase):\n    value = 1")
-        assert edited_functions(MODULE, after) is None
+        assert edited_functions(MODULE, after) == {"TestMore::"}
+        after = MODULE.replace(b"class TestCase:\n", b"class TestCase:\n    value = 1\n\n")
+        assert edited_functions(MODULE, after) == {"TestCase::", "TestMore::"}
 
     def test_unparsable_content_reaches_the_whole_module(self) -> None:
         """What cannot be parsed cannot be scoped."""
@@ -92,6 +94,98 @@ class TestEditedFunctions:
         wrapped = b"assert sum(\n        numbers\n    ) == 3"
         after = MODULE.replace(b"assert sum(numbers) == 3", wrapped)
         assert edited_functions(MODULE, after) == {"test_sum"}
+
+
+CLASSES = b"""\"\"\"Tests of the parser\"\"\"
+import unittest
+
+
+class Mixin:
+    \"\"\" Shared checks \"\"\"
+    zone = "UTC"
+
+    class context:
+        def __init__(self, *args):
+            pass
+
+    def check(self):
+        return self.zone
+
+    def test_zone(self):
+        assert self.check() == "UTC"
+
+
+class TestParse(Mixin, unittest.TestCase):
+    def test_parse(self):
+        assert 1 + 1 == 2
+
+
+class TestOther(unittest.TestCase):
+    def test_other(self):
+        assert 2 + 2 == 4
+"""
+
+
+class TestClassesAndDocstrings:
+    """Edits past the functions: a class's own body, a docstring."""
+
+    def test_a_docstring_no_test_reads_reaches_no_test(self) -> None:
+        """D400 on the module's or a class's docstring changes only `__doc__`."""
+        after = CLASSES.replace(b"the parser", b"the parser.")
+        assert edited_functions(CLASSES, after) == frozenset()
+        after = CLASSES.replace(b" Shared checks ", b" Shared checks. ")
+        assert edited_functions(CLASSES, after) == frozenset()
+
+    def test_a_docstring_the_module_reads_is_code(self) -> None:
+        """With `__doc__` or a `>>>` example in the module, a docstring is code."""
+        reads = CLASSES + b"\n\ndef test_doc():\n    assert Mixin.__doc__\n"
+        after = reads.replace(b" Shared checks ", b" Shared checks. ")
+        assert edited_functions(reads, after) is None  # the class is named in test_doc
+        example = CLASSES.replace(b"the parser", b"the parser\n\n>>> 1\n1\n")
+        assert edited_functions(example, example.replace(b"the parser", b"parsing")) is None
+        example = CLASSES.replace(b" Shared checks ", b" Shared checks\n\n    >>> 1\n    1\n")
+        after = example.replace(b" Shared checks", b" Shared checks.")
+        assert edited_functions(example, after) == {"Mixin::", "TestParse::"}
+
+    def test_a_nested_class_reaches_its_class_and_subclasses(self) -> None:
+        """ANN204 on a nested class's `__init__`: the mixin's and its users' tests."""
+        after = CLASSES.replace(b"*args):", b"*args) -> None:")
+        assert edited_functions(CLASSES, after) == {"Mixin::", "TestParse::"}
+
+    def test_a_method_of_an_edited_class_goes_with_it(self) -> None:
+        """A helper method edited beside a class attribute needs no test of its own name."""
+        after = CLASSES.replace(b'zone = "UTC"', b"zone = 'UTC'").replace(
+            b"return self.zone", b"return (self.zone)"
+        )
+        assert edited_functions(CLASSES, after) == {"Mixin::", "TestParse::"}
+        after = after.replace(b"2 + 2 == 4", b"4 == 2 + 2")
+        assert edited_functions(CLASSES, after) == {"Mixin::", "TestParse::", "test_other"}
+
+    def test_a_class_named_elsewhere_reaches_the_module(self) -> None:
+        """A class used past its subclasses' bases (made in a helper) is seen by more."""
+        used = CLASSES + b"\n\ndef make():\n    return TestParse()\n"
+        after = used.replace(b'zone = "UTC"', b'zone = "GMT"')
+        assert edited_functions(used, after) is None
+
+    def test_a_class_body_that_runs_code_reaches_the_module(self) -> None:
+        """A call, or a decorator that is no mark, runs when the module is imported."""
+        calls = CLASSES.replace(b'zone = "UTC"', b'zone = str("UTC")')
+        assert edited_functions(calls, calls.replace(b'"UTC")', b'"GMT")')) is None
+        registered = CLASSES.replace(b"class Mixin:", b"@register\nclass Mixin:")
+        after = registered.replace(b'zone = "UTC"', b'zone = "GMT"')
+        assert edited_functions(registered, after) is None
+        marked = CLASSES.replace(
+            b"class Mixin:", b'@pytest.mark.skipif(X, reason="x")\nclass Mixin:'
+        )
+        after = marked.replace(b'zone = "UTC"', b'zone = "GMT"')
+        assert edited_functions(marked, after) == {"Mixin::", "TestParse::"}
+
+    def test_module_code_beside_a_class_edit_reaches_the_module(self) -> None:
+        """An import changed as well: every test."""
+        after = CLASSES.replace(b'zone = "UTC"', b'zone = "GMT"').replace(
+            b"import unittest", b"import unittest\nimport os"
+        )
+        assert edited_functions(CLASSES, after) is None
 
 
 class TestWhatOtherTestsSee:
@@ -161,6 +255,19 @@ class TestIdsNamed:
         """An edited `setup_method` beside an edited test: no narrowing (the whole file)."""
         assert ids_named(self.IDS, "tests/test_a.py", {"test_small"})
         assert ids_named(self.IDS, "tests/test_a.py", {"test_small", "setup_method"}) == set()
+
+    def test_a_class_selects_its_tests_and_doctests(self) -> None:
+        """`TestCase::` selects every test run in that class; functions still need a test."""
+        ids = (*self.IDS, "tests/test_a.py::test_a.TestCase")
+        assert ids_named(ids, "tests/test_a.py", {"TestCase::"}) == {
+            "tests/test_a.py::TestCase::test_value",
+            "tests/test_a.py::test_a.TestCase",
+        }
+        assert ids_named(ids, "tests/test_a.py", {"TestMore::", "test_small"}) == {
+            "tests/test_a.py::TestMore::test_value",
+            "tests/test_a.py::test_small",
+        }
+        assert ids_named(ids, "tests/test_a.py", {"TestMore::", "helper"}) == set()
 
     def test_a_tests_doctest_is_matched(self) -> None:
         """--doctest-modules names a test's docstring `module.test`."""

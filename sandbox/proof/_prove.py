@@ -263,8 +263,9 @@ class Prover:
         """The tests that can reach `changed`, or None for the whole suite.
 
         Test files, as the import graph selects them; where `changed` maps a test
-        module to the functions its change edits (`changed_scopes`), and nothing
-        else changed reaches that module, just the tests of those names in it.
+        module to the functions or classes its change edits (`changed_scopes`), and
+        nothing else changed reaches that module, just the tests of those in it (none
+        for an edit no test sees).
         """
         if changed is None or self.impact is None or self.baseline.results is None:
             return None
@@ -282,12 +283,14 @@ class Prover:
         scopes = changed if isinstance(changed, Mapping) else {}
         whole = {test_file(t) for t in self.baseline.needs_file}
         for path, names in scopes.items():
-            if not names or path not in files or path in whole:
+            if names is None or path not in files or path in whole:
                 continue
             others = self.impact.tests_for(p for p in changed if p != path)
             if others is None or path in others:
                 continue  # another change reaches this module too: all its tests run
-            if ids := ids_named(self.baseline.results.outcomes, path, names):
+            if not names:
+                files.discard(path)  # an edit no test sees: a docstring, `_regions`
+            elif ids := ids_named(self.baseline.results.outcomes, path, names):
                 files.discard(path)
                 narrowed |= ids
         return sorted(files) + sorted(narrowed)

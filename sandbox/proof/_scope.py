@@ -15,11 +15,13 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fixbot.sandbox._text import parse_python
 
 from ._judge import test_file, test_id
+from ._regions import classes_edited, skeleton
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -52,28 +54,100 @@ def edited_functions(before: bytes, after: bytes) -> frozenset[str] | None:
     """
     if before == after:
         return frozenset()
-    if _LINE_NUMBERS.search(before) or _LINE_NUMBERS.search(after):
+    old = _shape(before)
+    readable = old is not None and not old.looks_up_names and not _LINE_NUMBERS.search(after)
+    new_spans = _spans(after) if readable else None
+    if old is None or new_spans is None or old.spans.keys() != new_spans.keys():
         return None
-    old_tree, new_tree = parse_python(before), parse_python(after)
-    if old_tree is None or new_tree is None:
+    placed = _changed(before, after, old.spans, new_spans)
+    if placed is None:
         return None
-    old, new = _functions(old_tree), _functions(new_tree)
-    if old is None or new is None or old.keys() != new.keys():
+    changed, classes = placed
+    # Outside the changed functions the sides differ in docstrings and class bodies that
+    # run no code (`_regions`): what the functions share is the old side's but for them.
+    new = old.with_functions(
+        _functions(parse_python(after) or ast.Module(body=[], type_ignores=[])) or {}, changed
+    )
+    if new.looks_up_names or old.shares_state(changed) or new.shares_state(changed):
         return None
-    changed = _changed(before, after, old, new)
-    if (
-        changed is None
-        or _looks_up_names(old_tree, old)
-        or _looks_up_names(new_tree, new)
-        or _shares_state(old_tree, old, changed)
-        or _shares_state(new_tree, new, changed)
-    ):
+    # A function of a class whose own body changed is run by that class's tests.
+    names = {q.rpartition(".")[2] for q in changed if q.partition(".")[0] not in classes}
+    if any(_named_elsewhere(n, old.spans, before, after) for n in names):
         return None
-    names = frozenset(qual.rpartition(".")[2] for qual in changed)
-    return None if any(_named_elsewhere(n, old, before, after) for n in names) else names
+    return frozenset(names | {class_scope(c) for c in classes})
 
 
-def _named_elsewhere(name: str, functions: Mapping[str, Function], *sources: bytes) -> bool:
+def class_scope(name: str) -> str:
+    """How `edited_functions` says "every test of class `name`" (no function has `::`)."""
+    return f"{name}::"
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What `edited_functions` reads of one side of an edit. Kept per source: one side
+    is most often the content a job's chain started from, asked about again and again."""
+
+    spans: dict[str, tuple[int, int]]
+    looks_up_names: bool
+    bound: frozenset[str]  # every name the module binds at its top level
+    assigned: frozenset[str]  # the names a module-level assignment binds
+    writes: dict[str, frozenset[str]]  # function -> module-level names it may change
+    reads: dict[str, frozenset[str]]  # function -> every name it says
+
+    def shares_state(self, edited: set[str]) -> bool:
+        """Whether an edited function writes module state, or reads state another writes."""
+        if any(self.writes[q] for q in edited):
+            return True
+        elsewhere = set().union(*(w for q, w in self.writes.items() if q not in edited))
+        return any(self.reads[q] & elsewhere for q in edited)
+
+    def with_functions(self, functions: Mapping[str, Function], edited: set[str]) -> _Shape:
+        """The same module with the `edited` functions as `functions` has them."""
+        mine = {q: functions[q] for q in edited}
+        names = {q.rpartition(".")[2] for q in self.spans}
+        return _Shape(
+            spans=self.spans,
+            looks_up_names=self.looks_up_names or _looks_up_names(mine.values(), names),
+            bound=self.bound,
+            assigned=self.assigned,
+            writes=self.writes
+            | {q: _writes(f, self.bound, self.assigned) for q, f in mine.items()},
+            reads=self.reads | {q: _names_in(f) for q, f in mine.items()},
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(source: bytes) -> _Shape | None:
+    """A source's functions and what they share, or None when it cannot say (it does not
+    parse, defines a name twice, or reads line numbers, which an edit above moves)."""
+    if _LINE_NUMBERS.search(source):
+        return None
+    if (spans := _spans(source)) is None or (tree := parse_python(source)) is None:
+        return None
+    functions = _functions(tree) or {}
+    bound = frozenset(_module_names(tree))
+    assigned = frozenset(
+        t.id
+        for node in tree.body
+        if isinstance(node, _STORES)
+        for t in _targets(node)
+        if isinstance(t, ast.Name)
+    )
+    return _Shape(
+        spans=spans,
+        looks_up_names=_looks_up_names([tree], {q.rpartition(".")[2] for q in functions}),
+        bound=bound,
+        assigned=assigned,
+        writes={q: _writes(f, bound, assigned) for q, f in functions.items()},
+        reads={q: _names_in(f) for q, f in functions.items()},
+    )
+
+
+def _names_in(node: ast.AST) -> frozenset[str]:
+    return frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+
+
+def _named_elsewhere(name: str, functions: Collection[str], *sources: bytes) -> bool:
     """Whether a source says `name` more often than its defs do.
 
     Each def of the name says it once; one word more is a use (a call, a fixture
@@ -88,19 +162,27 @@ Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 
 def _changed(
-    before: bytes, after: bytes, old: Mapping[str, Function], new: Mapping[str, Function]
-) -> set[str] | None:
-    """The functions whose text changed, or None when text outside them changed too."""
+    before: bytes,
+    after: bytes,
+    old_spans: dict[str, tuple[int, int]],
+    new_spans: dict[str, tuple[int, int]],
+) -> tuple[set[str], set[str]] | None:
+    """The functions whose text changed, and the classes whose tests an edit of their own
+    body reaches (`classes_edited`); None when it reaches the whole module."""
     old_lines, new_lines = before.splitlines(keepends=True), after.splitlines(keepends=True)
-    old_spans, new_spans = _spans_of(old), _spans_of(new)
     changed = {
         qual
         for qual, (start, end) in old_spans.items()
         if old_lines[start:end] != new_lines[new_spans[qual][0] : new_spans[qual][1]]
     }
-    if _skeleton(old_lines, old_spans, changed) != _skeleton(new_lines, new_spans, changed):
+    kept = skeleton(old_lines, old_spans, changed)
+    if kept is not None and kept == skeleton(new_lines, new_spans, changed):
+        return changed, set()
+    old_tree, new_tree = parse_python(before), parse_python(after)
+    if old_tree is None or new_tree is None:
         return None
-    return changed
+    classes = classes_edited(before, after, (old_tree, new_tree), (old_spans, new_spans), changed)
+    return None if classes is None else (changed, classes)
 
 
 def _functions(tree: ast.Module) -> dict[str, Function] | None:
@@ -139,14 +221,13 @@ def _spans(source: bytes) -> dict[str, tuple[int, int]] | None:
     return _spans_of(functions)
 
 
-def _looks_up_names(tree: ast.Module, functions: Mapping[str, Function]) -> bool:
-    """Whether the module may reach a function by a name it builds, or by its namespace:
+def _looks_up_names(nodes: Iterable[ast.AST], names: Collection[str]) -> bool:
+    """Whether code may reach a function by a name it builds, or by its namespace:
     `getattr(self, "test_" + name)`, `getattr(cls, "test_a")`, `globals()`, `__dict__`.
 
     `getattr(dt, "fold", 0)`, with a constant that names no function here, is not.
     """
-    names = {qual.rpartition(".")[2] for qual in functions}
-    for node in ast.walk(tree):
+    for node in (n for top in nodes for n in ast.walk(top)):
         if isinstance(node, ast.Attribute) and node.attr == "__dict__":
             return True
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
@@ -158,30 +239,6 @@ def _looks_up_names(tree: ast.Module, functions: Mapping[str, Function]) -> bool
             if not isinstance(attr, ast.Constant) or attr.value in names:
                 return True
     return False
-
-
-def _shares_state(tree: ast.Module, functions: Mapping[str, Function], edited: set[str]) -> bool:
-    """Whether an edited function writes module state, or reads state another writes."""
-    bound = _module_names(tree)
-    assigned = {
-        t.id
-        for node in tree.body
-        if isinstance(node, _STORES)
-        for t in _targets(node)
-        if isinstance(t, ast.Name)
-    }
-    written_elsewhere: set[str] = set()
-    for qual, function in functions.items():
-        writes = _writes(function, bound, assigned)
-        if qual in edited and writes:
-            return True
-        if qual not in edited:
-            written_elsewhere |= writes
-    return any(
-        isinstance(n, ast.Name) and n.id in written_elsewhere
-        for qual in edited
-        for n in ast.walk(functions[qual])
-    )
 
 
 def _module_names(tree: ast.Module) -> set[str]:
@@ -197,7 +254,9 @@ def _module_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def _writes(function: Function, bound: set[str], assigned: set[str]) -> set[str]:
+def _writes(
+    function: Function, bound: Collection[str], assigned: Collection[str]
+) -> frozenset[str]:
     """The module-level names a function may change the state behind ("*": any)."""
     out: set[str] = set()
     for node in ast.walk(function):
@@ -211,10 +270,10 @@ def _writes(function: Function, bound: set[str], assigned: set[str]) -> set[str]
                 out.add(root)  # `REGISTRY.append(...)`: a module-level object's method
             elif root == "cls":
                 out.add("*")
-    return out
+    return frozenset(out)
 
 
-def _stored(node: ast.stmt, bound: set[str]) -> set[str]:
+def _stored(node: ast.stmt, bound: Collection[str]) -> set[str]:
     """The module-level names whose state a store changes (`STATE["x"] = 1`)."""
     out: set[str] = set()
     for target in _targets(node):
@@ -253,37 +312,33 @@ def _through_class(node: ast.expr) -> bool:
     return False
 
 
-def _skeleton(
-    lines: list[bytes], spans: dict[str, tuple[int, int]], hollow: Collection[str]
-) -> list[bytes]:
-    """The module's lines with the `hollow` functions each cut down to its name."""
-    cuts = sorted((spans[q][0], spans[q][1], q) for q in hollow)
-    out: list[bytes] = []
-    at = 0
-    for start, end, qual in cuts:
-        if start < at:
-            return [b"overlap"]  # cannot happen for parsed spans; never equal by chance
-        out += lines[at:start]
-        out.append(b"\0" + qual.encode())
-        at = end
-    return out + lines[at:]
-
-
 def ids_named(node_ids: Iterable[str], path: str, names: Collection[str]) -> set[str]:
-    """The ids, parameters dropped, of `path`'s tests whose function is one of `names`;
-    none unless every name has a test (an edited `setup_method`, autouse fixture or
-    helper class reaches tests that do not bear its name).
+    """The ids, parameters dropped, of `path`'s tests whose function is one of `names`,
+    or whose class is (`class_scope`); none unless every function named has a test (an
+    edited `setup_method`, autouse fixture or helper class reaches tests that do not
+    bear its name).
 
     A method's name is matched in every class of the module, so a subclass's
     inherited copy of an edited test runs too.
     """
+    functions = {n for n in names if not n.endswith("::")}
+    classes = {n.removesuffix("::") for n in names} - functions
     found = set()
     matched = set()
     for node_id in node_ids:
-        if test_file(node_id) == path and (name := _function_of(node_id)) in names:
+        if test_file(node_id) != path:
+            continue
+        if (name := _function_of(node_id)) in functions:
             found.add(test_id(node_id))
             matched.add(name)
-    return found if matched >= set(names) else set()
+        elif classes and classes & set(_first_part(node_id).split(".")):
+            found.add(test_id(node_id))
+    return found if matched >= functions else set()
+
+
+def _first_part(node_id: str) -> str:
+    """What follows the file in a node id: a class, a test, or a doctest's dotted name."""
+    return test_id(node_id).split("::")[1] if "::" in node_id else ""
 
 
 def cleared(
@@ -307,7 +362,7 @@ def cleared(
     out: set[str] = set()
     content = start
     for rows, after in steps:
-        spans = _spans(content) or {}
+        spans = (_spans(content) or {}) if rows else {}
         for identity, row in rows.items():
             names = {q.rpartition(".")[2] for q, (a, b) in spans.items() if a < row <= b}
             if names and not names & failed:
