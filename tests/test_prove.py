@@ -786,6 +786,39 @@ class TestPinnedBlame:
         assert verdicts["pkg/m3.py"].accepted
         assert verdicts["pkg/m4.py"].accepted
 
+    async def test_broken_test_modules_beside_a_library_change_each_run_alone(
+        self, tmp_path: Path
+    ) -> None:
+        """Two test modules break their own tests beside a change every test reaches: each
+        module runs alone at once, beside the library change, and is refused."""
+        repo = init_repo(tmp_path / "repo", one_test_per_module())
+        impact = await build_impact_map(repo, default_ruff())
+        cands = [
+            Candidate(
+                "pkg/__init__.py",
+                "ruff",
+                {"pkg/__init__.py": b""},
+                {"pkg/__init__.py": b'"""The package."""\n'},
+                Counter(),
+            )
+        ]
+        for n in (2, 4):
+            path = f"tests/test_m{n}.py"
+            before = (repo / path).read_bytes()
+            after = before.replace(b"== 5", b"== 6")
+            cands.append(Candidate(path, "ruff", {path: before}, {path: after}, Counter()))
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            verdicts = await prover.prove(cands, {}, whole=True)
+            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+        assert {k for k, v in verdicts.items() if not v.accepted} == {
+            "tests/test_m2.py",
+            "tests/test_m4.py",
+        }
+        assert verdicts["tests/test_m4.py"].failing_tests == ("tests/test_m4.py::test_m4",)
+        # The batch; then the library change, and each test module alone, side by side.
+        assert runs == 4, runs
+
     async def test_shared_reach_is_confirmed_alone(self, tmp_path: Path) -> None:
         """When m5 also reaches the failing test, nothing is pinned: m4 is found by own runs."""
         repo = init_repo(tmp_path / "repo", one_test_per_module(also_reach={4: 5}))

@@ -120,6 +120,16 @@ class Bisection:
                 pins[cand.key] = mine
         return pins
 
+    def _each_pinned(
+        self, cands: list[Candidate], problems: dict[str, str]
+    ) -> dict[str, dict[str, str]] | None:
+        """Each candidate's own failing tests, where there are several and each has some
+        that no other of them reaches (`_pins`); None otherwise."""
+        if len(cands) < 2 or self._suspects(cands, problems) != cands:
+            return None
+        pins = self._pins(cands, problems)
+        return pins if len(pins) == len(cands) else None
+
     async def _each_alone(
         self, cands: list[Candidate], ground: Mapping[str, bytes], pins: dict[str, dict[str, str]]
     ) -> dict[str, Verdict]:
@@ -159,6 +169,13 @@ class Bisection:
         out: dict[str, Verdict] = {}
 
         async def probe(i: int) -> None:
+            if i == 0 and (pins := self._each_pinned(parts[0], problems)):
+                # The failing tests' own modules, each pinned on its own failures: each
+                # runs alone at once, not all together first (a level saved).
+                alone = await self._each_alone(parts[0], ground, pins)
+                out.update(alone)
+                found[0] = {t: "failed" for v in alone.values() for t in v.failing_tests}
+                return
             found[i] = await self.test_problems(
                 merged(ground, parts[i]), changed_scopes(parts[i]), also=problems
             )
