@@ -101,7 +101,8 @@ def _class_regions(tree: ast.Module, lines: list[bytes], *, docs: bool) -> dict[
             continue
         start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
         regions[f"class {node.name}"] = (start, node.end_lineno)
-        header = max([node.lineno, *(b.end_lineno or 0 for b in (*node.bases, *node.keywords))])
+        ends = [b.end_lineno for b in node.bases] + [k.end_lineno for k in node.keywords]
+        header = max([node.lineno, *(end or 0 for end in ends)])
         if docs and (span := _docstring(node.body, lines, after_line=header)):
             regions[f"doc {node.name}"] = span
     return regions

@@ -266,7 +266,7 @@ def _writes(
             out |= _stored(node, bound)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             root = _root(node.func.value)
-            if root in assigned:
+            if root is not None and root in assigned:
                 out.add(root)  # `REGISTRY.append(...)`: a module-level object's method
             elif root == "cls":
                 out.add("*")
@@ -279,7 +279,7 @@ def _stored(node: ast.stmt, bound: Collection[str]) -> set[str]:
     for target in _targets(node):
         if isinstance(target, (ast.Attribute, ast.Subscript)):
             root = _root(target)
-            if root in bound:
+            if root is not None and root in bound:
                 out.add(root)
             elif root == "type" or (root in {"cls", "self"} and _through_class(target)):
                 out.add("*")  # a class attribute every test of the class sees
