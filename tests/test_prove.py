@@ -819,6 +819,25 @@ class TestPinnedBlame:
         # The batch; then the library change, and each test module alone, side by side.
         assert runs == 4, runs
 
+    async def test_a_part_runs_only_the_tests_the_rest_of_its_batch_reached(
+        self, tmp_path: Path
+    ) -> None:
+        """After a batch run, a part of it runs the tests that the files it leaves out reach."""
+        repo = init_repo(tmp_path / "repo", one_test_per_module())
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            everything = ["pkg/__init__.py"]
+            assert prover.select_tests(everything) == [f"tests/test_m{n}.py" for n in MODULES]
+            taken_back = ["tests/test_m2.py", "pkg/m4.py"]
+            assert prover.select_tests(everything, taken_back) == [
+                "tests/test_m2.py",
+                "tests/test_m4.py",
+            ]
+            # What the part reaches and what it leaves out meet nowhere: nothing runs.
+            assert prover.select_tests(["pkg/m1.py"], taken_back) == []
+            # Where the graph cannot say what the files left out reach, the part's own.
+            assert prover.select_tests(["pkg/m1.py"], ["pyproject.toml"]) == ["tests/test_m1.py"]
+
     async def test_shared_reach_is_confirmed_alone(self, tmp_path: Path) -> None:
         """When m5 also reaches the failing test, nothing is pinned: m4 is found by own runs."""
         repo = init_repo(tmp_path / "repo", one_test_per_module(also_reach={4: 5}))
@@ -959,7 +978,10 @@ class TestBisectionOrder:
         deeper = anyio.Event()
 
         async def test_problems(
-            files: dict[str, bytes], changed: set[str], also: dict[str, str]
+            files: dict[str, bytes],
+            changed: set[str],
+            also: dict[str, str],
+            reverted: set[str] | None = None,
         ) -> dict[str, str]:
             if set(changed) == {"pkg/x.py", "pkg/y.py"}:
                 await deeper.wait()  # the library's long run: it ends once the split began

@@ -89,11 +89,13 @@ class Bisection:
             return innocent | blamed
         if len(rest) > 1 and all(c.key in pins for c in rest):
             # Each is likely a culprit: each runs on its own at once, not all together first.
-            return innocent | blamed | await self._each_alone(rest, ground, pins)
+            return innocent | blamed | await self._each_alone(rest, ground, pins, cands)
         # The other suspects are run on their own: a culprit is blamed only after a run
         # of its own.
         left = {t: s for t, s in problems.items() if not any(t in pins[k] for k in blamed)}
-        alone = await self.test_problems(merged(ground, rest), changed_scopes(rest), also=left)
+        alone = await self.test_problems(
+            merged(ground, rest), changed_scopes(rest), also=left, reverted=_files(cands, rest)
+        )
         if alone:
             return innocent | blamed | await self.bisect(rest, ground, alone)
         if blamed:
@@ -131,14 +133,24 @@ class Bisection:
         return pins if len(pins) == len(cands) else None
 
     async def _each_alone(
-        self, cands: list[Candidate], ground: Mapping[str, bytes], pins: dict[str, dict[str, str]]
+        self,
+        cands: list[Candidate],
+        ground: Mapping[str, bytes],
+        pins: dict[str, dict[str, str]],
+        batch: list[Candidate],
     ) -> dict[str, Verdict]:
-        """Each candidate on its own, side by side: refused if it fails alone."""
+        """Each candidate on its own, side by side: refused if it fails alone.
+
+        `batch` is what the run that failed the pinned tests had on `ground`.
+        """
         out: dict[str, Verdict] = {}
 
         async def alone(cand: Candidate) -> None:
             problems = await self.test_problems(
-                merged(ground, [cand]), changed_scopes([cand]), also=pins[cand.key]
+                merged(ground, [cand]),
+                changed_scopes([cand]),
+                also=pins[cand.key],
+                reverted=_files(batch, [cand]),
             )
             out[cand.key] = self.refused(cand, problems) if problems else proven(cand)
 
@@ -151,7 +163,10 @@ class Bisection:
             # together before they stand (an interaction the graph could not see).
             also = {t: s for c in passed for t, s in pins[c.key].items()}
             together = await self.test_problems(
-                merged(ground, passed), changed_scopes(passed), also=also
+                merged(ground, passed),
+                changed_scopes(passed),
+                also=also,
+                reverted=_files(batch, passed),
             )
             if together:
                 out |= await self.bisect(passed, ground, together)
@@ -172,12 +187,15 @@ class Bisection:
             if i == 0 and (pins := self._each_pinned(parts[0], problems)):
                 # The failing tests' own modules, each pinned on its own failures: each
                 # runs alone at once, not all together first (a level saved).
-                alone = await self._each_alone(parts[0], ground, pins)
+                alone = await self._each_alone(parts[0], ground, pins, cands)
                 out.update(alone)
                 found[0] = {t: "failed" for v in alone.values() for t in v.failing_tests}
                 return
             found[i] = await self.test_problems(
-                merged(ground, parts[i]), changed_scopes(parts[i]), also=problems
+                merged(ground, parts[i]),
+                changed_scopes(parts[i]),
+                also=problems,
+                reverted=_files(cands, parts[i]),
             )
             if found[i]:
                 # Narrowed at once, not after the other part's run: a part of test
@@ -216,6 +234,12 @@ def _likely_first(cands: list[Candidate], problems: Mapping[str, str]) -> list[l
         return [likely, [c for c in cands if c not in likely]]
     half = len(cands) // 2
     return [cands[:half], cands[half:]]
+
+
+def _files(batch: Sequence[Candidate], part: Sequence[Candidate]) -> set[str]:
+    """The files of a batch's candidates outside `part`: what a part's run takes back."""
+    keys = {c.key for c in part}
+    return {path for c in batch if c.key not in keys for path in c.after}
 
 
 def _together(verdict: Verdict) -> Verdict:

@@ -258,7 +258,9 @@ class Prover:
             return results
 
     def select_tests(
-        self, changed: Collection[str] | Mapping[str, frozenset[str] | None] | None
+        self,
+        changed: Collection[str] | Mapping[str, frozenset[str] | None] | None,
+        reverted: Collection[str] | None = None,
     ) -> list[str] | None:
         """The tests that can reach `changed`, or None for the whole suite.
 
@@ -266,6 +268,9 @@ class Prover:
         module to the functions or classes its change edits (`changed_scopes`), and
         nothing else changed reaches that module, just the tests of those in it (none
         for an edit no test sees).
+
+        With `reverted`, the tree is one a run just tested with those files changed
+        as well (a part of a failing batch): only the tests that can reach them run.
         """
         if changed is None or self.impact is None or self.baseline.results is None:
             return None
@@ -273,6 +278,21 @@ class Prover:
             return None
         if not self.baseline.results.per_test:
             return None
+        selection = self._reaching(changed)
+        if reverted is None or (back := self.impact.tests_for(reverted)) is None:
+            return selection
+        # A run with `reverted` as well passed every test but those the caller adds
+        # (`also`): a test that cannot reach them would pass again.
+        keep = back | (self.baseline.test_files - self.impact.tests)
+        if selection is None:
+            return sorted(keep & self.baseline.test_files)
+        return [s for s in selection if test_file(s) in keep]
+
+    def _reaching(
+        self, changed: Collection[str] | Mapping[str, frozenset[str] | None]
+    ) -> list[str] | None:
+        assert self.impact is not None  # noqa: S101 - select_tests checks
+        assert self.baseline.results is not None  # noqa: S101 - select_tests checks
         reach = self.impact.tests_for(changed)
         if reach is None:
             return None
@@ -300,11 +320,14 @@ class Prover:
         files: Mapping[str, bytes],
         changed: Collection[str] | Mapping[str, frozenset[str] | None] | None = None,
         also: Collection[str] = (),
+        reverted: Collection[str] | None = None,
     ) -> dict[str, str]:
         """Tests worse than at base with `files` written; flaky ones found and excused.
 
         With `changed`, only the tests that can reach those files run (test impact
         selection); without it, or where the import graph cannot say, all of them.
+        With `reverted` too (bisecting), only those that can also reach the files a
+        run that failed just `also` had changed besides (`select_tests`).
         """
         if self.test_command is None:
             return {}
@@ -315,7 +338,7 @@ class Prover:
             selection = None
         else:
             await self._ready.wait()
-            selection = self.select_tests(changed)
+            selection = self.select_tests(changed, reverted)
             if selection is not None and also:
                 # Bisecting a failure: the tests that failed always run, whatever the graph says.
                 whole = {s for s in selection if "::" not in s}
