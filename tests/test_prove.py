@@ -326,6 +326,43 @@ class TestTests:
         assert prover.baseline.already_failing == {KNOWN_BUG}
         assert prover.stats.reruns_at_base == 0
 
+    async def test_a_real_failure_is_rerun_at_base_by_its_id(self, tmp_path: Path) -> None:
+        """A test that passes alone at base twice is stable: its file is not rerun."""
+        counter = tmp_path / "counter"
+        tests = f"""
+            from pathlib import Path
+
+            from pkg import m1
+
+
+            def test_count():
+                with Path({str(counter)!r}).open("a") as out:
+                    out.write("x")
+
+
+            def test_m1():
+                assert m1.f1(2, 3) == 5
+        """
+        repo = init_repo(
+            tmp_path / "repo",
+            {
+                "pyproject.toml": PYPROJECT,
+                "pkg/__init__.py": "",
+                "pkg/m1.py": module_source(1),
+                "tests/test_m.py": tests,
+            },
+        )
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = await build_impact_map(repo, default_ruff())
+            verdict = (await prover.prove([await candidate(repo, 1, broken_source(1))], {}))[
+                "pkg/m1.py"
+            ]
+        assert verdict.failing_tests == ("tests/test_m.py::test_m1",)
+        assert prover.baseline.stable == {"tests/test_m.py::test_m1"}
+        assert prover.stats.reruns_at_base == 2
+        # The baseline and the patch's run; the reruns at base ran test_m1 alone.
+        assert counter.read_text() == "xx"
+
     async def test_flaky_at_base_is_excused(self, tmp_path: Path) -> None:
         """A test that flips at base is excused, recorded as flaky, and the patch proven."""
         counter = tmp_path / "counter"
