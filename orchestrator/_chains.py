@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from fixbot.sandbox import parse_python
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from fixbot.sandbox import Patch, Violation
 
 
@@ -62,6 +64,17 @@ def suspected(chain: list[Patch], start: bytes, clues: set[str]) -> set[str]:
                 found.add(v.identity)
         content = patch.changes[0].new
     return found
+
+
+def failed_functions(path: str, failing_tests: Iterable[str]) -> set[str]:
+    """The names of the test functions of `path` that failed (`file::Class::test[1]` ->
+    test; `file::module.test`, a doctest, -> test)."""
+    out = set()
+    for node_id in failing_tests:
+        file, _, rest = node_id.partition("::")
+        if file == path and rest:
+            out.add(rest.split("[", 1)[0].rpartition("::")[2].rpartition(".")[2])
+    return out
 
 
 def _scopes(content: bytes) -> list[tuple[int, int, str]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from fixbot.sandbox import cleared
 
-from ._chains import asked_of, fixing, new_content, split_targets, suspected
+from ._chains import asked_of, failed_functions, fixing, new_content, split_targets, suspected
 
 if TYPE_CHECKING:
     from fixbot.agents import Stage, Task
@@ -166,7 +166,12 @@ class Job:
             fingerprints = sorted({v.identity for v in asked} or set(group or ()))
             if self._narrows(asked, self.proposals):
                 if rest := self._clear(chain, before, asked, verdict):
-                    self._narrow(rest, suspected(chain, before, set(verdict.clues)))
+                    own = failed_functions(self.path, verdict.failing_tests)
+                    self._narrow(
+                        rest,
+                        suspected(chain, before, set(verdict.clues)),
+                        suspected(chain, before, own),
+                    )
             else:
                 self._refuse(chain, verdict, before, fingerprints)
         self._advance_if_idle()
@@ -224,7 +229,9 @@ class Job:
             return frozenset()
         return innocent
 
-    def _narrow(self, asked: list[Violation], suspected: set[str]) -> None:
+    def _narrow(
+        self, asked: list[Violation], suspected: set[str], in_failed: set[str] | None = None
+    ) -> None:
         """Narrow a failing chain down: one bad fix must not sink the good ones next to it.
 
         The few risky fixes (unsafe ones, a model's) are each tried on their own in
@@ -241,7 +248,15 @@ class Job:
         together beside them, and only if that fails, each alone.
         """
         fingerprints = {v.identity for v in asked}
-        risky = sorted({v.identity for v in asked if v.applicability != "safe"})
+        # A fix inside the very test that failed (`in_failed`) is risky whatever its
+        # applicability; where only such fixes are risky, up to DENSE_PROBE_LIMIT of them
+        # are each tried alone at once. dateutil's test of its imports failed for 12 of
+        # the 14 (safe) F401 fixes in it: held back as safe, they cost two rounds more.
+        in_failed = in_failed or set()
+        risky = sorted(
+            {v.identity for v in asked if v.applicability != "safe" or v.identity in in_failed}
+        )
+        limit = DENSE_PROBE_LIMIT if risky and set(risky) <= in_failed else PROBE_LIMIT
         safe = frozenset(fingerprints - set(risky))
         fresh = not fingerprints <= self.probed
         unprobed = [fp for fp in risky if fp not in self.probed]
@@ -252,7 +267,7 @@ class Job:
             self.probes = [*(frozenset({fp}) for fp in suspects), others]
             self.probed |= set(suspects)
             self.suspects |= set(suspects)
-        elif fresh and risky and len(risky) <= PROBE_LIMIT:
+        elif fresh and risky and len(risky) <= limit:
             self.held |= safe
             self.probes = [frozenset({fp}) for fp in risky]
             self.probed |= fingerprints

@@ -475,11 +475,11 @@ class TestNarrowingEnds:
 class TestClearedByTheRun:
     """In a test module, fixes in tests that passed are held, not probed."""
 
-    def fixes(self, functions: list[int]) -> list[Violation]:
+    def fixes(self, functions: list[int], applicability: str = "unsafe") -> list[Violation]:
         out = []
         for i, function in enumerate(functions):
             at = Location(2 + 4 * function, 5)
-            v = violation(f"F{i}", "unsafe")
+            v = violation(f"F{i}", applicability)
             out.append(dataclasses.replace(v, path=TEST_PATH, location=at, end_location=at))
         return out
 
@@ -503,6 +503,13 @@ class TestClearedByTheRun:
         j = self.settle(fixes, (f"{TEST_PATH}::test_f2",))
         assert sorted(j.probes) == sorted(frozenset({v.identity}) for v in fixes[1:3])
         assert j.held == {fixes[0].identity, fixes[3].identity}
+
+    def test_many_safe_fixes_in_the_failing_test_are_each_probed_at_once(self):
+        """Ten safe fixes in test_f2, which failed: each alone, now; the one elsewhere held."""
+        fixes = self.fixes([2] * 10 + [4], "safe")
+        j = self.settle(fixes, (f"{TEST_PATH}::test_f2",))
+        assert sorted(j.probes) == sorted(frozenset({v.identity}) for v in fixes[:10])
+        assert j.held == {fixes[10].identity}
 
     def test_a_failure_elsewhere_clears_nothing(self):
         """A test in another module failed: every fix is probed as before."""
