@@ -6,6 +6,7 @@ Pure functions over a job's chains of patches (orchestrator/_job.py narrows with
 from __future__ import annotations
 
 import ast
+import functools
 from typing import TYPE_CHECKING
 
 from fixbot.sandbox import parse_python
@@ -77,17 +78,22 @@ def failed_functions(path: str, failing_tests: Iterable[str]) -> set[str]:
     return out
 
 
-def _scopes(content: bytes) -> list[tuple[int, int, str]]:
-    """Every function and class of the source: its first and last line, and its name."""
+@functools.lru_cache(maxsize=256)
+def _scopes(content: bytes) -> tuple[tuple[int, int, str], ...]:
+    """Every function and class of the source: its first and last line, and its name.
+
+    Kept: a refused chain's steps are placed once for the clues and once for the
+    failing tests (`Job.settle`), a parse each (45 ms for dateutil's test_tz.py).
+    """
     tree = parse_python(content)
     if tree is None:
-        return []
+        return ()
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return [
+    return tuple(
         (node.lineno, node.end_lineno or node.lineno, node.name)
         for node in ast.walk(tree)
         if isinstance(node, kinds)
-    ]
+    )
 
 
 def fixing(chain: list[Patch], identities: set[str]) -> list[Patch]:
