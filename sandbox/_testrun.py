@@ -169,6 +169,20 @@ def _has_pytest_setup(repo: Path) -> bool:
     return False
 
 
+# The kernel refuses a command line past ARG_MAX (2 MiB here, less the environment).
+_MOST_NODE_BYTES = 256 * 1024
+
+
+def _on_command_line(node_ids: Sequence[str]) -> list[str]:
+    """Node ids as pytest's arguments: by their files where the ids would be too long
+    (30,000 failing tests rerun at base), which runs more of them, never fewer."""
+    if sum(len(n.encode()) + 1 for n in node_ids) > _MOST_NODE_BYTES:
+        node_ids = sorted({n.split("::", 1)[0] for n in node_ids})
+    # pytest reads an argument starting with a dash as an option even after a "--" (a
+    # test folder named `-x`); "./" keeps it a path.
+    return [f"./{node}" if node.startswith("-") else node for node in node_ids]
+
+
 async def run_tests(
     command: TestCommand,
     worktree: Path,
@@ -199,9 +213,7 @@ async def run_tests(
             # (the last --junitxml counts); before a "--", which ends options.
             at = argv.index("--") if "--" in argv else len(argv)
             argv[at:at] = options
-            # pytest reads an argument starting with a dash as an option even after
-            # a "--" (a test folder named `-x`); "./" keeps it a path.
-            argv += [f"./{node}" if node.startswith("-") else node for node in node_ids or ()]
+            argv += _on_command_line(node_ids or ())
         else:
             # Reaches a pytest that `make test` or tox starts; for pytest itself the
             # command line is better, as the variable leaks into nested pytest runs.

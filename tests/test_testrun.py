@@ -464,6 +464,15 @@ class TestRunTests:
         results = run_sync(pytest_command(tmp_path), tmp_path, node_ids=["-x/test_a.py::test_a"])
         assert results.outcomes == {"-x/test_a.py::test_a": "passed"}
 
+    def test_a_selection_too_long_for_a_command_line_runs_its_files(self, sample: Path) -> None:
+        """30,000 ids are 2.4 MB, past the kernel's limit: their files run, and the ids too."""
+        wanted = [f"tests/test_sample.py::test_param[{n}-{'x' * 60}]" for n in range(30_000)]
+        results = run_sync(
+            pytest_command(sample), sample, node_ids=[*wanted, "tests/test_sample.py::test_pass"]
+        )
+        passing = "tests/test_sample.py::test_pass"
+        assert results.outcomes[passing] == "passed"
+
     def test_empty_selection_runs_nothing(self, sample: Path) -> None:
         """An empty list of node ids is an empty result, not the whole suite."""
         results = run_sync(pytest_command(sample), sample, node_ids=[])

@@ -266,8 +266,7 @@ class Prover:
 
         Test files, as the import graph selects them; where `changed` maps a test
         module to the functions or classes its change edits (`changed_scopes`), and
-        nothing else changed reaches that module, just the tests of those in it (none
-        for an edit no test sees).
+        nothing else changed reaches that module, just the tests of those in it.
 
         With `reverted`, the tree is one a run just tested with those files changed
         as well (a part of a failing batch): only the tests that can reach them run.
@@ -309,7 +308,7 @@ class Prover:
             if others is None or path in others:
                 continue  # another change reaches this module too: all its tests run
             if not names:
-                files.discard(path)  # an edit no test sees: a docstring, `_regions`
+                files.discard(path)  # its content is the same: nothing there changed
             elif ids := ids_named(self.baseline.results.outcomes, path, names):
                 files.discard(path)
                 narrowed |= ids

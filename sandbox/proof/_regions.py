@@ -1,17 +1,26 @@
-"""Where an edit of a test module lies, past its functions: in a class's own body, or in a
-docstring only.
+"""Where an edit of a test module lies, past its functions: in a top-level class's own body.
 
 `edited_functions` (`_scope.py`) names the functions an edit changed. Where text
-outside them changed too, it asks here, before giving up on the whole module:
-- a docstring of the module or of a top-level class changes only `__doc__`, which no
-  test reads unless the module says so (`__doc__`, `getdoc`, `doctest`, `help(`, a
-  `>>>` example): such an edit reaches no test;
-- an edit in a top-level class's own body (an attribute, a nested class, a class
-  docstring that is read) reaches that class's tests and those of the classes of the
-  module that inherit from it, and nothing else, when nothing else in the module names
-  any of them and the body runs no code of its own (no call, no walrus, no `global`).
+outside them changed too, it asks here before giving up on the whole module. An
+edit in a top-level class's own body (an attribute, a nested class, its docstring)
+reaches that class's tests and those of the classes of the module that inherit from
+it, and nothing else, when:
+- nothing else in the module names any of them (a helper that reads a docstring, a
+  test that builds the class), and nothing looks classes up without naming them
+  (`__subclasses__`);
+- creating them runs no code of theirs or of their bases that could reach past them:
+  no call, walrus, `global` or store into another object in the class bodies or in
+  the defaults and decorator arguments of their methods, no metaclass or class
+  keywords, no `__init_subclass__`, no decorator but a mark, a fixture or a builtin
+  descriptor, and bases that are `object`, a `...TestCase` or classes of the module
+  that pass these same checks;
+- their methods, though unchanged, write no module state (`_scope._Shape.shares_state`
+  is asked about all of them): a `setup_class` that copies an attribute into
+  `os.environ` carries the edit to every later test.
 
-Spans are 0-based line slices, a class's with its decorators, as `_scope._spans_of`.
+A docstring is code here like any other text: a framework may read it (a pydantic
+model's description, a helper's `doc_of(cls)`). Spans are 0-based line slices, a
+class's with its decorators, as `_scope._spans_of`.
 """
 
 from __future__ import annotations
@@ -25,9 +34,18 @@ if TYPE_CHECKING:
 
 Span = tuple[int, int]
 
-_READS_DOCS = re.compile(rb"__doc__|getdoc|doctest|pydoc|>>>|\bhelp\(")
 # Class-level code that runs when the module is imported and may reach past the class.
-_RUNS = (ast.Call, ast.NamedExpr, ast.Global, ast.Nonlocal, ast.Await, ast.Yield, ast.YieldFrom)
+_RUNS = (
+    ast.Call,
+    ast.NamedExpr,
+    ast.Global,
+    ast.Nonlocal,
+    ast.Await,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.AugAssign,
+    ast.Delete,
+)
 
 
 def skeleton(
@@ -59,15 +77,12 @@ def classes_edited(
     `spans` are each side's function spans and `changed` the functions whose text
     changed (their tests are found by name).
     """
-    reads_docs = bool(_READS_DOCS.search(before) or _READS_DOCS.search(after))
     sides = []
     for source, tree, functions in zip((before, after), trees, spans, strict=True):
-        lines = source.splitlines(keepends=True)
-        regions = dict(functions) | _class_regions(tree, lines, docs=not reads_docs)
-        sides.append((lines, regions))
+        sides.append((source.splitlines(keepends=True), dict(functions) | _class_spans(tree)))
     (old_lines, old_regions), (new_lines, new_regions) = sides
     if old_regions.keys() != new_regions.keys():
-        return None  # a docstring only one side can hollow: code, as far as we can tell
+        return None
 
     def same(hollow: set[str]) -> bool:
         old = skeleton(old_lines, old_regions, hollow)
@@ -75,67 +90,41 @@ def classes_edited(
 
     classes = {k.removeprefix("class ") for k in old_regions if k.startswith("class ")}
     outside = {q for q in changed if q.partition(".")[0] not in classes}
-    module_doc = {"doc"} & old_regions.keys()
-    if not same(outside | {f"class {c}" for c in classes} | module_doc):
+    if not same(outside | {f"class {c}" for c in classes}):
         return None  # module-level code changed
     edited = set()
     for name in sorted(classes):
         others = {f"class {c}" for c in classes - {name}}
         inside = {q for q in changed if q.partition(".")[0] == name}
-        doc = {f"doc {name}"} & old_regions.keys()
-        if not same(outside | others | inside | module_doc | doc):
+        if not same(outside | others | inside):
             edited.add(name)
     if not edited:
         return set()
     return _reach(edited, trees, (before, after))
 
 
-def _class_regions(tree: ast.Module, lines: list[bytes], *, docs: bool) -> dict[str, Span]:
-    """`class C` -> each top-level class's span; with `docs`, `doc C` -> its docstring's and
-    `doc` -> the module's, where the docstring has its lines to itself."""
-    regions: dict[str, Span] = {}
-    if docs and (span := _docstring(tree.body, lines, after_line=0)):
-        regions["doc"] = span
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef) or node.end_lineno is None:
-            continue
-        start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-        regions[f"class {node.name}"] = (start, node.end_lineno)
-        ends = [b.end_lineno for b in node.bases] + [k.end_lineno for k in node.keywords]
-        header = max([node.lineno, *(end or 0 for end in ends)])
-        if docs and (span := _docstring(node.body, lines, after_line=header)):
-            regions[f"doc {node.name}"] = span
-    return regions
-
-
-def _docstring(body: list[ast.stmt], lines: list[bytes], after_line: int) -> Span | None:
-    """The span of a body's docstring, when no other code shares its lines."""
-    if not body or not isinstance(first := body[0], ast.Expr):
-        return None
-    if not isinstance(first.value, ast.Constant) or not isinstance(first.value.value, str):
-        return None
-    end = first.end_lineno or 0
-    if first.lineno <= after_line or (len(body) > 1 and body[1].lineno <= end):
-        return None
-    if lines[first.lineno - 1][: first.col_offset].strip():
-        return None
-    tail = lines[end - 1][first.end_col_offset or 0 :].strip()
-    if tail and not tail.startswith(b"#"):
-        return None
-    return first.lineno - 1, end
+def _class_spans(tree: ast.Module) -> dict[str, Span]:
+    """`class C` -> each top-level class's span, decorators included."""
+    return {
+        f"class {node.name}": (
+            min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1,
+            node.end_lineno,
+        )
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and node.end_lineno is not None
+    }
 
 
 def _reach(
     edited: set[str], trees: tuple[ast.Module, ast.Module], sources: tuple[bytes, bytes]
 ) -> set[str] | None:
     """The edited classes and the module's classes that inherit from them; None when
-    another test could see an edited class: a body that runs code, or a name said
-    anywhere but in its own def and its subclasses' bases."""
+    another test could see an edited class (the module docstring's rules)."""
     reached: set[str] = set()
     for tree, source in zip(trees, sources, strict=True):
-        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-        if any(_runs_code(classes[name]) for name in edited):
+        if b"__subclasses__" in source:
             return None
+        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
         bases = {
             name: [b.id for b in node.bases if isinstance(b, ast.Name)]
             for name, node in classes.items()
@@ -143,6 +132,8 @@ def _reach(
         closure = set(edited)
         while grown := {n for n, b in bases.items() if n not in closure and closure & set(b)}:
             closure |= grown
+        if not all(_plain(classes[name], classes, set()) for name in closure):
+            return None
         for name in closure:
             said = len(re.findall(rb"\b" + re.escape(name.encode()) + rb"\b", source))
             if said != 1 + sum(b.count(name) for b in bases.values()):
@@ -151,12 +142,41 @@ def _reach(
     return reached
 
 
+def _plain(node: ast.ClassDef, classes: Mapping[str, ast.ClassDef], seen: set[str]) -> bool:
+    """Whether creating the class runs no code that could reach past it, its bases' included."""
+    if node.name in seen:
+        return True
+    seen.add(node.name)
+    if node.keywords or _runs_code(node):
+        return False
+    if any(isinstance(m, ast.FunctionDef) and m.name == "__init_subclass__" for m in node.body):
+        return False
+    for base in node.bases:
+        if isinstance(base, ast.Name) and base.id in classes:
+            if not _plain(classes[base.id], classes, seen):
+                return False
+        elif not _harmless_base(base):
+            return False
+    return True
+
+
+def _harmless_base(base: ast.expr) -> bool:
+    """`object`, or a `TestCase` (unittest's, Django's...): no metaclass of its own."""
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+    return name == "object" or name.endswith("TestCase")
+
+
 def _runs_code(node: ast.ClassDef) -> bool:
     """Whether a class's own body (its methods' bodies aside) runs code when imported,
-    past the decorators a test class wears (`_HARMLESS`)."""
+    past the decorators a test class wears (`_harmless`)."""
     todo: list[ast.AST] = [node]
     while todo:
         item = todo.pop()
+        decorators = getattr(item, "decorator_list", ())
+        if any(not _harmless(d) for d in decorators):
+            return True
+        # A mark's arguments run at import too (`parametrize("x", cases())`).
+        todo += [a for d in decorators if isinstance(d, ast.Call) for a in (*d.args, *d.keywords)]
         if isinstance(item, ast.ClassDef):
             if item.keywords:
                 return True  # a metaclass, or arguments for __init_subclass__
@@ -165,14 +185,19 @@ def _runs_code(node: ast.ClassDef) -> bool:
             todo += [*item.args.defaults, *(d for d in item.args.kw_defaults if d)]
         elif isinstance(item, ast.Lambda):
             continue
-        elif isinstance(item, _RUNS):
+        elif isinstance(item, _RUNS) or _stores_into(item):
             return True
         else:
             todo += ast.iter_child_nodes(item)
-        decorators = getattr(item, "decorator_list", ())
-        if any(not _harmless(d) for d in decorators):
-            return True
     return False
+
+
+def _stores_into(node: ast.AST) -> bool:
+    """`CONFIG["mode"] = ...`, `os.environ.x = ...`: a store into another object."""
+    targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+    return isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
+        not isinstance(t, ast.Name) for t in targets if t is not None
+    )
 
 
 def _harmless(decorator: ast.expr) -> bool:

@@ -66,7 +66,8 @@ async def rejudged_whole(
 
 
 async def find_flaky(prover: Prover, tests: Sequence[str]) -> None:
-    """Rerun failing tests at base: one that fails there too is flaky, not a patch's fault.
+    """Rerun failing tests at base: one whose outcome there is not the baseline's (a
+    passing test that fails) is flaky, not a patch's fault.
 
     Flakiness is decided at base only, and once per test: a test that passed
     both reruns is known to be stable and is not rerun for the next batch. The
@@ -87,12 +88,19 @@ async def find_flaky(prover: Prover, tests: Sequence[str]) -> None:
     # path of the first round). The rest are rerun in their whole files, as a run that
     # failed them had them: a test that relies on one before it fails alone at base
     # too, and would be excused for good.
+    base = prover.baseline.results.outcomes if prover.baseline.results else {}
+
+    def steady(results: TestResults, test: str) -> bool:
+        # As at base: an xfailed test that now fails (it raised something else) is
+        # xfailed again at base, which is no flakiness.
+        return results.outcomes.get(test) == base.get(test, "passed")
+
     alone = await _twice(prover, unknown)
-    rest = [t for t in unknown if any(r.outcomes.get(t) != "passed" for r in alone)]
+    rest = [t for t in unknown if not all(steady(r, t) for r in alone)]
     if rest:
         files = sorted({test_file(t) for t in rest})
         for results in await _twice(prover, files):
-            prover.baseline.flaky.update(t for t in rest if results.outcomes.get(t) != "passed")
+            prover.baseline.flaky.update(t for t in rest if not steady(results, t))
     prover.baseline.stable.update(t for t in unknown if t not in prover.baseline.flaky)
     if prover.cache is not None:
         prover.cache.keep_flakiness(prover.baseline.flaky, prover.baseline.stable)
