@@ -155,6 +155,19 @@ async def prover(shared: tuple[Path, TestResults], tmp_path: Path) -> AsyncItera
         yield made
 
 
+async def prove_broken_m1(
+    tmp_path: Path, tests: str, *, graph: bool = False
+) -> tuple[Verdict, Prover]:
+    """pkg/m1.py broken (`a - b`) beside one test module: the verdict, and the prover."""
+    files = {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "pkg/m1.py": module_source(1)}
+    repo = init_repo(tmp_path / "repo", files | {"tests/test_m.py": tests})
+    async with make_prover(repo, tmp_path / "wt") as prover:
+        if graph:
+            prover.impact = await build_impact_map(repo, default_ruff())
+        verdicts = await prover.prove([await candidate(repo, 1, broken_source(1))], {})
+    return verdicts["pkg/m1.py"], prover
+
+
 class TestBaseline:
     def test_base_results(self, shared: tuple[Path, TestResults]) -> None:
         """At base every module test passes and the known bug fails."""
@@ -343,20 +356,7 @@ class TestTests:
             def test_m1():
                 assert m1.f1(2, 3) == 5
         """
-        repo = init_repo(
-            tmp_path / "repo",
-            {
-                "pyproject.toml": PYPROJECT,
-                "pkg/__init__.py": "",
-                "pkg/m1.py": module_source(1),
-                "tests/test_m.py": tests,
-            },
-        )
-        async with make_prover(repo, tmp_path / "wt") as prover:
-            prover.impact = await build_impact_map(repo, default_ruff())
-            verdict = (await prover.prove([await candidate(repo, 1, broken_source(1))], {}))[
-                "pkg/m1.py"
-            ]
+        verdict, prover = await prove_broken_m1(tmp_path, tests, graph=True)
         assert verdict.failing_tests == ("tests/test_m.py::test_m1",)
         assert prover.baseline.stable == {"tests/test_m.py::test_m1"}
         assert prover.stats.reruns_at_base == 2
@@ -375,19 +375,7 @@ class TestTests:
             def test_known():
                 assert 1 / (m1.f1(2, 3) - 5)
         """
-        repo = init_repo(
-            tmp_path / "repo",
-            {
-                "pyproject.toml": PYPROJECT,
-                "pkg/__init__.py": "",
-                "pkg/m1.py": module_source(1),
-                "tests/test_m.py": tests,
-            },
-        )
-        async with make_prover(repo, tmp_path / "wt") as prover:
-            verdict = (await prover.prove([await candidate(repo, 1, broken_source(1))], {}))[
-                "pkg/m1.py"
-            ]
+        verdict, prover = await prove_broken_m1(tmp_path, tests)
         assert verdict.failing_tests == ("tests/test_m.py::test_known",)
         assert not prover.baseline.flaky
 
@@ -626,6 +614,18 @@ def test_free():
 """
 
 
+def edit_of_test_module(
+    tmp_path: Path, source: str, old: bytes, new: bytes
+) -> tuple[Path, Candidate]:
+    """A repo whose tests/test_m.py is `source`, and the candidate that makes `old` `new` there."""
+    path = "tests/test_m.py"
+    files = {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "pkg/m1.py": module_source(1)}
+    repo = init_repo(tmp_path / "repo", files | {path: source})
+    before = source.encode()
+    after = before.replace(old, new)
+    return repo, Candidate(path, "ruff", {path: before}, {path: after}, Counter())
+
+
 class TestSelectionByFunction:
     """An edit inside test functions runs those tests, not their whole module."""
 
@@ -678,19 +678,7 @@ class TestSelectionByFunction:
         path = "tests/test_m.py"
         source = TEST_CLASSES.replace("class TestBase:\n", "class TestBase:\n    offset = 0\n\n")
         source = source.replace("(2, 3) == 5", "(2, 3) + self.offset == 5")
-        repo = init_repo(
-            tmp_path / "repo",
-            {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "pkg/m1.py": module_source(1)}
-            | {path: source},
-        )
-        before = source.encode()
-        broken = Candidate(
-            path,
-            "ruff",
-            {path: before},
-            {path: before.replace(b"offset = 0", b"offset = 1")},
-            Counter(),
-        )
+        repo, broken = edit_of_test_module(tmp_path, source, b"offset = 0", b"offset = 1")
         async with make_prover(repo, tmp_path / "wt") as prover:
             prover.impact = await build_impact_map(repo, default_ruff())
             assert prover.select_tests(changed_scopes([broken])) == [
@@ -710,15 +698,7 @@ class TestSelectionByFunction:
         source = TEST_CLASSES.replace(
             "class TestMore(TestBase):\n", 'class TestMore(TestBase):\n    """More"""\n'
         )
-        repo = init_repo(
-            tmp_path / "repo",
-            {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "pkg/m1.py": module_source(1)}
-            | {path: source},
-        )
-        before = source.encode()
-        fixed = Candidate(
-            path, "ruff", {path: before}, {path: before.replace(b'"More"', b'"More."')}, Counter()
-        )
+        repo, fixed = edit_of_test_module(tmp_path, source, b'"More"', b'"More."')
         async with make_prover(repo, tmp_path / "wt") as prover:
             prover.impact = await build_impact_map(repo, default_ruff())
             assert prover.select_tests(changed_scopes([fixed])) == [
