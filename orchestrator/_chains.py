@@ -5,11 +5,9 @@ Pure functions over a job's chains of patches (orchestrator/_job.py narrows with
 
 from __future__ import annotations
 
-import ast
-import functools
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox import parse_python
+from fixbot.sandbox import definitions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -78,22 +76,14 @@ def failed_functions(path: str, failing_tests: Iterable[str]) -> set[str]:
     return out
 
 
-@functools.lru_cache(maxsize=256)
-def _scopes(content: bytes) -> tuple[tuple[int, int, str], ...]:
+def _scopes(content: bytes) -> list[tuple[int, int, str]]:
     """Every function and class of the source: its first and last line, and its name.
 
-    Kept: a refused chain's steps are placed once for the clues and once for the
-    failing tests (`Job.settle`), a parse each (45 ms for dateutil's test_tz.py).
+    From `definitions`, kept per content: a refused chain's steps are placed for its
+    clues, again for its failing tests, and by `cleared` (a parse each, 45 ms for
+    dateutil's `test_tz.py`).
     """
-    tree = parse_python(content)
-    if tree is None:
-        return ()
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return tuple(
-        (node.lineno, node.end_lineno or node.lineno, node.name)
-        for node in ast.walk(tree)
-        if isinstance(node, kinds)
-    )
+    return [(d.line, d.last, d.name) for d in definitions(content) or ()]
 
 
 def fixing(chain: list[Patch], identities: set[str]) -> list[Patch]:

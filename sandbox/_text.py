@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -137,3 +138,57 @@ def parse_python(source: str | bytes) -> ast.Module | None:
         return ast.parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A def or class of a module: where it is, and what holds it."""
+
+    name: str
+    first: int  # its first line, decorators included (1-based)
+    line: int  # the line of `def` or `class`
+    last: int
+    is_class: bool
+    # "" directly in the module's body; a top-level class's name directly in that
+    # class's body; None anywhere else (nested, or under an `if`).
+    owner: str | None
+
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+@functools.lru_cache(maxsize=256)
+def definitions(source: bytes) -> tuple[Definition, ...] | None:
+    """Every def and class of a source, or None where it does not parse.
+
+    Kept per content, small: a refused chain's steps are placed again and again (each
+    step's content, 45 ms a parse for dateutil's `test_tz.py`), where `parse_python`
+    keeps only the last few trees. Statements are walked, not expressions: a def or
+    class is always a statement.
+    """
+    tree = parse_python(source)
+    if tree is None:
+        return None
+    out: list[Definition] = []
+    todo: list[tuple[ast.stmt, str | None]] = [(node, "") for node in reversed(tree.body)]
+    while todo:
+        node, owner = todo.pop()
+        inner: str | None = None
+        if isinstance(node, _DEFS):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            is_class = isinstance(node, ast.ClassDef)
+            last = node.end_lineno or node.lineno
+            out.append(Definition(node.name, first, node.lineno, last, is_class, owner))
+            inner = node.name if is_class and owner == "" else None
+        for block in _blocks(node):
+            todo += [(child, inner) for child in reversed(block)]
+    return tuple(out)
+
+
+def _blocks(node: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists directly under a statement (bodies, branches, handlers, cases)."""
+    blocks = [getattr(node, f, None) for f in ("body", "orelse", "finalbody")]
+    handlers = getattr(node, "handlers", None) or []
+    cases = getattr(node, "cases", None) or []
+    blocks += [h.body for h in handlers] + [c.body for c in cases]
+    return [b for b in blocks if isinstance(b, list) and b and isinstance(b[0], ast.stmt)]

@@ -17,6 +17,7 @@ from fixbot.sandbox._text import (
     BOM,
     apply_edits,
     decode,
+    definitions,
     encode,
     parse_python,
     scope_of,
@@ -99,6 +100,54 @@ class TestDecodeEncode:
         for data in (BOM_BYTES + b"a = 1\r\nb = 2\r\n", b"s = '\xff\xfe'\n", b"\r\r\n"):
             text, bom = decode(data)
             assert encode(text, bom) == data
+
+
+class TestDefinitions:
+    SOURCE = b"""import sys
+
+
+@decorated
+def top():
+    def inner():
+        pass
+
+
+class Case:
+    x = 1
+
+    def method(self):
+        pass
+
+    class Nested:
+        def deep(self):
+            pass
+
+
+if sys.version_info > (3,):
+    def under_if():
+        pass
+"""
+
+    def test_every_def_and_class_with_where_it_sits(self):
+        """Names, lines (decorators in `first`) and owners: the module, a top-level
+        class, or nothing (nested, or under an `if`)."""
+        found = {
+            (d.name, d.first, d.line, d.last, d.is_class, d.owner)
+            for d in definitions(self.SOURCE) or ()
+        }
+        assert found == {
+            ("top", 4, 5, 7, False, ""),
+            ("inner", 6, 6, 7, False, None),
+            ("Case", 10, 10, 18, True, ""),
+            ("method", 13, 13, 14, False, "Case"),
+            ("Nested", 16, 16, 18, True, "Case"),
+            ("deep", 17, 17, 18, False, None),
+            ("under_if", 22, 22, 23, False, None),
+        }
+
+    def test_what_does_not_parse_has_none(self):
+        """None, not an empty table: the caller cannot place anything."""
+        assert definitions(b"def broken(:\n") is None
 
 
 class TestApplyEdits:

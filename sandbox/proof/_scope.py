@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox._text import parse_python
+from fixbot.sandbox._text import definitions, parse_python
 
 from ._judge import test_file, test_id
 from ._regions import classes_edited, skeleton
@@ -213,14 +213,23 @@ def _spans_of(functions: Mapping[str, Function]) -> dict[str, tuple[int, int]]:
 
 @functools.lru_cache(maxsize=256)
 def _spans(source: bytes) -> dict[str, tuple[int, int]] | None:
-    """The spans of a source's functions (`_spans_of`), or None when it cannot say.
+    """The spans of a source's functions (as `_spans_of` gives them), or None when it
+    cannot say (it does not parse, or defines a name twice).
 
     Kept (callers only read them): a failing chain's steps are placed again each time
     it, or a part of it, fails (40 parses of dateutil's `test_rrule.py` per chain).
     """
-    if (tree := parse_python(source)) is None or (functions := _functions(tree)) is None:
+    if (defs := definitions(source)) is None:
         return None
-    return _spans_of(functions)
+    spans: dict[str, tuple[int, int]] = {}
+    for d in defs:
+        if d.is_class or d.owner is None:
+            continue
+        qual = f"{d.owner}.{d.name}" if d.owner else d.name
+        if qual in spans:
+            return None  # a name defined twice: which one runs is not ours to guess
+        spans[qual] = (d.first - 1, d.last)
+    return spans
 
 
 def _looks_up_names(nodes: Iterable[ast.AST], names: Collection[str]) -> bool:
