@@ -4,7 +4,9 @@ A fix inside `def test_x` (PT009 turning `self.assertEqual(a, b)` into `assert a
 changes what `test_x` does, and nothing else in its module, when the module outside
 that function is the same text before and after, and nothing else names `test_x`. The
 import graph selects test *files*; in a module of 500 tests that edits one, this
-narrows the run to the tests it edited (docs/architecture.md, "Test selection").
+narrows the run to the tests it edited (docs/architecture.md, "Batches and their cost").
+An edit of a top-level class's own body reaches the tests of that class and of its
+subclasses in the module (`_regions.py`).
 
 The answer is one-sided, like the graph's: every doubt ends in `None` ("the whole
 module"). The final gate runs the whole suite on the merged tree all the same.
@@ -42,8 +44,10 @@ def edited_functions(before: bytes, after: bytes) -> frozenset[str] | None:
     """The names of the functions an edit changed, or None when it reaches past them.
 
     Functions are the module's own and its top-level classes' methods, each with its
-    decorators. None when the edit changes anything outside them, renames, adds or
-    removes one, or when another test could see the change:
+    decorators. A top-level class whose own body the edit changed is named as
+    `class_scope(name)`, with its subclasses (`classes_edited`). None when the edit
+    changes anything else outside them, renames, adds or removes one, or when another
+    test could see the change:
     - a changed function's name appears anywhere else in the module (a helper another
       test calls, a fixture a test asks for);
     - a changed function writes module state (a global, `STATE["x"] = 1`, a class
