@@ -29,6 +29,8 @@ import ast
 import re
 from typing import TYPE_CHECKING
 
+from fixbot.sandbox._text import definitions
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
@@ -78,8 +80,8 @@ def classes_edited(
     changed (their tests are found by name).
     """
     sides = []
-    for source, tree, functions in zip((before, after), trees, spans, strict=True):
-        sides.append((source.splitlines(keepends=True), dict(functions) | _class_spans(tree)))
+    for source, functions in zip((before, after), spans, strict=True):
+        sides.append((source.splitlines(keepends=True), dict(functions) | _class_spans(source)))
     (old_lines, old_regions), (new_lines, new_regions) = sides
     if old_regions.keys() != new_regions.keys():
         return None
@@ -103,15 +105,12 @@ def classes_edited(
     return _reach(edited, trees, (before, after))
 
 
-def _class_spans(tree: ast.Module) -> dict[str, Span]:
+def _class_spans(source: bytes) -> dict[str, Span]:
     """`class C` -> each top-level class's span, decorators included."""
     return {
-        f"class {node.name}": (
-            min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1,
-            node.end_lineno,
-        )
-        for node in tree.body
-        if isinstance(node, ast.ClassDef) and node.end_lineno is not None
+        f"class {d.name}": (d.first - 1, d.last)
+        for d in definitions(source) or ()
+        if d.is_class and d.owner == ""
     }
 
 
