@@ -511,6 +511,35 @@ class TestClearedByTheRun:
         assert sorted(j.probes) == sorted(frozenset({v.identity}) for v in fixes[:10])
         assert j.held == {fixes[10].identity}
 
+    def test_a_fix_in_the_failing_test_is_probed_alone_beside_many_risky_ones(self):
+        """Nine unsafe fixes outside the failing test, one inside it: that one alone, the
+        nine together, the safe held, in one round (halving took three on test_tz.py)."""
+        *others, inside, safe = self.fixes([0, 1, 3, 4, 5, 0, 1, 3, 4, 2, 5])
+        safe = dataclasses.replace(safe, fix=Fix("safe"))
+        # A failure in another module too: nothing is cleared by the tests that passed.
+        failing = (f"{TEST_PATH}::test_f2", "tests/test_b.py::test_x")
+        j = self.settle([*others[:5], inside, safe, *others[5:]], failing)
+        assert j.probes == [{inside.identity}, {v.identity for v in others}]
+        assert j.suspects == {inside.identity}
+        assert j.held == {safe.identity}
+
+    def test_a_fix_in_the_failing_tests_decorator_is_in_that_test(self):
+        """A fix in the parametrize list of the failing test (PT014 dropping a duplicate
+        case) is that test's: probed alone, the risky fixes elsewhere together."""
+        source = b"import pytest\n\n\n@pytest.mark.parametrize('x', [1, 1])\ndef test_a(x):\n"
+        source += b"    assert x\n"
+        at = {"PT014": (4, "safe"), "UP009": (1, "unsafe"), "I001": (1, "unsafe")}
+        fixes = [
+            dataclasses.replace(violation(rule, kind), path=TEST_PATH, location=Location(row, 1))
+            for rule, (row, kind) in at.items()
+        ]
+        agent = RuffAgent("ruff", None, modes=("fix",))
+        j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], source)
+        j.pending = [step(TEST_PATH, i, v, source) for i, v in enumerate(fixes, 1)]
+        failing = (f"{TEST_PATH}::test_a[1-1]", "tests/test_b.py::test_x")
+        j.settle(REJECTED.model_copy(update={"failing_tests": failing}))
+        assert j.probes == [{"fp-PT014"}, {"fp-UP009", "fp-I001"}]
+
     def test_a_failure_elsewhere_clears_nothing(self):
         """A test in another module failed: every fix is probed as before."""
         fixes = self.fixes([0, 1, 2])
