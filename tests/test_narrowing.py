@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -10,11 +10,16 @@ import pytest
 from fixbot.agents import RuffAgent, Stage, Task
 from fixbot.orchestrator._fanout import FanOut
 from fixbot.orchestrator._job import Job
+from fixbot.sandbox import FileChange, Location, Patch, Violation, sha256
+from fixbot.sandbox._impact import build_impact_map
 from fixbot.sandbox._ruff import Ruff, default_ruff
 from tests.conftest import checkout_tests, fixbot, init_repo, report_of
+from tests.test_prove import make_prover
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from fixbot.sandbox.proof._prove import Candidate
 
 # Four unsafe fixes in four functions; only the E711 in `is_missing` changes what a
 # test sees (`Anything() == None` is true, `Anything() is None` is not).
@@ -245,3 +250,82 @@ async def test_no_chain_is_proposed_beside_the_jobs_own_probes(tmp_path: Path) -
     job.probes = []
     await fan._propose(job, anyio.CapacityLimiter(1))
     assert [p.rules for p in job.pending] == [("E712",)]
+
+
+MANY_AND_ONE = """import pytest
+
+
+@pytest.mark.parametrize("i", range(30))
+def test_many(i):
+    assert i >= 0
+
+
+def test_one():
+    assert 1
+"""
+TWO = "def test_y1():\n    assert 1\n\n\ndef test_y2():\n    assert 1\n"
+
+
+def edited(job: Job, old: str, new: str, fingerprint: str) -> list[Patch]:
+    """A one-step chain of `job`'s file with `old` made `new`, fixing `fingerprint`."""
+    target = Violation(
+        code="E000",
+        name="e",
+        message="m",
+        path=job.path,
+        location=Location(1, 1),
+        end_location=Location(1, 2),
+        fingerprint=fingerprint,
+    )
+    content = job.content.replace(old.encode(), new.encode())
+    change = FileChange(path=job.path, old_sha=sha256(job.content), new=content)
+    return [
+        Patch(
+            id=fingerprint,
+            agent="ruff",
+            kind="safe",
+            files=(job.path,),
+            targets=(target,),
+            rules=("E000",),
+            changes=(change,),
+        )
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_probes_running_the_most_tests_start_first(tmp_path: Path) -> None:
+    """Of a round's sets of probes, the one with a 30-test probe takes a worktree first,
+    though it is the second of each file's probes (a quick suspect is the first)."""
+    files = {"pyproject.toml": "[tool.pytest.ini_options]\n", "tests/test_x.py": MANY_AND_ONE}
+    repo = init_repo(tmp_path / "r", files | {"tests/test_y.py": TWO})
+    agent = RuffAgent(default_ruff(), None, modes=("fix",))
+    jobs = [
+        Job(Task(p, (p,), ()), [Stage(agent, "fix")], (repo / p).read_bytes())
+        for p in ("tests/test_x.py", "tests/test_y.py")
+    ]
+    x, y = jobs
+    x.probe_pending = [
+        (frozenset({"one"}), edited(x, "assert 1", "assert 2", "one")),
+        (frozenset({"many"}), edited(x, "i >= 0", "i > -1", "many")),
+    ]
+    x.suspects = {"one"}
+    y.probe_pending = [
+        (frozenset({"y1"}), edited(y, "assert 1\n\n", "assert 2\n\n", "y1")),
+        (frozenset({"y2"}), edited(y, "assert 1\n", "assert 3\n", "y2")),
+    ]
+    async with make_prover(repo, tmp_path / "wt", size=3) as prover:
+        prover.impact = await build_impact_map(repo, default_ruff())
+        started: list[list[str]] = []
+        prove = prover.prove
+
+        async def recorded(cands: list[Candidate], *args: object, **kwargs: Any) -> Any:
+            started.append(sorted(c.key for c in cands))
+            return await prove(cands, *args, **kwargs)
+
+        prover.prove = recorded  # type: ignore[method-assign]
+        fan = FanOut(prover=prover, root=repo, ruff=Ruff(repo, None, default_ruff()), jobs=jobs)
+        await fan._prove_round([], jobs)
+    assert started == [
+        ["tests/test_x.py#probe1", "tests/test_y.py#probe1"],
+        ["tests/test_x.py#probe0", "tests/test_y.py#probe0"],
+    ]

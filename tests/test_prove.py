@@ -651,8 +651,10 @@ class TestSelectionByFunction:
                 f"{path}::TestBase::test_one",
                 f"{path}::TestMore::test_one",
             ]
+            assert prover.tests_to_run([broken]) == 2
             # A change to what the module imports reaches every test in it.
             assert prover.select_tests(changed_scopes([broken, library])) == [path]
+            assert prover.tests_to_run([broken, library]) == 5
             verdict = (await prover.prove([broken], {}))[path]
         assert verdict.reason == "tests"
         assert verdict.failing_tests == (

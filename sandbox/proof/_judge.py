@@ -52,6 +52,15 @@ class Baseline:
         """The files the tests collected at base live in."""
         return {test_file(t) for t in (self.results.outcomes if self.results else ())}
 
+    def count(self, selection: Collection[str] | None) -> int:
+        """How many of the tests collected at base a selection (test files and ids without
+        parameters, as `Prover.select_tests` gives; None for all) runs."""
+        outcomes = self.results.outcomes if self.results else {}
+        if selection is None:
+            return len(outcomes)
+        chosen = set(selection)
+        return sum(1 for t in outcomes if test_file(t) in chosen or test_id(t) in chosen)
+
     def problems(
         self, results: TestResults, within: Collection[str] | None = None
     ) -> dict[str, str]:

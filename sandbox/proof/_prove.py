@@ -287,6 +287,10 @@ class Prover:
             return sorted(keep & self.baseline.test_files)
         return [s for s in selection if test_file(s) in keep]
 
+    def tests_to_run(self, cands: Sequence[Candidate]) -> int:
+        """How many tests proving `cands` together runs, as far as selection can tell."""
+        return self.baseline.count(self.select_tests(changed_scopes(cands)))
+
     def _reaching(
         self, changed: Collection[str] | Mapping[str, frozenset[str] | None]
     ) -> list[str] | None:
