@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Literal
 
 from fixbot.sandbox import cleared
 
-from ._chains import asked_of, failed_functions, fixing, new_content, split_targets, suspected
+from ._chains import (
+    asked_of,
+    cosmetic,
+    failed_functions,
+    fixing,
+    new_content,
+    split_targets,
+    suspected,
+)
 
 if TYPE_CHECKING:
     from fixbot.agents import Stage, Task
@@ -167,11 +175,11 @@ class Job:
             if self._narrows(asked, self.proposals):
                 if rest := self._clear(chain, before, asked, verdict):
                     own = failed_functions(self.path, verdict.failing_tests)
-                    self._narrow(
-                        rest,
-                        suspected(chain, before, set(verdict.clues)),
-                        suspected(chain, before, own),
-                    )
+                    named = suspected(chain, before, set(verdict.clues))
+                    inside = suspected(chain, before, own)
+                    # Only a step that changed the code can have changed what a test saw.
+                    idle = cosmetic(chain, before, named | inside)
+                    self._narrow(rest, named - idle, inside - idle)
             else:
                 self._refuse(chain, verdict, before, fingerprints)
         self._advance_if_idle()

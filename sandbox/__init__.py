@@ -37,6 +37,7 @@ from ._text import (
     line_starts,
     offset_of,
     parse_python,
+    same_code,
     split_lines,
 )
 from ._types import (
@@ -134,6 +135,7 @@ __all__ = [
     "rev_parse",
     "run",
     "run_tests",
+    "same_code",
     "sha256",
     "split_lines",
     "sweep",

@@ -140,6 +140,19 @@ def parse_python(source: str | bytes) -> ast.Module | None:
         return None
 
 
+def same_code(before: bytes, after: bytes) -> bool:
+    """Whether two sources parse to the same syntax tree, positions aside: an edit of
+    quotes, trailing commas or spacing only. False where either does not parse."""
+    old, new = _code(before), _code(after)
+    return old is not None and old == new
+
+
+@functools.lru_cache(maxsize=32)
+def _code(source: bytes) -> str | None:
+    tree = parse_python(source)
+    return None if tree is None else ast.dump(tree)
+
+
 @dataclass(frozen=True, slots=True)
 class Definition:
     """A def or class of a module: where it is, and what holds it."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from typing import TYPE_CHECKING
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +13,9 @@ from fixbot.agents import RuffAgent, Stage, Task
 from fixbot.orchestrator._job import Job
 from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
 from fixbot.sandbox._types import Fault
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 PATH = "pkg/m.py"
 
@@ -200,10 +205,13 @@ def in_function(name: str, row: int) -> Violation:
 
 
 def steps_on_source(*targets: Violation) -> list[Patch]:
-    """A chain whose every step keeps SOURCE's functions where they are."""
+    """A chain whose every step changes the code below SOURCE's functions, which stay
+    where they are (a step leaving the same code is never a suspect)."""
     return [
-        p.model_copy(update={"changes": (FileChange(path=PATH, old_sha="", new=SOURCE),)})
-        for p in chain(*targets)
+        p.model_copy(
+            update={"changes": (FileChange(path=PATH, old_sha="", new=SOURCE + b"z = %d\n" % i),)}
+        )
+        for i, p in enumerate(chain(*targets), 1)
     ]
 
 
@@ -349,20 +357,22 @@ class TestStaticNarrowing:
 TEST_PATH = "tests/test_m.py"
 
 
-def module_of_tests(touched: set[int], functions: int) -> bytes:
-    """A module of `functions` tests, four lines each; the `touched` ones edited."""
+def module_of_tests(touched: Collection[int], functions: int) -> bytes:
+    """A module of `functions` tests, four lines each; the `touched` ones edited (each
+    time it is named, as in a Counter: every step changes the code)."""
+    times = touched if isinstance(touched, Counter) else Counter(set(touched))
     return b"".join(
-        f"def test_f{k}():\n    v = {int(k in touched)}\n\n\n".encode() for k in range(functions)
+        f"def test_f{k}():\n    v = {times[k]}\n\n\n".encode() for k in range(functions)
     )
 
 
 def scoped_chain(fixes: list[Violation], functions: int, landed: set[int]) -> list[Patch]:
     """A chain in TEST_PATH on top of the `landed` edits: each fix edits the test whose
     body holds its row."""
-    touched = set(landed)
+    touched = Counter(landed)
     out = []
     for i, v in enumerate(fixes, 1):
-        touched.add((v.location.row - 2) // 4)
+        touched[(v.location.row - 2) // 4] += 1
         out.append(step(TEST_PATH, i, v, module_of_tests(touched, functions)))
     return out
 
@@ -535,10 +545,35 @@ class TestClearedByTheRun:
         ]
         agent = RuffAgent("ruff", None, modes=("fix",))
         j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], source)
-        j.pending = [step(TEST_PATH, i, v, source) for i, v in enumerate(fixes, 1)]
+        j.pending = [
+            step(TEST_PATH, i, v, source + b"z = %d\n" % i) for i, v in enumerate(fixes, 1)
+        ]
         failing = (f"{TEST_PATH}::test_a[1-1]", "tests/test_b.py::test_x")
         j.settle(REJECTED.model_copy(update={"failing_tests": failing}))
         assert j.probes == [{"fp-PT014"}, {"fp-UP009", "fp-I001"}]
+
+    def test_a_fix_that_leaves_the_same_code_is_no_suspect(self):
+        """In the failing test, a step that only swaps quotes (same syntax tree) is held;
+        the step that changed the code is probed alone, the other risky fixes together."""
+        start = b"import os\n\n\ndef test_a():\n    x = 'a'\n    assert [1, 1] != x\n"
+        quoted = start.replace(b"'a'", b'"a"')
+        shorter = quoted.replace(b"[1, 1]", b"[1]")
+        unused = shorter.replace(b"import os\n", b"")
+        at = {"Q000": (5, "safe"), "PT014": (6, "unsafe"), "F401": (1, "unsafe")}
+        fixes = [
+            dataclasses.replace(violation(rule, kind), path=TEST_PATH, location=Location(row, 1))
+            for rule, (row, kind) in at.items()
+        ]
+        agent = RuffAgent("ruff", None, modes=("fix",))
+        j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], start)
+        j.pending = [
+            step(TEST_PATH, i, v, new)
+            for i, (v, new) in enumerate(zip(fixes, [quoted, shorter, unused], strict=True), 1)
+        ]
+        failing = (f"{TEST_PATH}::test_a", "tests/test_b.py::test_x")
+        j.settle(REJECTED.model_copy(update={"failing_tests": failing}))
+        assert j.probes == [{"fp-PT014"}, {"fp-F401"}]
+        assert j.held == {"fp-Q000"}
 
     def test_a_failure_elsewhere_clears_nothing(self):
         """A test in another module failed: every fix is probed as before."""
