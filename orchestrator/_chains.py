@@ -12,7 +12,7 @@ from fixbot.sandbox import definitions, same_code
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from fixbot.sandbox import Patch, Violation
+    from fixbot.sandbox import Definition, Patch, Violation
 
 
 def split_targets(targets: list[Violation]) -> list[frozenset[str]]:
@@ -66,19 +66,41 @@ def suspected(chain: list[Patch], start: bytes, clues: set[str]) -> set[str]:
 
 
 def cosmetic(chain: list[Patch], start: bytes, among: set[str]) -> set[str]:
-    """The fixes of `among` whose step leaves the same syntax tree (quotes, a trailing
-    comma, spacing): short of reading line numbers or its own source, no test tells
-    such a step apart, so a failure is not pinned on it. dateutil's failing test held
-    14 fixes, most of them Q000 in its parametrize list; the culprit was its PT014.
+    """The fixes of `among` that leave the def or class around them the same syntax tree
+    (quotes, a trailing comma, spacing): short of reading line numbers or its own
+    source, no test tells such a fix apart, so a failure is not pinned on it.
+    dateutil's failing test held 14 fixes, most of them Q000 in its parametrize list;
+    the culprit was its PT014.
     """
     found, content = set(), start
     for patch in chain:
         new = new_content(patch)
-        mine = {v.identity for v in patch.targets} & among
-        if mine and same_code(content, new):
-            found |= mine
+        for v in patch.targets:
+            if v.identity in among and _same_around(content, new, v.location.row):
+                found.add(v.identity)
         content = new
     return found
+
+
+def _same_around(before: bytes, after: bytes, row: int) -> bool:
+    """Whether the innermost def or class holding `row` of `before` is the same code in
+    `after`. Only that one is parsed (a whole test module: 75 ms a side); the defs are
+    paired in order, and a step that adds or drops one is never the same."""
+    old, new = definitions(before), definitions(after)
+    if old is None or new is None or len(old) != len(new):
+        return False
+    holding = [i for i, d in enumerate(old) if d.first <= row <= d.last]
+    if not holding:
+        return False
+    # Statements are walked outside in: the last def that holds the row is the innermost.
+    i = holding[-1]
+    return same_code(_text_of(before, old[i]), _text_of(after, new[i]))
+
+
+def _text_of(source: bytes, d: Definition) -> bytes:
+    lines = source.splitlines(keepends=True)[d.first - 1 : d.last]
+    # An indented def parses as the body of an `if`.
+    return b"".join(lines) if not lines[0][:1].isspace() else b"if True:\n" + b"".join(lines)
 
 
 def failed_functions(path: str, failing_tests: Iterable[str]) -> set[str]:

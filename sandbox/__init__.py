@@ -30,6 +30,7 @@ from ._testcache import TestCache, environment_of
 from ._testrun import TestCommand, find_python, resolve_test_command, run_tests
 from ._text import (
     BOM,
+    Definition,
     apply_edits,
     decode,
     definitions,
@@ -73,6 +74,7 @@ __all__ = [
     "Candidate",
     "Completed",
     "ConfigError",
+    "Definition",
     "Edit",
     "Fault",
     "FileChange",

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixbot.agents import RuffAgent, Stage, Task
+from fixbot.orchestrator._chains import cosmetic
 from fixbot.orchestrator._job import Job
 from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
 from fixbot.sandbox._types import Fault
@@ -205,14 +206,16 @@ def in_function(name: str, row: int) -> Violation:
 
 
 def steps_on_source(*targets: Violation) -> list[Patch]:
-    """A chain whose every step changes the code below SOURCE's functions, which stay
-    where they are (a step leaving the same code is never a suspect)."""
-    return [
-        p.model_copy(
-            update={"changes": (FileChange(path=PATH, old_sha="", new=SOURCE + b"z = %d\n" % i),)}
-        )
-        for i, p in enumerate(chain(*targets), 1)
-    ]
+    """A chain on SOURCE whose steps change the code on their target's row (`;0` added,
+    but to a `def` line), so that SOURCE's functions stay where they are (a step that
+    leaves the code around its fix the same is never a suspect)."""
+    lines, out = SOURCE.splitlines(keepends=True), []
+    for p, v in zip(chain(*targets), targets, strict=True):
+        if not lines[v.location.row - 1].startswith(b"def "):
+            lines[v.location.row - 1] = lines[v.location.row - 1].replace(b"\n", b";0\n")
+        new = b"".join(lines)
+        out.append(p.model_copy(update={"changes": (FileChange(path=PATH, old_sha="", new=new),)}))
+    return out
 
 
 class TestClues:
@@ -545,8 +548,12 @@ class TestClearedByTheRun:
         ]
         agent = RuffAgent("ruff", None, modes=("fix",))
         j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], source)
+        # Each step changes the code: the parametrize list, then the import line twice.
+        contents = [source.replace(b"[1, 1]", b"[1]"), b"import os\n" + source[7:]]
+        contents.append(b"import sys\n" + contents[1])
         j.pending = [
-            step(TEST_PATH, i, v, source + b"z = %d\n" % i) for i, v in enumerate(fixes, 1)
+            step(TEST_PATH, i, v, c)
+            for i, (v, c) in enumerate(zip(fixes, contents, strict=True), 1)
         ]
         failing = (f"{TEST_PATH}::test_a[1-1]", "tests/test_b.py::test_x")
         j.settle(REJECTED.model_copy(update={"failing_tests": failing}))
@@ -581,3 +588,28 @@ class TestClearedByTheRun:
         j = self.settle(fixes, ("tests/test_other.py::test_x",))
         assert sorted(j.probes) == sorted(frozenset({v.identity}) for v in fixes)
         assert not j.held
+
+
+class TestCosmetic:
+    """Which fixes leave the def or class around them the same code."""
+
+    SOURCE = b"class TestA:\n    def test_a(self):\n        assert 'a' != [1, 1]\n"
+
+    def steps(self, *contents: bytes) -> list[Patch]:
+        target = dataclasses.replace(violation("X", "safe"), location=Location(3, 9))
+        return [step(PATH, i, target, c) for i, c in enumerate(contents, 1)]
+
+    def test_quotes_in_a_method_are_cosmetic(self):
+        """An indented method, its quotes swapped: the same code."""
+        quoted = self.SOURCE.replace(b"'a'", b'"a"')
+        assert cosmetic(self.steps(quoted), self.SOURCE, {"fp-X"}) == {"fp-X"}
+
+    def test_a_changed_method_is_not(self):
+        """A list made shorter: other code."""
+        shorter = self.SOURCE.replace(b"[1, 1]", b"[1]")
+        assert cosmetic(self.steps(shorter), self.SOURCE, {"fp-X"}) == set()
+
+    def test_a_step_that_adds_a_def_is_not(self):
+        """Defs are paired in order: one more, and nothing is known to be the same."""
+        more = self.SOURCE.replace(b"'a'", b'"a"') + b"\n\ndef helper():\n    pass\n"
+        assert cosmetic(self.steps(more), self.SOURCE, {"fp-X"}) == set()
