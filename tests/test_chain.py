@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from fixbot.sandbox import Location, Step, Violation
-from fixbot.sandbox.proof._chain import _found, carry_origins, chain_problem
+from fixbot.sandbox.proof._chain import _found, carry_origins, chain_problem, with_identity
 
 
 def finding(rule: str, fp: str, row: int = 1, message: str = "m") -> Violation:
@@ -157,6 +157,22 @@ class TestCarryOrigins:
 def lint_table(table: dict[bytes, list[Violation]]):
     """`lint_of` over a table of contents."""
     return lambda _path, data: table[data]
+
+
+class TestWithIdentity:
+    def test_a_finding_carried_again_is_the_same_copy(self) -> None:
+        """The same shared finding, known by one identity twice: one copy, not two."""
+        v = finding("D400", "p2")
+        first, again = with_identity(v, "p"), with_identity(v, "p")
+        assert first is again
+        assert (first.identity, first.fingerprint) == ("p", "p2")
+        assert with_identity(v, "q").identity == "q"  # another identity, another copy
+
+    def test_a_finding_known_by_its_own_fingerprint_is_itself(self) -> None:
+        """No copy where nothing changes; a carried copy comes back to its fingerprint."""
+        v = finding("E1", "x")
+        assert with_identity(v, "x") is v
+        assert with_identity(with_identity(v, "y"), "x").origin is None
 
 
 class TestChainProblem:

@@ -172,14 +172,27 @@ class _Rows:
         return low <= row and (high is None or row <= high)
 
 
-def with_identity(v: Violation, identity: str) -> Violation:
-    """`v` known as `identity`: itself when that is already so (most findings, most steps).
+# (finding, identity) -> that finding so known. A lint hands out one shared `Violation` per
+# unchanged finding (`sandbox/_findings.py`), so a finding a step rewrote is carried as
+# the same copy from step to step, not copied again each time (dateutil: 400,000 copies).
+# The finding is kept in the value: its id cannot be reused while the entry lives.
+_KNOWN_AS: dict[tuple[int, str], tuple[Violation, Violation]] = {}
+_MAX_KNOWN_AS = 200_000
 
-    A copy per finding per step made long chains on big files cost seconds.
-    """
+
+def with_identity(v: Violation, identity: str) -> Violation:
+    """`v` known as `identity`: itself when that is already so (most findings, most steps)."""
     if v.identity == identity:
         return v
-    return dataclasses.replace(v, origin=None if identity == v.fingerprint else identity)
+    key = (id(v), identity)
+    known = _KNOWN_AS.get(key)
+    if known is not None and known[0] is v:
+        return known[1]
+    made = dataclasses.replace(v, origin=None if identity == v.fingerprint else identity)
+    if len(_KNOWN_AS) >= _MAX_KNOWN_AS:
+        _KNOWN_AS.clear()
+    _KNOWN_AS[key] = (v, made)
+    return made
 
 
 @dataclass(frozen=True, slots=True)
