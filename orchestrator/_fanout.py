@@ -179,9 +179,10 @@ class FanOut:
         probe_verdicts = {j.path: [_UNDECIDED] * len(j.probe_pending) for j in probing}
         sets: dict[int, list[Candidate]] = {}
         for job in probing:
+            culprit = job.guessed_culprit()
             for index, (group, chain) in enumerate(job.probe_pending):
                 key = f"{job.path}#probe{index}"
-                suspect = group <= job.suspects
+                suspect = group == culprit
                 sets.setdefault(index, []).append(_candidate(job, chain, key, suspect=suspect))
 
         proposed = {j.path for j in proposing}

@@ -76,6 +76,8 @@ class Job:
     held: frozenset[str] = frozenset()  # safe fixes asked for again with the probes that pass
     # Fixes in the functions a failing test's report named: probed first, each alone.
     suspects: set[str] = field(default_factory=set)
+    # Of those, the fixes in a function named on a line the report points at.
+    pointed: set[str] = field(default_factory=set)
     # Fixes proposed in steps of their own, group by group, so that a static refusal
     # is pinned on a smaller group each time (see `refuse_static`).
     groups: list[frozenset[str]] = field(default_factory=list)
@@ -179,6 +181,7 @@ class Job:
                     inside = suspected(chain, before, own)
                     # Only a step that changed the code can have changed what a test saw.
                     idle = cosmetic(chain, before, named | inside)
+                    self.pointed |= suspected(chain, before, set(verdict.pointed)) - idle
                     self._narrow(rest, named - idle, inside - idle)
             else:
                 self._refuse(chain, verdict, before, fingerprints)
@@ -336,18 +339,29 @@ class Job:
                 self.groups = [g - set(rest) for g in self.groups if g - set(rest)] + halves
         return True
 
+    def guessed_culprit(self) -> frozenset[str] | None:
+        """The probe the clues say fails: the one suspect probed alone, or of several, the
+        one the failing line points at (`Verdict.pointed`); None where they cannot say."""
+        alone = [group for group, _ in self.probe_pending if group <= self.suspects]
+        if len(alone) > 1:
+            # The generated monorepo's SIM118 was a suspect beside a C416 one line above
+            # it in the failing test; only the assert that failed called the SIM118 one.
+            alone = [group for group in alone if group <= self.pointed]
+        return alone[0] if len(alone) == 1 else None
+
     def predicted_group(self) -> frozenset[str] | None:
         """What the next round asks for if the clues were right, or None without clues.
 
-        Right means: the one suspect fails alone and the probe of the other risky fixes
-        passes, so the next chain is those fixes with the held-back safe ones.
+        Right means: the guessed culprit fails alone, and the other suspects and the
+        probe of the other risky fixes pass, so the next chain is those fixes with the
+        held-back safe ones.
         """
         groups = [group for group, _ in self.probe_pending]
+        culprit = self.guessed_culprit()
         others = [group for group in groups if not group <= self.suspects]
-        # With two suspects, one likely passes, and which one cannot be guessed.
-        if self.queue or len(others) != 1 or len(groups) != len(others) + 1:
+        if self.queue or culprit is None or len(others) != 1:
             return None
-        return frozenset(self.held | others[0])
+        return frozenset(self.held.union(*(group for group in groups if group != culprit)))
 
     def release_held(self) -> None:
         """Ask for the held-back safe fixes (with whatever passed its probe)."""

@@ -177,6 +177,9 @@ class Verdict(_Frozen):
     # Names defined in the candidate's files that the failing tests' reports mention
     # (a function they called, a frame they passed through): where to look first.
     clues: tuple[str, ...] = ()
+    # Of the clues, those on the lines the failing tests' reports point at (pytest's
+    # `>` and `E` lines): where the tests were when they failed, the likeliest culprit.
+    pointed: tuple[str, ...] = ()
     new_violations: tuple[str, ...] = ()
     # For a static refusal of a chain: the steps at fault, each pinned on its fixes.
     faults: tuple[Fault, ...] = ()

@@ -196,7 +196,10 @@ class TestNarrowing:
         assert not j.active  # nothing else was asked: the stage is done
 
 
-SOURCE = b"def alpha(x):\n    return x == None\n\n\ndef beta(d):\n    return list(d.keys())\n"
+SOURCE = (
+    b"def alpha(x):\n    return x == None\n\n\ndef beta(d):\n    return list(d.keys())\n"
+    b"\n\ndef gamma(x):\n    return x == True\n"
+)
 
 
 def in_function(name: str, row: int) -> Violation:
@@ -224,6 +227,7 @@ class TestClues:
     E711 = in_function("E711", 2)
     SIM118 = in_function("SIM118", 6)
     SIM300 = in_function("SIM300", 6)
+    E712 = in_function("E712", 10)
 
     def settle_with_clues(self, clues: tuple[str, ...], *risky: Violation) -> Job:
         j = Job(job().task, job().stages, SOURCE)
@@ -271,8 +275,32 @@ class TestClues:
         j.settle_probes([REJECTED, PROVEN], SOURCE)
         assert j.queue == [expected]  # what settling does when the guess was right
 
+    def test_the_suspect_the_failing_line_points_at_is_guessed_the_culprit(self):
+        """Two suspects, the failing line in `beta`: its fix is guessed to fail, `alpha`'s
+        to pass with the other risky fix and the safe ones."""
+        j = Job(job().task, job().stages, SOURCE)
+        j.pending = steps_on_source(*SAFE[:2], self.E711, self.SIM118, self.E712)
+        j.settle(REJECTED.model_copy(update={"clues": ("alpha", "beta"), "pointed": ("beta",)}))
+        assert j.suspects == {self.E711.fingerprint, self.SIM118.fingerprint}
+        j.probe_pending = [(group, steps_on_source(self.E711)) for group in j.probes]
+        j.probes = []
+        assert j.guessed_culprit() == {self.SIM118.fingerprint}
+        expected = {
+            self.E711.fingerprint,
+            self.E712.fingerprint,
+            *(v.fingerprint for v in SAFE[:2]),
+        }
+        assert j.predicted_group() == expected
+        verdicts = [
+            REJECTED if group == {self.SIM118.fingerprint} else PROVEN
+            for group, _ in j.probe_pending
+        ]
+        j.settle_probes(verdicts, SOURCE)
+        assert j.queue == [expected]  # what settling does when the guess was right
+
     def test_no_prediction_with_two_suspects(self):
-        """Two suspects: which one passes cannot be guessed, so nothing is predicted."""
+        """Two suspects and no failing line that points at one of them alone: which one
+        passes cannot be guessed, so nothing is predicted."""
         j = self.settle_with_clues(("beta",), self.E711, self.SIM118, self.SIM300)
         j.probe_pending = [(group, steps_on_source(self.E711)) for group in j.probes]
         assert len(j.suspects) == 2

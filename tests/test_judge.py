@@ -282,3 +282,28 @@ class TestEntropyBound:
         assert entropy_bound(10, 1) == pytest.approx(
             10 * -(0.1 * math.log2(0.1) + 0.9 * math.log2(0.9))
         )
+
+
+# A report as pytest's JUnit XML carries it (message, then the long traceback).
+REPORT = """\
+AssertionError: assert False
+def test_part0():
+        assert m.copied((1, 2)) == [1, 2]
+>       assert m.is_member(m.Row(["sku"], [1]), "sku")
+E       AssertionError: assert False
+E        +  where False = <function is_member at 0x7f>(<pkg.m.Row object at 0x7e>, 'sku')
+
+tests/test_m.py:10: AssertionError"""
+
+
+class TestPointedNames:
+    def test_the_failing_line_and_the_error_only(self) -> None:
+        """The `>` and `E` lines name `is_member` and `Row`; `copied`, run before, is context."""
+        pointed = _judge.pointed_names(REPORT)
+        assert {"is_member", "Row"} <= pointed
+        assert "copied" not in pointed
+        assert "copied" in _judge.mentioned_names(REPORT)
+
+    def test_a_report_that_points_nowhere(self) -> None:
+        """A report without pytest's marks (another runner, a bare message) points at nothing."""
+        assert _judge.pointed_names("boom: is_member failed\nTraceback in is_member") == set()

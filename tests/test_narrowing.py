@@ -135,6 +135,69 @@ def test_a_wrong_clue_costs_a_round_never_a_verdict(tmp_path: Path) -> None:
     assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
 
 
+# One failing test calls two functions with unsafe fixes: `copied` on a line that
+# passed, `has` on the line that failed, whose SIM118 fix breaks it (a row's keys() are
+# not what iterating it gives).
+TWO_SUSPECTS = {
+    **REPO,
+    "pkg/m.py": """\
+class Row:
+    def __init__(self, names, values):
+        self.names, self.values = names, values
+
+    def keys(self):
+        return self.names
+
+    def __iter__(self):
+        return iter(self.values)
+
+
+def copied(xs):
+    return [x for x in xs]
+
+
+def has(row, name):
+    return name in row.keys()
+
+
+def is_on(flag):
+    return flag == True
+""",
+    "tests/test_m.py": """\
+from pkg import m
+
+
+def test_row():
+    assert m.copied((1, 2)) == [1, 2]
+    assert m.has(m.Row(["sku"], [1]), "sku")
+
+
+def test_others():
+    assert m.is_on(True)
+""",
+}
+
+
+def test_the_line_that_failed_names_the_culprit_among_two_suspects(tmp_path: Path) -> None:
+    """Both fixes in the failing test's functions are probed alone, and the one its failing
+    line calls is guessed the culprit: the last round's whole suite runs beside the
+    probes, and is not run again."""
+    files = {
+        **TWO_SUSPECTS,
+        "pyproject.toml": REPO["pyproject.toml"].replace('"C416"]', '"C416", "SIM118"]'),
+    }
+    repo = init_repo(tmp_path / "r", files)
+    done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint", "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    report = report_of(repo)
+    refused = [p for p in report["patches"] if p["status"] != "accepted"]
+    assert [(p["rules"], p["reason"]) for p in refused] == [(["SIM118"], "tests")]
+    assert report["violations_after"] == 1
+    assert '"tests.ahead"' in done.stderr
+    assert '"tests.reused"' in done.stderr  # the guess was right: its run was the last
+    assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
+
+
 def mod_repo(select: str, module: str, tests: str) -> dict[str, str]:
     """A flat repo: mod.py and its tests, with `select`."""
     return {

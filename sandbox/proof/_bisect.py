@@ -32,7 +32,8 @@ class Bisection:
 
     `test_problems(files, changed, also)` runs the tests on the base plus `files`
     (those that can reach `changed`, and `also`) and says which got worse;
-    `mentioned` holds, per failing test, the names its failure reports named.
+    `mentioned` holds, per failing test, the names its failure reports named, and
+    `pointed` those on the lines they point at (`pointed_names`).
     """
 
     def __init__(
@@ -40,16 +41,21 @@ class Bisection:
         impact: ImpactMap | None,
         test_problems: Callable[..., Awaitable[dict[str, str]]],
         mentioned: Mapping[str, set[str]] | None = None,
+        pointed: Mapping[str, set[str]] | None = None,
     ) -> None:
         self.impact = impact
         self.test_problems = test_problems
         self.mentioned = mentioned if mentioned is not None else {}
+        self.pointed = pointed if pointed is not None else {}
 
     def refused(self, cand: Candidate, problems: Mapping[str, str]) -> Verdict:
         """The verdict on a culprit, with the clues to where in it the tests broke."""
         named = set().union(*(self.mentioned.get(t, ()) for t in problems))
         clues = named & defined_names(cand.after.values()) if named else set()
-        return refused(cand, problems).model_copy(update={"clues": tuple(sorted(clues))})
+        pointed = clues & set().union(*(self.pointed.get(t, ()) for t in problems))
+        return refused(cand, problems).model_copy(
+            update={"clues": tuple(sorted(clues)), "pointed": tuple(sorted(pointed))}
+        )
 
     def _suspects(self, cands: list[Candidate], problems: dict[str, str]) -> list[Candidate] | None:
         """The candidates whose files can reach a failing test, or None if the graph cannot say."""

@@ -99,6 +99,24 @@ def mentioned_names(report: str) -> set[str]:
     return set(_IDENTIFIER.findall(report))
 
 
+# pytest's long report marks the line each frame was on with ">" and the error with "E";
+# the other lines are context (the test's earlier statements).
+_POINTED_LINE = re.compile(r"^[>E](?:\s.*)?$", re.MULTILINE)
+
+
+def pointed_names(report: str) -> set[str]:
+    """The identifiers on the lines a pytest report points at (`>` and `E` lines), and in
+    its message (the report's first line): what the test was doing when it failed, not
+    what it did before. A report without such lines points at nothing."""
+    message, _, rest = report.partition("\n")
+    pointed = _POINTED_LINE.findall(rest)
+    if not pointed:
+        return set()
+    return set(_IDENTIFIER.findall(message)) | {
+        name for line in pointed for name in _IDENTIFIER.findall(line[1:])
+    }
+
+
 def defined_names(contents: Iterable[bytes]) -> set[str]:
     """The names of the functions and classes that source code defines (at any depth)."""
     return {m.decode() for content in contents for m in _DEFINITION.findall(content)}

@@ -23,7 +23,7 @@ from fixbot.sandbox._types import LintCache, TestResults, Verdict, sha256
 from ._batch import Batcher
 from ._bisect import Bisection, changed_scopes, merged, proven
 from ._candidate import Candidate, ProofStats
-from ._judge import Baseline, mentioned_names, test_file, test_id
+from ._judge import Baseline, mentioned_names, pointed_names, test_file, test_id
 from ._reruns import find_flaky, rejudged_whole
 from ._scope import ids_named
 from ._static import StaticChecks
@@ -86,7 +86,9 @@ class Prover:
         # Per failing test, the names its failure reports mentioned (in any run): the
         # clues a refusal carries to where in a chain the tests broke.
         self.mentioned: dict[str, set[str]] = {}
-        self.bisection = Bisection(impact, self.test_problems, self.mentioned)
+        # Of those, the names on the lines the reports point at: the likeliest culprits.
+        self.pointed: dict[str, set[str]] = {}
+        self.bisection = Bisection(impact, self.test_problems, self.mentioned, self.pointed)
         # Trees (as path -> content hash) on which the whole suite passed, so the gate
         # need not run it again on exactly that tree.
         self._passed_whole: set[frozenset[tuple[str, str]]] = set()
@@ -365,6 +367,7 @@ class Prover:
         for test in problems:
             if report := results.failures.get(test):
                 self.mentioned.setdefault(test, set()).update(mentioned_names(report))
+                self.pointed.setdefault(test, set()).update(pointed_names(report))
         return problems
 
     async def prove_whole_ahead(self, tree: Mapping[str, bytes]) -> None:
