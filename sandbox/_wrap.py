@@ -10,6 +10,7 @@ again meets the same lines).
 from __future__ import annotations
 
 import ast
+import bisect
 import contextlib
 import hashlib
 from typing import TYPE_CHECKING
@@ -42,14 +43,16 @@ def statement_spans(text: str, rows: Iterable[int]) -> dict[int, tuple[int, int]
     tree = parse_python(text)
     if tree is None:
         return {}
-    wanted = set(rows)
+    wanted = sorted(set(rows))
     out: dict[int, tuple[int, int]] = {}
     for node in ast.walk(tree):
         if not isinstance(node, ast.stmt) or isinstance(node, ast.Match):
             continue
         lo, hi = _span(node)
-        for row in wanted:
-            if lo <= row <= hi and (row not in out or hi - lo < out[row][1] - out[row][0]):
+        # Only the rows within the statement: a module of 1,300 statements and 285 rows
+        # to wrap took 90 ms a call, each statement against each row.
+        for row in wanted[bisect.bisect_left(wanted, lo) : bisect.bisect_right(wanted, hi)]:
+            if row not in out or hi - lo < out[row][1] - out[row][0]:
                 out[row] = (lo, hi)
     return out
 
@@ -89,11 +92,27 @@ def spans_in_formatted(
         if isinstance(a, ast.Match) or (span := _span(a)) not in wanted:
             continue
         # Alone on its lines: `x = 1; y = call(...)` is two statements on one line, and
-        # y's formatted lines in place of that line would drop x.
+        # y's formatted lines in place of that line would drop x. A block that only ends
+        # there (the def whose last statement this is: dateutil's test methods each end
+        # with their `assertEqual`, 282 of 285 statements to wrap in `test_rrule.py`)
+        # holds no code of its own on those lines.
         own = {id(n) for n in ast.walk(a)}
-        if all(id(n) in own for row in range(span[0], span[1] + 1) for n in edges.get(row, ())):
+        if all(
+            id(n) in own or _ends_around(n, a, span[0])
+            for row in range(span[0], span[1] + 1)
+            for n in edges.get(row, ())
+        ):
             out[span] = _span(b)
     return out
+
+
+def _ends_around(block: ast.stmt, node: ast.stmt, first: int) -> bool:
+    """Whether `block` begins above `first`, the node's first line, and holds the node
+    (by position: `x = f(a,` / `b); y = g()` ends on y's line but does not hold it)."""
+    if block.lineno >= first or block.end_lineno is None or block.end_col_offset is None:
+        return False
+    ends = (block.end_lineno, block.end_col_offset)
+    return ends >= (node.end_lineno or node.lineno, node.end_col_offset or 0)
 
 
 def same_indent(old: bytes, new: bytes) -> bool:

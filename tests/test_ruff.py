@@ -559,21 +559,23 @@ class TestFormatSource:
         assert second == b"y=2\n\n" + first.removeprefix(b"x=1\n") + b"z=3\n"
 
     async def test_many_statements_take_one_run_and_read_as_ranges_would(self, repo, monkeypatch):
-        """Three long statements (one in a method): one `ruff format` run, and the same
-        lines as three `--range` runs make, the rest of the file untouched."""
+        """Three long statements (one the last of a method, which ends on its line): one
+        `ruff format` run, and the same lines as three `--range` runs make, the rest of
+        the file untouched."""
         long = b"call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")"
         data = (
             b"x=1\nvalue = " + long + b"\n\n\nclass T:\n    def a(self):\n"
             b"        y={'a':1}\n        other = " + long + b"\n\n\nlast = " + long + b"\n"
         )
-        rows = [2, 9, 12]
+        rows = [2, 8, 11]
         ruff = Ruff(repo)
         WRAPPED.clear()
         by_range = data
         for row in sorted(rows, reverse=True):
             by_range = await ruff.format_lines("a.py", by_range, [row])
         assert by_range.startswith(b"x=1\nvalue = call(\n")
-        assert b"        y={'a':1}\n" in by_range
+        assert b"        y={'a':1}\n        other = call(\n" in by_range
+        assert b"\nlast = call(\n" in by_range
         WRAPPED.clear()
         runs = count_runs(monkeypatch)
         assert await ruff.format_lines("a.py", data, rows) == by_range
@@ -586,6 +588,17 @@ class TestFormatSource:
         formatted = await Ruff(repo).format_lines("a.py", data, [1, 2])
         assert formatted.startswith(b"x = 1\nvalue = call(\n")
         assert formatted.count(b"argument_11") == 2
+
+    async def test_a_statement_ending_on_the_line_is_kept_too(self, repo):
+        """`x = f(a,` / `b); value = call(...)`: x ends on value's line without holding it,
+        so value's lines are not taken from the whole file's formatting (that would drop
+        `b);`), and `--range` refuses to touch x: the line stays as it was."""
+        long = b"call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")"
+        data = b"x = f(a,\n  b); value = " + long + b"\nlast = " + long + b"\n"
+        formatted = await Ruff(repo).format_lines("a.py", data, [2, 3])
+        assert formatted.count(b"argument_11") == 2
+        assert formatted.startswith(b"x = f(a,\n  b); value = call(argument_0, ")
+        assert b"\nlast = call(\n" in formatted
 
     async def test_a_statement_begun_above_ends_the_wrapping(self, repo):
         """Row 5 closes a call begun on row 2, formatted whole into one line: row 3 now
