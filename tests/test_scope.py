@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from fixbot.sandbox.proof import _scope
 from fixbot.sandbox.proof._scope import cleared, edited_functions, ids_named
 
 MODULE = b"""import pytest
@@ -329,6 +332,24 @@ class TestCleared:
         after = TESTS.replace(b"2 == 2", b"2 is 2")
         steps = [({"fix-b": 6}, after)]
         assert cleared(self.PATH, TESTS, steps, ["tests/test_other.py::test_b"]) == set()
+
+    def test_a_step_that_keeps_every_def_in_place_is_not_parsed_again(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Three steps: the second begins from content with the first's outline (quotes
+        only) and reuses its defs; the third begins after a line was added above test_b,
+        and its content is read again."""
+        parsed = []
+        real = _scope.definitions
+        monkeypatch.setattr(_scope, "definitions", lambda c: parsed.append(c) or real(c))
+        _scope._spans.cache_clear()
+        start = TESTS.replace(b"1 == 1", b"'1' == '1'")
+        quoted = start.replace(b"'1'", b'"1"')
+        moved = quoted.replace(b"2 == 2", b"2 is 2").replace(b"\ndef test_b", b"\n\ndef test_b")
+        last = moved.replace(b"2 is 2", b"2 is 2  # fixed")
+        steps = [({"q": 2}, quoted), ({"fix-b": 6}, moved), ({"fix-c": 7}, last)]
+        assert cleared(self.PATH, start, steps, [f"{self.PATH}::test_a"]) == {"fix-b", "fix-c"}
+        assert parsed == [start, moved]
 
     def test_a_fix_is_placed_in_the_content_its_step_began_from(self) -> None:
         """Rows are read step by step: an earlier step's inserted lines move the next."""

@@ -376,14 +376,32 @@ def cleared(
     failed = {_function_of(t) for t in failing}
     out: set[str] = set()
     content = start
+    spans: dict[str, tuple[int, int]] = {}
+    shape: tuple[int, tuple[tuple[int, bytes], ...]] | None = None
     for rows, after in steps:
-        spans = (_spans(content) or {}) if rows else {}
+        if rows and (now := _outline(content)) != shape:
+            spans, shape = _spans(content) or {}, now
         for identity, row in rows.items():
             names = {q.rpartition(".")[2] for q, (a, b) in spans.items() if a < row <= b}
             if names and not names & failed:
                 out.add(identity)
         content = after
     return out
+
+
+# A line that starts a def or a class, or decorates one.
+_HEADER = re.compile(rb"[ \t]*(?:@|(?:async[ \t]+)?def[ \t]|class[ \t])")
+
+
+def _outline(content: bytes) -> tuple[int, tuple[tuple[int, bytes], ...]]:
+    """The lines a content has, and which of them open a def or class (as they read).
+
+    Two contents with one outline have their defs in the same places, near enough for a
+    hint: 25 of the 36 steps of dateutil's `test_tz.py` chain kept it (quotes, a
+    parametrize's names), and each parse of a step took 57 ms of settling its round.
+    """
+    lines = content.split(b"\n")
+    return len(lines), tuple((i, line) for i, line in enumerate(lines) if _HEADER.match(line))
 
 
 def _function_of(node_id: str) -> str:
