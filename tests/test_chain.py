@@ -253,3 +253,27 @@ class TestChainProblem:
             "a": "new violations: PLR2004 a.py:2: magic",
             "b": "new violations: PLR2004 a.py:4: magic",
         }
+
+    def test_a_culprit_is_traced_back_through_the_fix_it_uncovered(self) -> None:
+        """UP031 makes a `.format(` call, UP032 (uncovered) joins it into one line too
+        long: the UP031 fix on that line is the culprit, named with the E501."""
+        a, b = finding("UP031", "a", row=2), finding("UP031", "b", row=4)
+        up032 = finding("UP032", "u", row=2)
+        e501 = finding("E501", "e", row=2, message="too long")
+        start, formatted = b"x\nA %\nx\nB %\n", b"x\nA .format(\n y)\nx\nB .format()\n"
+        joined = b"x\nA f-string\nx\nB .format()\n"
+        # A later step rewords the finding (its line's length): it is still the same one.
+        quoted = joined.replace(b"B .format()", b"B' .format()")
+        shorter = dataclasses.replace(e501, message="shorter", fingerprint="e2")
+        q000 = finding("Q000", "q", row=4)
+        table = {start: [a, b], formatted: [up032], joined: [e501, q000], quoted: [shorter]}
+        steps = [
+            Step("a.py", start, formatted, (a, b)),
+            Step("a.py", formatted, joined, (up032,)),
+            Step("a.py", joined, quoted, (q000,)),
+        ]
+        problem = chain_problem(steps, lint_table(table))
+        assert problem is not None
+        (fault,) = problem.faults
+        assert set(fault.blame) == {"a", "b"}
+        assert fault.culprits == {"a": "new violations: E501 a.py:2: shorter"}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from fixbot.sandbox._types import Fault
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from fixbot.sandbox._types import Step, Violation
 
@@ -251,13 +251,25 @@ def chain_problem(
     faults = []
     for tag in sorted({v.identity for v in fresh}, key=lambda t: int(t[1:])):
         left_new = [v for v in fresh if v.identity == tag]
-        step, targets, new = born[tag]
         kept = {(v.rule, v.message) for v in left_new}
+        made = [v for v in born[tag][2] if (v.rule, v.message) in kept]
+        named = None
+        if not made:
+            # A later step reworded it (an E501's length): known by its rule, named as it is.
+            rules = {rule for rule, _ in kept}
+            made = [v for v in born[tag][2] if v.rule in rules]
+            named = left_new
+        found: dict[str, list[Violation]] = defaultdict(list)
+        for identity, near in _near(tag, made, born, named):
+            found[identity] += near
         faults.append(
             Fault(
                 blame=_blame([tag], asked),
                 detail="new violations: " + "; ".join(describe(v) for v in left_new),
-                culprits=_near(step, targets, [v for v in new if (v.rule, v.message) in kept]),
+                culprits={
+                    k: "new violations: " + "; ".join(dict.fromkeys(describe(v) for v in vs))
+                    for k, vs in sorted(found.items())
+                },
             )
         )
     described = tuple(describe(v) for v in fresh)
@@ -291,19 +303,45 @@ def _pinned(why: str, found: list[Violation], asked: dict[str, tuple[str, ...]])
     return ChainProblem(fault.detail, (), (fault,))
 
 
-def _near(step: Step, targets: Sequence[Violation], born: Sequence[Violation]) -> dict[str, str]:
-    """The step's fixes whose lines (in the content it started from) hold a finding it
-    uncovered, each with those findings named.
+def _near(
+    tag: str,
+    made: Sequence[Violation],
+    born: dict[str, tuple[Step, list[Violation], list[Violation]]],
+    named: Sequence[Violation] | None = None,
+) -> Iterator[tuple[str, list[Violation]]]:
+    """The fixes asked for whose lines (in the content their step started from) hold a
+    finding step `tag` uncovered (`made`), each with the findings to name (`named`, by
+    default those it holds).
 
-    The new finding's row is mapped back through the step's diff; a fix whose
-    range covers that spot made it (D212 moving a long summary up to the quotes,
-    where E501 then finds it; PT009 turning `assertEqual(x, 3)` into `x == 3`).
+    A new finding's row is mapped back through the step's diff; a fix whose range
+    covers that spot made it (D212 moving a long summary up to the quotes, where E501
+    then finds it; PT009 turning `assertEqual(x, 3)` into `x == 3`). A fix there that
+    no one asked for, uncovered by an earlier step, is traced back to that step's fix
+    in turn: dateutil's UP031 made a `.format(` call that UP032 joined into one line
+    too long, and the UP031 fix is the culprit (finding it by halving took three
+    rounds of static checks and proposals).
     """
+    step, targets, _ = born[tag]
+    for target, held in _covering(step, targets, made):
+        if not target.uncovered:
+            yield target.identity, list(named if named is not None else held)
+        elif (source := born.get(target.identity)) is not None:
+            earlier = [v for v in source[2] if v.fingerprint == target.fingerprint] or [
+                v for v in source[2] if v.rule == target.rule
+            ]
+            yield from _near(target.identity, earlier, born, named if named is not None else held)
+
+
+def _covering(
+    step: Step, targets: Sequence[Violation], made: Sequence[Violation]
+) -> list[tuple[Violation, list[Violation]]]:
+    """Each of the step's targets whose range covers where a finding of `made` came from,
+    with those findings."""
     old = step.before.splitlines()
     matcher = difflib.SequenceMatcher(None, old, step.after.splitlines(), autojunk=False)
     opcodes = matcher.get_opcodes()
-    found: dict[str, list[str]] = {}
-    for v in born:
+    found: dict[int, list[Violation]] = defaultdict(list)
+    for v in made:
         row = v.location.row - 1
         span = next(
             (
@@ -317,10 +355,10 @@ def _near(step: Step, targets: Sequence[Violation], born: Sequence[Violation]) -
         if span is None:
             continue
         lo, hi = span
-        for t in targets:
-            if not t.uncovered and t.location.row - 1 <= hi and lo <= t.end_location.row - 1:
-                found.setdefault(t.identity, []).append(describe(v))
-    return {k: "new violations: " + "; ".join(v) for k, v in sorted(found.items())}
+        for i, t in enumerate(targets):
+            if t.location.row - 1 <= hi and lo <= t.end_location.row - 1:
+                found[i].append(v)
+    return [(targets[i], vs) for i, vs in sorted(found.items())]
 
 
 def _blame(identities: Sequence[str], asked: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
