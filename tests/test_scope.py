@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixbot.sandbox.proof import _scope
+from fixbot.sandbox import _text
 from fixbot.sandbox.proof._scope import cleared, edited_functions, ids_named
 
 MODULE = b"""import pytest
@@ -340,9 +340,10 @@ class TestCleared:
         only) and reuses its defs; the third begins after a line was added above test_b,
         and its content is read again."""
         parsed = []
-        real = _scope.definitions
-        monkeypatch.setattr(_scope, "definitions", lambda c: parsed.append(c) or real(c))
-        _scope._spans.cache_clear()
+        real = _text.definitions
+        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
+        _text.hinted_definitions.cache_clear()
+        _text._BY_OUTLINE.clear()
         start = TESTS.replace(b"1 == 1", b"'1' == '1'")
         quoted = start.replace(b"'1'", b'"1"')
         moved = quoted.replace(b"2 == 2", b"2 is 2").replace(b"\ndef test_b", b"\n\ndef test_b")

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox._text import definitions, parse_python
+from fixbot.sandbox._text import Definition, definitions, hinted_definitions, parse_python
 
 from ._judge import test_file, test_id
 from ._regions import classes_edited, skeleton
@@ -223,7 +223,12 @@ def _spans(source: bytes) -> dict[str, tuple[int, int]] | None:
     Kept (callers only read them): a failing chain's steps are placed again each time
     it, or a part of it, fails (40 parses of dateutil's `test_rrule.py` per chain).
     """
-    if (defs := definitions(source)) is None:
+    return _spans_of_defs(definitions(source))
+
+
+def _spans_of_defs(defs: tuple[Definition, ...] | None) -> dict[str, tuple[int, int]] | None:
+    """`_spans`, from a module's defs."""
+    if defs is None:
         return None
     spans: dict[str, tuple[int, int]] = {}
     for d in defs:
@@ -376,32 +381,14 @@ def cleared(
     failed = {_function_of(t) for t in failing}
     out: set[str] = set()
     content = start
-    spans: dict[str, tuple[int, int]] = {}
-    shape: tuple[int, tuple[tuple[int, bytes], ...]] | None = None
     for rows, after in steps:
-        if rows and (now := _outline(content)) != shape:
-            spans, shape = _spans(content) or {}, now
+        spans = (_spans_of_defs(hinted_definitions(content)) or {}) if rows else {}
         for identity, row in rows.items():
             names = {q.rpartition(".")[2] for q, (a, b) in spans.items() if a < row <= b}
             if names and not names & failed:
                 out.add(identity)
         content = after
     return out
-
-
-# A line that starts a def or a class, or decorates one.
-_HEADER = re.compile(rb"[ \t]*(?:@|(?:async[ \t]+)?def[ \t]|class[ \t])")
-
-
-def _outline(content: bytes) -> tuple[int, tuple[tuple[int, bytes], ...]]:
-    """The lines a content has, and which of them open a def or class (as they read).
-
-    Two contents with one outline have their defs in the same places, near enough for a
-    hint: 25 of the 36 steps of dateutil's `test_tz.py` chain kept it (quotes, a
-    parametrize's names), and each parse of a step took 57 ms of settling its round.
-    """
-    lines = content.split(b"\n")
-    return len(lines), tuple((i, line) for i, line in enumerate(lines) if _HEADER.match(line))
 
 
 def _function_of(node_id: str) -> str:
