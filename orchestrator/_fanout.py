@@ -171,18 +171,20 @@ class FanOut:
 
         Probes of one file cannot share a worktree, but the k-th probes of different
         files can: they are proven together, one set per k. A run `ahead` is cancelled
-        as soon as a probe's verdict shows its guess wrong: a suspect that passes, or
-        other fixes that fail.
+        as soon as a probe's verdict shows its guess wrong: the guessed culprit passes, or
+        another probe fails.
         """
         ground = self.ground()
         verdicts: dict[str, Verdict] = {}
         probe_verdicts = {j.path: [_UNDECIDED] * len(j.probe_pending) for j in probing}
         sets: dict[int, list[Candidate]] = {}
+        guessed = set()  # the probes a run ahead expects to fail
         for job in probing:
             culprit = job.guessed_culprit()
             for index, (group, chain) in enumerate(job.probe_pending):
                 key = f"{job.path}#probe{index}"
-                suspect = group == culprit
+                guessed |= {key} if group == culprit else set()
+                suspect = group <= job.suspects
                 sets.setdefault(index, []).append(_candidate(job, chain, key, suspect=suspect))
 
         proposed = {j.path for j in proposing}
@@ -201,7 +203,7 @@ class FanOut:
             found = await self.prover.prove(cands, ground, whole=whole, workers=workers)
             verdicts.update(found)
             probes = (c for c in cands if c.key not in proposed)
-            wrong = (c for c in probes if c.suspect == found[c.key].accepted)
+            wrong = (c for c in probes if (c.key in guessed) == found[c.key].accepted)
             if ahead is not None and any(wrong):
                 ahead.cancel()
 

@@ -392,3 +392,37 @@ async def test_the_probes_running_the_most_tests_start_first(tmp_path: Path) -> 
         ["tests/test_x.py#probe1", "tests/test_y.py#probe1"],
         ["tests/test_x.py#probe0", "tests/test_y.py#probe0"],
     ]
+
+
+@pytest.mark.anyio
+async def test_every_suspect_probed_alone_is_a_batch_of_its_own(tmp_path: Path) -> None:
+    """Two suspects and no failing line to tell them apart: no culprit is guessed, yet each
+    is still proven as a suspect (a batch of its own: a failure needs no second run)."""
+    files = {"pyproject.toml": "[tool.pytest.ini_options]\n", "tests/test_x.py": MANY_AND_ONE}
+    repo = init_repo(tmp_path / "r", files)
+    agent = RuffAgent(default_ruff(), None, modes=("fix",))
+    (x,) = jobs = [
+        Job(
+            Task("tests/test_x.py", ("tests/test_x.py",), ()),
+            [Stage(agent, "fix")],
+            (repo / "tests/test_x.py").read_bytes(),
+        )
+    ]
+    x.probe_pending = [
+        (frozenset({"one"}), edited(x, "assert 1", "assert 2", "one")),
+        (frozenset({"many"}), edited(x, "i >= 0", "i > -1", "many")),
+    ]
+    x.suspects = {"one", "many"}
+    assert x.guessed_culprit() is None
+    async with make_prover(repo, tmp_path / "wt", size=3) as prover:
+        seen: list[tuple[str, bool]] = []
+        prove = prover.prove
+
+        async def recorded(cands: list[Candidate], *args: object, **kwargs: Any) -> Any:
+            seen.extend((c.key, c.suspect) for c in cands)
+            return await prove(cands, *args, **kwargs)
+
+        prover.prove = recorded  # type: ignore[method-assign]
+        fan = FanOut(prover=prover, root=repo, ruff=Ruff(repo, None, default_ruff()), jobs=jobs)
+        await fan._prove_round([], jobs)
+    assert sorted(seen) == [("tests/test_x.py#probe0", True), ("tests/test_x.py#probe1", True)]
