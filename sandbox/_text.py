@@ -201,13 +201,16 @@ def definitions(source: bytes) -> tuple[Definition, ...] | None:
 # A line that starts a def or a class, or decorates one.
 _HEADER = re.compile(rb"[ \t]*(?:@|(?:async[ \t]+)?def[ \t]|class[ \t])")
 # Outline -> the defs of a content that had it; bounded, clearing costs only time.
-_BY_OUTLINE: dict[tuple[int, tuple[tuple[int, bytes], ...]], tuple[Definition, ...] | None] = {}
+Outline = tuple[tuple[int, ...], tuple[tuple[int, bytes], ...]]
+_BY_OUTLINE: dict[Outline, tuple[Definition, ...] | None] = {}
 
 
-def outline(content: bytes) -> tuple[int, tuple[tuple[int, bytes], ...]]:
-    """How many lines a content has, and which of them open a def or class (as they read)."""
-    lines = content.split(b"\n")
-    return len(lines), tuple((i, line) for i, line in enumerate(lines) if _HEADER.match(line))
+def outline(content: bytes) -> Outline:
+    """How far each line is indented (-1 for a blank one), and which lines open a def or
+    class (as they read): where a content's defs begin and end."""
+    lines = content.splitlines()
+    indents = tuple(len(line) - len(line.lstrip()) if line.strip() else -1 for line in lines)
+    return indents, tuple((i, line) for i, line in enumerate(lines) if _HEADER.match(line))
 
 
 @functools.lru_cache(maxsize=256)

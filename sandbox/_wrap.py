@@ -83,6 +83,7 @@ def spans_in_formatted(
     if len(old) != len(new) or any(type(a) is not type(b) for a, b in zip(old, new, strict=True)):
         return {}
     wanted = set(spans)
+    rows = text.encode("utf-8", "surrogateescape").splitlines()
     edges: dict[int, list[ast.stmt]] = {}
     for node in old:
         for row in {node.lineno, node.end_lineno or node.lineno}:
@@ -97,7 +98,9 @@ def spans_in_formatted(
         # with their `assertEqual`, 282 of 285 statements to wrap in `test_rrule.py`)
         # holds no code of its own on those lines.
         own = {id(n) for n in ast.walk(a)}
-        if all(
+        # And first on its line: `else: x = call(...)` would lose its `else:`.
+        starts_line = not rows[span[0] - 1][: a.col_offset].strip()
+        if starts_line and all(
             id(n) in own or _ends_around(n, a, span[0])
             for row in range(span[0], span[1] + 1)
             for n in edges.get(row, ())

@@ -277,3 +277,21 @@ class TestChainProblem:
         (fault,) = problem.faults
         assert set(fault.blame) == {"a", "b"}
         assert fault.culprits == {"a": "new violations: E501 a.py:2: shorter"}
+
+    def test_a_reworded_finding_names_no_culprit_among_several(self) -> None:
+        """A step uncovers two E501s; a later step rewords one and takes the other away:
+        which fix made the one left cannot be told by rule, so none is named."""
+        a, b = finding("UP031", "a", row=2), finding("UP031", "b", row=4)
+        long2 = finding("E501", "e2", row=2, message="100")
+        long4 = finding("E501", "e4", row=4, message="100")
+        q2, u4 = finding("Q000", "q", row=2), finding("UP032", "u", row=4)
+        start, made = b"x\nA\nx\nB\n", b"x\nA2\nx\nB2\n"
+        last = b"x\nA3\nx\nB3\n"
+        reworded = dataclasses.replace(long2, message="97", fingerprint="e2b")
+        table = {start: [a, b], made: [long2, long4, q2, u4], last: [reworded]}
+        steps = [Step("a.py", start, made, (a, b)), Step("a.py", made, last, (q2, u4))]
+        problem = chain_problem(steps, lint_table(table))
+        assert problem is not None
+        (fault,) = problem.faults
+        assert set(fault.blame) == {"a", "b"}
+        assert fault.culprits == {}

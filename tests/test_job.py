@@ -569,20 +569,11 @@ class TestClearedByTheRun:
         case) is that test's: probed alone, the risky fixes elsewhere together."""
         source = b"import pytest\n\n\n@pytest.mark.parametrize('x', [1, 1])\ndef test_a(x):\n"
         source += b"    assert x\n"
-        at = {"PT014": (4, "safe"), "UP009": (1, "unsafe"), "I001": (1, "unsafe")}
-        fixes = [
-            dataclasses.replace(violation(rule, kind), path=TEST_PATH, location=Location(row, 1))
-            for rule, (row, kind) in at.items()
-        ]
-        agent = RuffAgent("ruff", None, modes=("fix",))
-        j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], source)
         # Each step changes the code: the parametrize list, then the import line twice.
         contents = [source.replace(b"[1, 1]", b"[1]"), b"import os\n" + source[7:]]
         contents.append(b"import sys\n" + contents[1])
-        j.pending = [
-            step(TEST_PATH, i, v, c)
-            for i, (v, c) in enumerate(zip(fixes, contents, strict=True), 1)
-        ]
+        at = {"PT014": (4, "safe"), "UP009": (1, "unsafe"), "I001": (1, "unsafe")}
+        j = job_on_test_module(source, at, contents)
         failing = (f"{TEST_PATH}::test_a[1-1]", "tests/test_b.py::test_x")
         j.settle(REJECTED.model_copy(update={"failing_tests": failing}))
         assert j.probes == [{"fp-PT014"}, {"fp-UP009", "fp-I001"}]
@@ -595,16 +586,7 @@ class TestClearedByTheRun:
         shorter = quoted.replace(b"[1, 1]", b"[1]")
         unused = shorter.replace(b"import os\n", b"")
         at = {"Q000": (5, "safe"), "PT014": (6, "unsafe"), "F401": (1, "unsafe")}
-        fixes = [
-            dataclasses.replace(violation(rule, kind), path=TEST_PATH, location=Location(row, 1))
-            for rule, (row, kind) in at.items()
-        ]
-        agent = RuffAgent("ruff", None, modes=("fix",))
-        j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], start)
-        j.pending = [
-            step(TEST_PATH, i, v, new)
-            for i, (v, new) in enumerate(zip(fixes, [quoted, shorter, unused], strict=True), 1)
-        ]
+        j = job_on_test_module(start, at, [quoted, shorter, unused])
         failing = (f"{TEST_PATH}::test_a", "tests/test_b.py::test_x")
         j.settle(REJECTED.model_copy(update={"failing_tests": failing}))
         assert j.probes == [{"fp-PT014"}, {"fp-F401"}]
@@ -616,6 +598,22 @@ class TestClearedByTheRun:
         j = self.settle(fixes, ("tests/test_other.py::test_x",))
         assert sorted(j.probes) == sorted(frozenset({v.identity}) for v in fixes)
         assert not j.held
+
+
+def job_on_test_module(source: bytes, at: dict[str, tuple[int, str]], contents: list[bytes]) -> Job:
+    """A job on a test module, pending a chain of one step per rule of `at` (its row and
+    kind), each leaving the next of `contents`."""
+    fixes = [
+        dataclasses.replace(violation(rule, kind), path=TEST_PATH, location=Location(row, 1))
+        for rule, (row, kind) in at.items()
+    ]
+    agent = RuffAgent("ruff", None, modes=("fix",))
+    j = Job(Task(TEST_PATH, (TEST_PATH,), ()), [Stage(agent, "fix")], source)
+    j.pending = [
+        step(TEST_PATH, i, v, new)
+        for i, (v, new) in enumerate(zip(fixes, contents, strict=True), 1)
+    ]
+    return j
 
 
 class TestCosmetic:

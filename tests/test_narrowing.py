@@ -121,17 +121,24 @@ def test_first():
 }
 
 
+def run_with_log(repo: Path) -> tuple[str, list[tuple[list[str], str]]]:
+    """fixbot onto branch `lint`, one violation left: its JSON log, and the rules and
+    reason of each refused patch."""
+    done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint", "--log-format", "json")
+    assert done.returncode == 0, done.stderr
+    report = report_of(repo)
+    assert report["violations_after"] == 1
+    refused = [p for p in report["patches"] if p["status"] != "accepted"]
+    return done.stderr, [(p["rules"], p["reason"]) for p in refused]
+
+
 def test_a_wrong_clue_costs_a_round_never_a_verdict(tmp_path: Path) -> None:
     """The clue points at `check`: its fix passes alone, the others fail together, so each
     of those is tried alone next; only the E711 is refused, and the run ahead is dropped."""
     repo = init_repo(tmp_path / "r", MISLEADING)
-    done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint", "--log-format", "json")
-    assert done.returncode == 0, done.stderr
-    report = report_of(repo)
-    refused = [p for p in report["patches"] if p["status"] != "accepted"]
-    assert [(p["rules"], p["reason"]) for p in refused] == [(["E711"], "tests")]
-    assert report["violations_after"] == 1
-    assert '"tests.ahead"' in done.stderr  # the guess was made, and was wrong
+    log, refused = run_with_log(repo)
+    assert refused == [(["E711"], "tests")]
+    assert '"tests.ahead"' in log  # the guess was made, and was wrong
     assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
 
 
@@ -187,14 +194,10 @@ def test_the_line_that_failed_names_the_culprit_among_two_suspects(tmp_path: Pat
         "pyproject.toml": REPO["pyproject.toml"].replace('"C416"]', '"C416", "SIM118"]'),
     }
     repo = init_repo(tmp_path / "r", files)
-    done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint", "--log-format", "json")
-    assert done.returncode == 0, done.stderr
-    report = report_of(repo)
-    refused = [p for p in report["patches"] if p["status"] != "accepted"]
-    assert [(p["rules"], p["reason"]) for p in refused] == [(["SIM118"], "tests")]
-    assert report["violations_after"] == 1
-    assert '"tests.ahead"' in done.stderr
-    assert '"tests.reused"' in done.stderr  # the guess was right: its run was the last
+    log, refused = run_with_log(repo)
+    assert refused == [(["SIM118"], "tests")]
+    assert '"tests.ahead"' in log
+    assert '"tests.reused"' in log  # the guess was right: its run was the last
     assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import textwrap
@@ -599,6 +600,16 @@ class TestFormatSource:
         assert formatted.count(b"argument_11") == 2
         assert formatted.startswith(b"x = f(a,\n  b); value = call(argument_0, ")
         assert b"\nlast = call(\n" in formatted
+
+    async def test_a_statement_after_a_clause_keeps_its_clause(self, repo):
+        """`else: x = call(...)`, indented as ruff would indent x (8 spaces a level, where
+        ruff indents 4): its line holds `else:`, so x is not taken from the whole file's
+        formatting (that dropped the `else:`, and x ran whatever c was)."""
+        long = b"call(" + b", ".join(b"argument_%d" % i for i in range(12)) + b")"
+        data = b"def f(c):\n        if c:\n                pass\n        else: x = " + long
+        data += b"\n        y = " + long + b"\n"
+        formatted = await Ruff(repo).format_lines("a.py", data, [4, 5])
+        assert ast.dump(ast.parse(formatted)) == ast.dump(ast.parse(data))
 
     async def test_a_statement_begun_above_ends_the_wrapping(self, repo):
         """Row 5 closes a call begun on row 2, formatted whole into one line: row 3 now

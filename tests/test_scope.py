@@ -352,6 +352,16 @@ class TestCleared:
         assert cleared(self.PATH, start, steps, [f"{self.PATH}::test_a"]) == {"fix-b", "fix-c"}
         assert parsed == [start, moved]
 
+    def test_a_statement_moved_out_of_a_def_changes_the_outline(self) -> None:
+        """Same lines and defs, but `y = 2` dedented to the module: a fix on it is outside
+        every test (read again, not taken from the content before), so it is never cleared."""
+        inside = b"def test_a():\n    x = 1\n    y = 2\ndef test_b():\n    pass\n"
+        outside = inside.replace(b"    y = 2", b"y = 2")
+        _text.hinted_definitions(inside)
+        assert (
+            cleared(self.PATH, outside, [({"F1": 3}, outside)], [f"{self.PATH}::test_b"]) == set()
+        )
+
     def test_a_fix_is_placed_in_the_content_its_step_began_from(self) -> None:
         """Rows are read step by step: an earlier step's inserted lines move the next."""
         wrapped = TESTS.replace(b"assert 1 == 1", b"assert (\n        1 is 1\n    )")

@@ -255,10 +255,11 @@ def chain_problem(
         made = [v for v in born[tag][2] if (v.rule, v.message) in kept]
         named = None
         if not made:
-            # A later step reworded it (an E501's length): known by its rule, named as it is.
+            # A later step reworded it (an E501's length): known by its rule, named as it
+            # is, where that pairs one finding with one (of several, which went away?).
             rules = {rule for rule, _ in kept}
-            made = [v for v in born[tag][2] if v.rule in rules]
-            named = left_new
+            made = _one([v for v in born[tag][2] if v.rule in rules])
+            named = left_new if len(left_new) == 1 else []
         found: dict[str, list[Violation]] = defaultdict(list)
         for identity, near in _near(tag, made, born, named):
             found[identity] += near
@@ -326,10 +327,16 @@ def _near(
         if not target.uncovered:
             yield target.identity, list(named if named is not None else held)
         elif (source := born.get(target.identity)) is not None:
-            earlier = [v for v in source[2] if v.fingerprint == target.fingerprint] or [
-                v for v in source[2] if v.rule == target.rule
-            ]
+            earlier = [v for v in source[2] if v.fingerprint == target.fingerprint] or _one(
+                [v for v in source[2] if v.rule == target.rule]
+            )
             yield from _near(target.identity, earlier, born, named if named is not None else held)
+
+
+def _one(found: list[Violation]) -> list[Violation]:
+    """`found` if it is one finding, else none: a guess among several could name a fix
+    whose own finding a later step took away."""
+    return found if len(found) == 1 else []
 
 
 def _covering(
