@@ -178,12 +178,13 @@ class FanOut:
         verdicts: dict[str, Verdict] = {}
         probe_verdicts = {j.path: [_UNDECIDED] * len(j.probe_pending) for j in probing}
         sets: dict[int, list[Candidate]] = {}
-        guessed = set()  # the probes a run ahead expects to fail
+        guessed: set[str] = set()  # the probes a run ahead expects to fail
         for job in probing:
             culprit = job.guessed_culprit()
             for index, (group, chain) in enumerate(job.probe_pending):
                 key = f"{job.path}#probe{index}"
-                guessed |= {key} if group == culprit else set()
+                if group == culprit:
+                    guessed.add(key)
                 suspect = group <= job.suspects
                 sets.setdefault(index, []).append(_candidate(job, chain, key, suspect=suspect))
 
