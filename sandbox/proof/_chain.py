@@ -257,9 +257,10 @@ def chain_problem(
         if not made:
             # A later step reworded it (an E501's length): known by its rule, named as it
             # is, where that pairs one finding with one (of several, which went away?).
+            # Identities are carried one to one, so one born means one left.
             rules = {rule for rule, _ in kept}
             made = _one([v for v in born[tag][2] if v.rule in rules])
-            named = left_new if len(left_new) == 1 else []
+            named = left_new
         found: dict[str, list[Violation]] = defaultdict(list)
         for identity, near in _near(tag, made, born, named):
             found[identity] += near
