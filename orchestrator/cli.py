@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -172,5 +176,25 @@ app.command(name="merge")(merge)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Ends the process without tearing the interpreter down. A run on a big repository
+    holds hundreds of MB of parsed trees and findings when it is done, and freeing
+    them one object at a time took over a second at exit (dateutil: 1.1 s of a 54 s
+    run) with nothing left to do. Exit handlers still run (they remove the run's
+    scratch folders), and the output is flushed first.
+    """
+    try:
+        app()
+    except SystemExit as stop:
+        code = stop.code
+    else:
+        code = 0
+    if isinstance(code, str):  # sys.exit("message"), as Python reports it
+        sys.stderr.write(code + "\n")
+        code = 1
+    atexit._run_exitfuncs()  # noqa: SLF001 - the handlers an interpreter exit would run
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to flush to
+            stream.flush()
+    os._exit(code or 0)

@@ -456,3 +456,41 @@ def test_worktree_root_someone_else_made_is_not_used(tmp_path: Path) -> None:
         assert worktree_root(home, None) == home / "worktrees"
     finally:
         first.unlink()
+
+
+class TestExit:
+    """How the process ends: at once, after the exit handlers and with its output."""
+
+    SCRIPT = (
+        "import atexit, sys\n"
+        "from fixbot.orchestrator.cli import main\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        "class Held:\n"
+        "    def __del__(self): print('torn down', flush=True)\n"
+        "held = Held()  # freed only by an interpreter teardown\n"
+        "sys.argv = ['fixbot', *sys.argv[1:]]\n"
+        "main()\n"
+        "print('not reached')\n"
+    )
+
+    def _main(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", self.SCRIPT, *args],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+
+    def test_success_runs_handlers_and_flushes(self) -> None:
+        """--version: its line, then the exit handlers, then exit code 0, with no teardown."""
+        done = self._main("--version")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[0].startswith("fixbot ")
+        assert done.stdout.splitlines()[-1] == "handler ran"
+        assert "not reached" not in done.stdout
+        assert "torn down" not in done.stdout
+
+    def test_bad_input_keeps_its_code(self) -> None:
+        """An unknown option still exits 2 with click's message, handlers run."""
+        done = self._main("run", "--no-such-option")
+        assert done.returncode == 2
+        assert "No such option: --no-such-option" in done.stderr
+        assert done.stdout.strip() == "handler ran"
