@@ -198,8 +198,8 @@ def definitions(source: bytes) -> tuple[Definition, ...] | None:
     return tuple(out)
 
 
-# A line that starts a def or a class, or decorates one.
-_HEADER = re.compile(rb"[ \t]*(?:@|(?:async[ \t]+)?def[ \t]|class[ \t])")
+# A line that starts a def or a class (up to its name), or decorates one.
+_HEADER = re.compile(rb"[ \t]*(@|(?:async[ \t]+)?def[ \t]+[^\s(\[:]+|class[ \t]+[^\s(\[:]+)")
 # Outline -> the defs of a content that had it; bounded, clearing costs only time.
 Outline = tuple[tuple[int, ...], tuple[tuple[int, bytes], ...]]
 _BY_OUTLINE: dict[Outline, tuple[Definition, ...] | None] = {}
@@ -207,10 +207,14 @@ _BY_OUTLINE: dict[Outline, tuple[Definition, ...] | None] = {}
 
 def outline(content: bytes) -> Outline:
     """How far each line is indented (-1 for a blank one), and which lines open a def or
-    class (as they read): where a content's defs begin and end."""
+    class (by its name) or decorate one: where a content's defs begin and end.
+
+    A header is kept up to the name: a step that annotates a def (`-> None`) or
+    changes a decorator's arguments leaves every def where it was.
+    """
     lines = content.splitlines()
     indents = tuple(len(line) - len(line.lstrip()) if line.strip() else -1 for line in lines)
-    return indents, tuple((i, line) for i, line in enumerate(lines) if _HEADER.match(line))
+    return indents, tuple((i, m[1]) for i, line in enumerate(lines) if (m := _HEADER.match(line)))
 
 
 @functools.lru_cache(maxsize=256)

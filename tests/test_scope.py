@@ -352,6 +352,26 @@ class TestCleared:
         assert cleared(self.PATH, start, steps, [f"{self.PATH}::test_a"]) == {"fix-b", "fix-c"}
         assert parsed == [start, moved]
 
+    def test_an_annotated_def_keeps_its_place_and_a_renamed_one_does_not(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """ANN201 adds `-> None` to both def lines: the defs are reused, not parsed again.
+        A step that renames test_b is parsed again, and its fix is placed in test_c."""
+        parsed = []
+        real = _text.definitions
+        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
+        _text.hinted_definitions.cache_clear()
+        _text._BY_OUTLINE.clear()
+        annotated = TESTS.replace(b"():", b"() -> None:")
+        fixed = annotated.replace(b"2 == 2", b"2 is 2")
+        steps = [({"ann-a": 1, "ann-b": 5}, annotated), ({"fix-b": 6}, fixed)]
+        assert cleared(self.PATH, TESTS, steps, [f"{self.PATH}::test_a"]) == {"ann-b", "fix-b"}
+        assert parsed == [TESTS]
+        renamed = fixed.replace(b"def test_b", b"def test_c")
+        steps = [({"ann-b": 5}, renamed), ({"fix-c": 6}, renamed)]
+        assert cleared(self.PATH, fixed, steps, [f"{self.PATH}::test_b"]) == {"fix-c"}
+        assert parsed == [TESTS, renamed]
+
     def test_a_statement_moved_out_of_a_def_changes_the_outline(self) -> None:
         """Same lines and defs, but `y = 2` dedented to the module: a fix on it is outside
         every test (read again, not taken from the content before), so it is never cleared."""
