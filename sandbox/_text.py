@@ -8,13 +8,16 @@ ruff counts CRLF, CR and LF as line breaks (and nothing else, where
 from __future__ import annotations
 
 import ast
+import bisect
+import difflib
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from ._types import Edit, Location
 
@@ -241,3 +244,92 @@ def _blocks(node: ast.stmt) -> list[list[ast.stmt]]:
     cases = getattr(node, "cases", None) or []
     blocks += [h.body for h in handlers] + [c.body for c in cases]
     return [b for b in blocks if isinstance(b, list) and b and isinstance(b[0], ast.stmt)]
+
+
+Opcode = tuple[str, int, int, int, int]
+# Ranges this short go to difflib whole: anchoring them would cost more than it saves.
+_SMALL = 64
+
+
+def line_opcodes(old: Sequence[bytes], new: Sequence[bytes]) -> list[Opcode]:
+    """How `new`'s lines came from `old`'s, as difflib's opcodes (equal / replace /
+    delete / insert, with ranges), anchored on lines that occur once in each (patience).
+
+    difflib alone took 50-180 ms a call on a 5,000-line test module, whose many
+    blank and `)` lines each match hundreds of places; here it sees only the short
+    ranges between anchors. Iterative, so no content makes it recurse deep.
+    """
+    out: list[Opcode] = []
+    todo: list[Opcode] = [("range", 0, len(old), 0, len(new))]  # a range still to diff
+    while todo:
+        tag, a0, a1, b0, b1 = todo.pop()
+        if tag != "range":
+            out.append((tag, a0, a1, b0, b1))
+            continue
+        while a0 < a1 and b0 < b1 and old[a0] == new[b0]:
+            out.append(("equal", a0, a0 + 1, b0, b0 + 1))
+            a0, b0 = a0 + 1, b0 + 1
+        tail: list[Opcode] = []
+        while a0 < a1 and b0 < b1 and old[a1 - 1] == new[b1 - 1]:
+            a1, b1 = a1 - 1, b1 - 1
+            tail.append(("equal", a1, a1 + 1, b1, b1 + 1))
+        small = a1 - a0 < _SMALL and b1 - b0 < _SMALL
+        anchors = [] if small else _anchors(old, new, a0, a1, b0, b1)
+        parts: list[Opcode] = []
+        for i, j in anchors:
+            parts += [("range", a0, i, b0, j), ("equal", i, i + 1, j, j + 1)]
+            a0, b0 = i + 1, j + 1
+        if anchors:
+            parts.append(("range", a0, a1, b0, b1))
+        else:
+            matcher = difflib.SequenceMatcher(None, old[a0:a1], new[b0:b1], autojunk=False)
+            parts += [
+                (op, a0 + i1, a0 + i2, b0 + j1, b0 + j2)
+                for op, i1, i2, j1, j2 in matcher.get_opcodes()
+            ]
+        todo += reversed([*parts, *reversed(tail)])
+    return _merged(out)
+
+
+def _anchors(
+    old: Sequence[bytes], new: Sequence[bytes], a0: int, a1: int, b0: int, b1: int
+) -> list[tuple[int, int]]:
+    """Pairs of lines found once in each range, the longest run of them in order in both."""
+    seen_old = Counter(old[a0:a1])
+    seen_new = Counter(new[b0:b1])
+    where_new = {new[j]: j for j in range(b0, b1) if seen_new[new[j]] == 1}
+    pairs = [
+        (i, where_new[old[i]])
+        for i in range(a0, a1)
+        if seen_old[old[i]] == 1 and old[i] in where_new
+    ]
+    # Longest increasing run of the new positions (patience sorting, with back links).
+    tops: list[int] = []
+    top_at: list[int] = []
+    back: list[int] = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        at = bisect.bisect_left(tops, j)
+        back[k] = top_at[at - 1] if at else -1
+        if at == len(tops):
+            tops.append(j)
+            top_at.append(k)
+        else:
+            tops[at], top_at[at] = j, k
+    chain, k = [], top_at[-1] if top_at else -1
+    while k != -1:
+        chain.append(pairs[k])
+        k = back[k]
+    return chain[::-1]
+
+
+def _merged(ops: list[Opcode]) -> list[Opcode]:
+    """Neighbouring opcodes of one kind made one; empty ones dropped."""
+    out: list[Opcode] = []
+    for tag, i1, i2, j1, j2 in ops:
+        if i1 == i2 and j1 == j2:
+            continue
+        if out and out[-1][0] == tag and out[-1][2] == i1 and out[-1][4] == j1:
+            out[-1] = (tag, out[-1][1], i2, out[-1][3], j2)
+        else:
+            out.append((tag, i1, i2, j1, j2))
+    return out

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import difflib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fixbot.sandbox._text import line_opcodes
 from fixbot.sandbox._types import Fault
 
 if TYPE_CHECKING:
@@ -345,9 +345,7 @@ def _covering(
 ) -> list[tuple[Violation, list[Violation]]]:
     """Each of the step's targets whose range covers where a finding of `made` came from,
     with those findings."""
-    old = step.before.splitlines()
-    matcher = difflib.SequenceMatcher(None, old, step.after.splitlines(), autojunk=False)
-    opcodes = matcher.get_opcodes()
+    opcodes = line_opcodes(step.before.splitlines(), step.after.splitlines())
     found: dict[int, list[Violation]] = defaultdict(list)
     for v in made:
         row = v.location.row - 1
