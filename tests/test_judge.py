@@ -304,6 +304,24 @@ class TestPointedNames:
         assert "copied" not in pointed
         assert "copied" in _judge.mentioned_names(REPORT)
 
+    def test_a_native_traceback(self) -> None:
+        """`--tb=native`: each frame's line and the exception; the statement run before
+        and the function names of the frames are context."""
+        report = (
+            "AssertionError: assert False\n"
+            "Traceback (most recent call last):\n"
+            '  File "/wt/tests/test_m.py", line 10, in test_part0\n'
+            '    assert m.is_member(m.Row(["sku"], [1]), "sku")\n'
+            '  File "/wt/pkg/m.py", line 4, in is_member\n'
+            "    return lookup(row) is not None\n"
+            "           ^^^^^^^^^^^\n"
+            "KeyError: 'sku'\n"
+        )
+        pointed = _judge.pointed_names(report)
+        assert {"is_member", "Row", "lookup", "KeyError"} <= pointed
+        assert "test_part0" not in pointed
+        assert "test_part0" in _judge.mentioned_names(report)
+
     def test_a_report_that_points_nowhere(self) -> None:
         """A report without pytest's marks (another runner, a bare message) points at nothing."""
         assert _judge.pointed_names("boom: is_member failed\nTraceback in is_member") == set()

@@ -436,7 +436,17 @@ class TestRunTests:
         assert set(failures) == {t for t, s in SAMPLE_OUTCOMES.items() if s in {"failed", "error"}}
         assert "assert 1 == 2" in failures["tests/test_sample.py::test_fail"]
         assert "setup fails" in failures["tests/test_sample.py::test_setup_error"]
-        assert "def broken" in failures["tests/test_sample.py::test_setup_error"]
+        assert ", in broken\n" in failures["tests/test_sample.py::test_setup_error"]
+
+    def test_reports_are_native_tracebacks_from_the_test_on(self, sample_run: TestResults) -> None:
+        """Python's own traceback (cheap to write), cut to the test's frames: pytest's and
+        pluggy's own are not the test's, and a long report is kept by its tail."""
+        report = sample_run.failures["tests/test_sample.py::test_fail"]
+        assert "Traceback (most recent call last):" in report
+        frames = [line for line in report.splitlines() if line.startswith('  File "')]
+        assert frames
+        assert frames[0].endswith(", in test_fail")
+        assert not any("_pytest" in f or "pluggy" in f for f in frames)
 
     @pytest.mark.usefixtures("sample_run")
     def test_worktree_is_left_clean(self, sample: Path) -> None:

@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fixbot.sandbox._testrun import NATIVE_FRAME
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Sequence
 
@@ -105,16 +107,32 @@ _POINTED_LINE = re.compile(r"^[>E](?:\s.*)?$", re.MULTILINE)
 
 
 def pointed_names(report: str) -> set[str]:
-    """The identifiers on the lines a pytest report points at (`>` and `E` lines), and in
-    its message (the report's first line): what the test was doing when it failed, not
-    what it did before. A report without such lines points at nothing."""
+    """The identifiers on the lines a failure report points at, and in its message (the
+    report's first line): what the test was doing when it failed, not what it did before.
+
+    In pytest's long report those are the `>` and `E` lines; in a native traceback
+    (fixbot's runs, `--tb=native`), each frame's line and the exception. A report
+    with neither points at nothing.
+    """
     message, _, rest = report.partition("\n")
-    pointed = _POINTED_LINE.findall(rest)
+    pointed = [line[1:] for line in _POINTED_LINE.findall(rest)] or native_pointed(rest)
     if not pointed:
         return set()
     return set(_IDENTIFIER.findall(message)) | {
-        name for line in pointed for name in _IDENTIFIER.findall(line[1:])
+        name for line in pointed for name in _IDENTIFIER.findall(line)
     }
+
+
+def native_pointed(report: str) -> list[str]:
+    """The lines a native traceback points at: each frame's source line, and the lines
+    of the exception after the last frame."""
+    lines = report.splitlines()
+    frames = [i for i, line in enumerate(lines) if NATIVE_FRAME.match(line)]
+    if not frames:
+        return []
+    out = [lines[i + 1] for i in frames if i + 1 < len(lines) and lines[i + 1].startswith("    ")]
+    tail = lines[frames[-1] + 1 :]
+    return out + [line for line in tail if line[:1] not in {"", " "}]
 
 
 def defined_names(contents: Iterable[bytes]) -> set[str]:
