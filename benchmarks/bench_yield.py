@@ -136,6 +136,9 @@ def blind(repo: Path, args: argparse.Namespace, extra: list[str], work: Path, un
         out: dict[str, Any] = {"before": count(tree, args.select)}
         if not unsafe:  # the suite at base, once per repo: the floor's two runs and a check
             out["base_tests"] = suite(repo, tree, extra, work / "junit-base.xml")
+            # As fixbot runs it (Python's tracebacks, cheaper to write), for the floor's twin.
+            native = [*extra, "--tb=native"]
+            out["base_native_tb"] = suite(repo, tree, native, work / "junit-base-native.xml")
         fix = [str(BIN / "ruff"), "check", "--no-cache", "--select", args.select, "--exit-zero"]
         t0 = time.perf_counter()
         sh([*fix, "--fix", "--unsafe-fixes" if unsafe else "--no-unsafe-fixes", "."], tree)
@@ -143,6 +146,9 @@ def blind(repo: Path, args: argparse.Namespace, extra: list[str], work: Path, un
         out["after"] = count(tree, args.select)
         out["landed"] = out["before"] - out["after"]
         out["tests"] = suite(repo, tree, extra, work / f"junit-{tag}.xml")
+        if unsafe:
+            native = [*extra, "--tb=native"]
+            out["tests_native_tb"] = suite(repo, tree, native, work / "junit-unsafe-native.xml")
     return out
 
 
@@ -241,6 +247,9 @@ def bench_repo(repo: Path, args: argparse.Namespace, root: Path) -> dict[str, An
         # suite can be slower (PT009's asserts are rewritten by pytest: dateutil 6.4 -> 7.2 s).
         fixed = unsafe["tests"]["seconds"]
         row["floor"] = round(base["seconds"] + unsafe["fix_seconds"] + fixed, 2)
+        # The same with pytest writing Python's tracebacks, as fixbot has it do (--tb=native).
+        native = row["blind_safe"]["base_native_tb"]["seconds"] + unsafe["fix_seconds"]
+        row["floor_native_tb"] = round(native + unsafe["tests_native_tb"]["seconds"], 2)
         # The definition before 2026-12-07 (the suite at base twice), for the older tables.
         row["floor_base_twice"] = round(unsafe["fix_seconds"] + 2 * base["seconds"], 2)
         row["ratio"] = round(row["fixbot"]["seconds"] / row["floor"], 2)
@@ -290,7 +299,8 @@ def table(r: dict[str, Any]) -> str:
          "-", "-"),
         ("test runs vs N·H(p), 1.5·N·H(p)+3",
          f"{f.get('test_runs')} vs {f.get('nhp')}, {f.get('bound')}", "1", "1"),
-        ("seconds", f"{wall}; floor {r.get('floor')}, ratio {r.get('ratio')}",
+        ("seconds", (f"{wall}; floor {r.get('floor')}, ratio {r.get('ratio')}; "
+                     f"floor with --tb=native {r.get('floor_native_tb')}"),
          f"ruff {s['fix_seconds']}, suite {s['tests']['seconds']}",
          f"ruff {u['fix_seconds']}, suite {u['tests']['seconds']}"),
     ]  # fmt: skip
