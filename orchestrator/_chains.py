@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox import definitions, hinted_definitions, same_code
+from fixbot.sandbox import RowsBack, definitions, hinted_definitions, same_code
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -54,14 +54,15 @@ def suspected(chain: list[Patch], start: bytes, clues: set[str]) -> set[str]:
     """The fixes of a chain that lie in a function or class the clues name."""
     if not clues:
         return set()
-    found, content = set(), start
+    found: set[str] = set()
+    # Placed in the first content's defs (rows mapped back): the one content parsed.
+    scopes, rows_back = _scopes(start), RowsBack(start)
     for patch in chain:
-        scopes = _scopes(content)
         for v in patch.targets:
-            row = v.location.row
+            row = rows_back.at_start(v.location.row)
             if any(first <= row <= last and name in clues for first, last, name in scopes):
                 found.add(v.identity)
-        content = patch.changes[0].new
+        rows_back.step(patch.changes[0].new)
     return found
 
 
@@ -119,9 +120,8 @@ def _scopes(content: bytes) -> list[tuple[int, int, str]]:
 
     The first line is its first decorator's: a test's parametrize list is that test's
     (dateutil's PT014 fix there made cases "no longer collected", and was found only by
-    halving). A hint, so from `hinted_definitions`: a refused chain's steps are placed
-    for its clues, again for its failing tests, and by `cleared` (a parse each, 57 ms
-    for dateutil's `test_tz.py`, where the step changed the outline).
+    halving). A hint, so from `hinted_definitions`: a content with the outline of one
+    read before is not parsed again.
     """
     return [(d.first, d.last, d.name) for d in hinted_definitions(content) or ()]
 

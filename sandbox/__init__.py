@@ -31,6 +31,7 @@ from ._testrun import TestCommand, find_python, resolve_test_command, run_tests
 from ._text import (
     BOM,
     Definition,
+    RowsBack,
     apply_edits,
     decode,
     definitions,
@@ -95,6 +96,7 @@ __all__ = [
     "ProofStats",
     "Prover",
     "RepoError",
+    "RowsBack",
     "Ruff",
     "ServiceError",
     "Step",

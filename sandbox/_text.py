@@ -333,3 +333,32 @@ def _merged(ops: list[Opcode]) -> list[Opcode]:
         else:
             out.append((tag, i1, i2, j1, j2))
     return out
+
+
+class RowsBack:
+    """Rows of a chain's step contents, mapped back to its first content.
+
+    Through each step's line diff: line for line in a block the step kept or rewrote
+    line for line, else to the block's first line. For hints (placing a fix in the
+    first content's defs, the one content parsed), never for a verdict.
+    """
+
+    def __init__(self, start: bytes) -> None:
+        self._content = start
+        self._diffs: list[tuple[list[Opcode], list[int]]] = []
+
+    def step(self, after: bytes) -> None:
+        """The next step left `after`."""
+        ops = line_opcodes(self._content.splitlines(), after.splitlines())
+        self._diffs.append((ops, [op[3] for op in ops]))
+        self._content = after
+
+    def at_start(self, row: int) -> int:
+        """Where line `row` (1-based) of the latest step's content came from at the start."""
+        for ops, starts in reversed(self._diffs):
+            at = bisect.bisect_right(starts, row - 1) - 1
+            if at < 0:
+                continue
+            _, i1, i2, j1, j2 = ops[at]
+            row = i1 + (row - 1 - j1) + 1 if i2 - i1 == j2 - j1 else i1 + 1
+        return row

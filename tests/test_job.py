@@ -6,13 +6,14 @@ import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixbot.agents import RuffAgent, Stage, Task
-from fixbot.orchestrator._chains import cosmetic
+from fixbot.orchestrator._chains import cosmetic, suspected
 from fixbot.orchestrator._job import Job
-from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
+from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, _text, sha256
 from fixbot.sandbox._types import Fault
 
 if TYPE_CHECKING:
@@ -241,6 +242,31 @@ class TestClues:
         assert j.probes == [{self.SIM118.fingerprint}, {self.E711.fingerprint}]
         assert j.suspects == {self.SIM118.fingerprint}
         assert j.held == {v.fingerprint for v in SAFE[:2]}
+
+    def test_fixes_are_placed_through_the_lines_earlier_steps_added(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A first step wraps alpha's return over three lines, moving beta down two: the
+        SIM118 fix on beta's row (8 in its step's content) is beta's, found by mapping
+        its row back to SOURCE, the one content parsed."""
+        parsed = []
+        real = _text.definitions
+        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
+        _text.hinted_definitions.cache_clear()
+        _text._BY_OUTLINE.clear()
+        wrapped = SOURCE.replace(b"return x == None", b"return (\n        x is None\n    )")
+        moved = dataclasses.replace(
+            self.SIM118, location=Location(8, 5), end_location=Location(8, 10)
+        )
+        first, second = chain(self.E711, moved)
+        fixed = wrapped.replace(b"list(d.keys())", b"list(d)")
+        steps = [
+            first.model_copy(update={"changes": (FileChange(path=PATH, old_sha="", new=wrapped),)}),
+            second.model_copy(update={"changes": (FileChange(path=PATH, old_sha="", new=fixed),)}),
+        ]
+        assert suspected(steps, SOURCE, {"beta"}) == {moved.fingerprint}
+        assert suspected(steps, SOURCE, {"alpha"}) == {self.E711.fingerprint}
+        assert parsed == [SOURCE]
 
     def test_clues_naming_every_risky_fix_change_nothing(self):
         """When the clues point everywhere, each risky fix is probed alone as before."""

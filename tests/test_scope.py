@@ -333,12 +333,9 @@ class TestCleared:
         steps = [({"fix-b": 6}, after)]
         assert cleared(self.PATH, TESTS, steps, ["tests/test_other.py::test_b"]) == set()
 
-    def test_a_step_that_keeps_every_def_in_place_is_not_parsed_again(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Three steps: the second begins from content with the first's outline (quotes
-        only) and reuses its defs; the third begins after a line was added above test_b,
-        and its content is read again."""
+    def test_only_the_start_is_parsed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Three steps (quotes; a line added above test_b; a comment): every fix is placed
+        in the start's defs through the steps' line diffs, and only the start is read."""
         parsed = []
         real = _text.definitions
         monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
@@ -350,27 +347,17 @@ class TestCleared:
         last = moved.replace(b"2 is 2", b"2 is 2  # fixed")
         steps = [({"q": 2}, quoted), ({"fix-b": 6}, moved), ({"fix-c": 7}, last)]
         assert cleared(self.PATH, start, steps, [f"{self.PATH}::test_a"]) == {"fix-b", "fix-c"}
-        assert parsed == [start, moved]
+        assert cleared(self.PATH, start, steps, [f"{self.PATH}::test_b"]) == {"q"}
+        assert parsed == [start]
 
-    def test_an_annotated_def_keeps_its_place_and_a_renamed_one_does_not(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """ANN201 adds `-> None` to both def lines: the defs are reused, not parsed again.
-        A step that renames test_b is parsed again, and its fix is placed in test_c."""
-        parsed = []
-        real = _text.definitions
-        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
-        _text.hinted_definitions.cache_clear()
-        _text._BY_OUTLINE.clear()
+    def test_annotated_def_lines_map_line_for_line(self) -> None:
+        """ANN201 adds `-> None` to both def lines; the next step's fix in test_b is placed
+        in test_b, and the annotations in their own defs."""
         annotated = TESTS.replace(b"():", b"() -> None:")
         fixed = annotated.replace(b"2 == 2", b"2 is 2")
         steps = [({"ann-a": 1, "ann-b": 5}, annotated), ({"fix-b": 6}, fixed)]
         assert cleared(self.PATH, TESTS, steps, [f"{self.PATH}::test_a"]) == {"ann-b", "fix-b"}
-        assert parsed == [TESTS]
-        renamed = fixed.replace(b"def test_b", b"def test_c")
-        steps = [({"ann-b": 5}, renamed), ({"fix-c": 6}, renamed)]
-        assert cleared(self.PATH, fixed, steps, [f"{self.PATH}::test_b"]) == {"fix-c"}
-        assert parsed == [TESTS, renamed]
+        assert cleared(self.PATH, TESTS, steps, [f"{self.PATH}::test_b"]) == {"ann-a"}
 
     def test_a_statement_moved_out_of_a_def_changes_the_outline(self) -> None:
         """Same lines and defs, but `y = 2` dedented to the module: a fix on it is outside

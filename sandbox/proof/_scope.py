@@ -20,7 +20,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox._text import Definition, definitions, hinted_definitions, parse_python
+from fixbot.sandbox._text import (
+    Definition,
+    RowsBack,
+    definitions,
+    hinted_definitions,
+    parse_python,
+)
 
 from ._judge import test_file, test_id
 from ._regions import classes_edited, skeleton
@@ -375,19 +381,24 @@ def cleared(
     that module: the tests it edits passed in this very run. A fix outside the test
     functions (an import) is never cleared. This is a hint for narrowing, not a
     verdict: what it clears is held and proven again with the rest.
+
+    Each fix is placed in `start`'s defs, its row mapped back through the steps
+    before its own (their line diffs): `start` is the one content parsed. Parsing
+    each step's content took a second when settling dateutil's `test_tz.py`.
     """
     if not steps or not failing or any(test_file(t) != path for t in failing):
         return set()
     failed = {_function_of(t) for t in failing}
+    spans = _spans_of_defs(hinted_definitions(start)) or {}
     out: set[str] = set()
-    content = start
+    rows_back = RowsBack(start)
     for rows, after in steps:
-        spans = (_spans_of_defs(hinted_definitions(content)) or {}) if rows else {}
         for identity, row in rows.items():
-            names = {q.rpartition(".")[2] for q, (a, b) in spans.items() if a < row <= b}
+            at = rows_back.at_start(row)
+            names = {q.rpartition(".")[2] for q, (a, b) in spans.items() if a < at <= b}
             if names and not names & failed:
                 out.add(identity)
-        content = after
+        rows_back.step(after)
     return out
 
 
