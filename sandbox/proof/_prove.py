@@ -26,6 +26,7 @@ from ._candidate import Candidate, ProofStats
 from ._judge import Baseline, mentioned_names, pointed_names, test_file, test_id
 from ._reruns import find_flaky, rejudged_whole
 from ._scope import ids_named
+from ._shards import joined, parts_of_suite
 from ._static import StaticChecks
 
 log = structlog.get_logger("fixbot")
@@ -214,12 +215,15 @@ class Prover:
         *,
         counted: bool = True,
         reuse: bool = True,
+        split: bool = True,
     ) -> TestResults:
         """The configured tests on base + `files` (`counted` in the proof's stats).
 
         A run made before on exactly this tree, selection and environment (in this
         run or an earlier one) is reused, unless `reuse` is off (the reruns that
-        decide flakiness must really run).
+        decide flakiness must really run). Once the baseline is known, the whole suite
+        runs in parts side by side, one per worker (`parts_of_suite`), unless `split`
+        is off.
         """
         assert self.test_command is not None  # noqa: S101 - callers check
         if reuse and self.cache is not None:
@@ -228,11 +232,48 @@ class Prover:
                 self.stats.cached_runs += 1
                 log.info("tests.cached", files=len(files), tests=len(cached.outcomes))
                 return cached
+        parts = None
+        if node_ids is None and split and self._ready.is_set():
+            parts = parts_of_suite(self.baseline, self.test_command, self.pool.size - 1)
+        start = time.perf_counter()
+        if parts is None:
+            results = await self._run_one(files, node_ids)
+        else:
+            done: list[TestResults] = []
+
+            async def run_part(part: list[str]) -> None:
+                done.append(await self._run_one(files, part))
+
+            async with anyio.create_task_group() as tg:
+                for part in parts:
+                    tg.start_soon(run_part, part)
+            results = joined(done, time.perf_counter() - start)
+        # The run's own time: not the wait for a free worktree.
+        seconds = results.seconds
+        if self.cache is not None:
+            self.cache.put(files, node_ids, results)
+        if counted:
+            self.stats.test_runs += 1
+            self.stats.test_seconds += seconds
+        log.info(
+            "tests.ran",
+            files=len(files),
+            selected="all" if node_ids is None else len(node_ids),
+            tests=len(results.outcomes),
+            seconds=round(seconds, 2),
+            parts=len(parts or [None]),
+        )
+        return results
+
+    async def _run_one(
+        self, files: Mapping[str, bytes], node_ids: Sequence[str] | None
+    ) -> TestResults:
+        """One test process, in a worktree of its own with base + `files`."""
+        assert self.test_command is not None  # noqa: S101 - callers check
         async with self.pool.use() as tree:
             tree.write(files)
-            start = time.perf_counter()
             try:
-                results = await run_tests(
+                return await run_tests(
                     self.test_command,
                     tree.path,
                     node_ids=node_ids,
@@ -244,20 +285,6 @@ class Prover:
                 # wrong): what it planted before it was killed is found here.
                 if self.guard is not None:
                     self.guard.check()
-            seconds = time.perf_counter() - start
-            if self.cache is not None:
-                self.cache.put(files, node_ids, results)
-            if counted:
-                self.stats.test_runs += 1
-                self.stats.test_seconds += seconds
-            log.info(
-                "tests.ran",
-                files=len(files),
-                selected="all" if node_ids is None else len(node_ids),
-                tests=len(results.outcomes),
-                seconds=round(seconds, 2),
-            )
-            return results
 
     def select_tests(
         self,
@@ -326,6 +353,8 @@ class Prover:
         changed: Collection[str] | Mapping[str, frozenset[str] | None] | None = None,
         also: Collection[str] = (),
         reverted: Collection[str] | None = None,
+        *,
+        split: bool = True,
     ) -> dict[str, str]:
         """Tests worse than at base with `files` written; flaky ones found and excused.
 
@@ -338,7 +367,7 @@ class Prover:
             return {}
         if changed is None or self.impact is None or not self.test_command.is_pytest:
             # The whole suite needs nothing from the baseline to start; only judging does.
-            results = await self.run_suite(files)
+            results = await self.run_suite(files, split=split)
             await self._ready.wait()
             selection = None
         else:
@@ -383,7 +412,8 @@ class Prover:
         self._ahead[digest] = done = anyio.Event()
         log.info("tests.ahead", files=len(tree))
         try:
-            if not await self.test_problems(tree):
+            # In one part: the probes beside it need the other worktrees.
+            if not await self.test_problems(tree, split=False):
                 self._passed_whole.add(digest)
         finally:
             del self._ahead[digest]

@@ -1,0 +1,153 @@
+"""sandbox.proof._shards: the whole suite in parts side by side, against real pytest."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from fixbot.sandbox._isolation import Isolation
+from fixbot.sandbox._ruff import default_ruff
+from fixbot.sandbox._testrun import TestCommand, resolve_test_command
+from fixbot.sandbox._types import TestResults
+from fixbot.sandbox._worktree import WorktreePool
+from fixbot.sandbox.proof import _shards
+from fixbot.sandbox.proof._judge import Baseline
+from fixbot.sandbox.proof._prove import Candidate, Prover
+from fixbot.sandbox.proof._shards import joined, parts_of_suite
+from tests.conftest import git, init_repo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def command(*argv: str, is_pytest: bool = True) -> TestCommand:
+    """A test command as configured (`--test-cmd`)."""
+    return TestCommand(argv, "flag", "python", is_pytest=is_pytest, display=" ".join(argv))
+
+
+PYTEST = command("python", "-m", "pytest")
+
+
+def baseline(seconds: float, tests: dict[str, int]) -> Baseline:
+    """A baseline whose run took `seconds`, with so many passing tests per file."""
+    outcomes = {f"{f}::test_{i}": "passed" for f, n in tests.items() for i in range(n)}
+    return Baseline(TestResults(outcomes=outcomes, returncode=0, seconds=seconds))
+
+
+class TestParts:
+    def test_files_go_to_the_lightest_part(self) -> None:
+        """Heaviest file first, each to the part with the fewest tests so far."""
+        base = baseline(10, {"t/a.py": 50, "t/b.py": 30, "t/c.py": 25, "t/d.py": 5})
+        assert parts_of_suite(base, PYTEST, 2) == [["t/a.py", "t/d.py"], ["t/b.py", "t/c.py"]]
+
+    def test_no_more_parts_than_the_suite_pays_for(self) -> None:
+        """3.5 s of suite: two parts of 1.5 s at least, though four workers are free."""
+        base = baseline(3.5, {f"t/{n}.py": 1 for n in "abcdef"})
+        assert len(parts_of_suite(base, PYTEST, 4) or []) == 2
+
+    @pytest.mark.parametrize(
+        ("seconds", "cmd", "workers", "files"),
+        [
+            (1.0, PYTEST, 2, 2),  # too quick for a second start-up
+            (10, PYTEST, 1, 2),  # one worker
+            (10, PYTEST, 2, 1),  # one test file
+            (10, command("make", "test", is_pytest=False), 2, 2),
+            (10, command("pytest", "-n", "4"), 2, 2),
+            (10, command("pytest", "-nauto"), 2, 2),
+        ],
+    )
+    def test_runs_that_stay_whole(
+        self, seconds: float, cmd: TestCommand, workers: int, files: int
+    ) -> None:
+        """Quick, one worker, one file, not pytest, or already parallel: one process."""
+        base = baseline(seconds, {f"t/{n}.py": 3 for n in range(files)})
+        assert parts_of_suite(base, cmd, workers) is None
+
+    def test_joined_outcomes_and_exit_code(self) -> None:
+        """Outcomes and failures of both parts; a failed part makes the run failed."""
+        a = TestResults(outcomes={"t/a.py::x": "passed"}, returncode=0, output="a ok")
+        b = TestResults(
+            outcomes={"t/b.py::y": "failed"}, returncode=1, failures={"t/b.py::y": "boom"}
+        )
+        run = joined([a, b], 2.5)
+        assert run.outcomes == {"t/a.py::x": "passed", "t/b.py::y": "failed"}
+        assert (run.returncode, run.failures, run.seconds) == (1, {"t/b.py::y": "boom"}, 2.5)
+        stopped = TestResults(outcomes={}, returncode=2, output="interrupted")
+        assert joined([a, stopped], 1).returncode == 2
+
+
+PIDS = """
+import os
+from pathlib import Path
+
+from pkg import m
+
+
+def test_{name}_one():
+    Path({marks!r}, "{name}-" + str(os.getpid())).touch()
+    assert m.add(2, 3) == 5
+
+
+def test_{name}_two():
+    assert m.add(1, 1) == 2
+"""
+
+
+@pytest.mark.anyio
+class TestSplitWholeRuns:
+    async def test_a_whole_run_in_two_processes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two workers: the gate's whole suite runs as two pytest processes, every test
+        runs, and a change that breaks one file's tests is still refused."""
+        monkeypatch.setattr(_shards, "SECONDS_A_PART", 1e-6)
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        repo = init_repo(
+            tmp_path / "repo",
+            {
+                "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-p no:anyio"\n',
+                "pkg/__init__.py": "",
+                "pkg/m.py": "import os\n\n\ndef add(a, b):\n    return a + b\n",
+                "tests/test_a.py": PIDS.format(name="a", marks=str(marks)),
+                "tests/test_b.py": PIDS.format(name="b", marks=str(marks)),
+            },
+        )
+        detected = resolve_test_command(repo, None)
+        assert detected is not None
+        base = git(repo, "rev-parse", "HEAD").strip()
+        async with WorktreePool(repo, base, tmp_path / "wt", size=3) as pool:
+            prover = Prover(
+                pool=pool,
+                select=None,
+                ruff_executable=default_ruff(),
+                python=detected.python,
+                isolation=Isolation(),
+                test_command=detected,
+                baseline=Baseline(None),
+                test_timeout=120,
+            )
+            prover.baseline = Baseline(await prover.run_suite({}, counted=False))
+            at_base = {p.name.split("-")[1] for p in marks.iterdir()}
+            assert len(at_base) == 1  # the baseline itself is one process
+
+            def change(after: str) -> Candidate:
+                return Candidate(
+                    key="pkg/m.py",
+                    agent="ruff",
+                    before={"pkg/m.py": b"import os\n\n\ndef add(a, b):\n    return a + b\n"},
+                    after={"pkg/m.py": after.encode()},
+                )
+
+            for mark in marks.iterdir():
+                mark.unlink()
+            good = await prover.prove(
+                [change("def add(a, b):\n    return a + b\n")], {}, whole=True
+            )
+            assert good["pkg/m.py"].accepted
+            pids = {p.name.split("-")[1] for p in marks.iterdir()}
+            assert {p.name.split("-")[0] for p in marks.iterdir()} == {"a", "b"}
+            assert len(pids) == 2  # each file's tests in a process of its own
+            bad = await prover.prove([change("def add(a, b):\n    return a * b\n")], {}, whole=True)
+            assert bad["pkg/m.py"].reason == "tests"
