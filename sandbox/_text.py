@@ -335,6 +335,14 @@ def _merged(ops: list[Opcode]) -> list[Opcode]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _step_diff(before: bytes, after: bytes) -> tuple[list[Opcode], list[int]]:
+    """A step's line diff and where each block begins in its result; kept, as a failing
+    chain's steps are placed for its clues and again for its failing tests."""
+    ops = line_opcodes(before.splitlines(), after.splitlines())
+    return ops, [op[3] for op in ops]
+
+
 class RowsBack:
     """Rows of a chain's step contents, mapped back to its first content.
 
@@ -349,8 +357,7 @@ class RowsBack:
 
     def step(self, after: bytes) -> None:
         """The next step left `after`."""
-        ops = line_opcodes(self._content.splitlines(), after.splitlines())
-        self._diffs.append((ops, [op[3] for op in ops]))
+        self._diffs.append(_step_diff(self._content, after))
         self._content = after
 
     def at_start(self, row: int) -> int:

@@ -656,6 +656,19 @@ class TestCosmetic:
         quoted = self.SOURCE.replace(b"'a'", b'"a"')
         assert cosmetic(self.steps(quoted), self.SOURCE, {"fp-X"}) == {"fp-X"}
 
+    def test_a_step_that_keeps_the_outline_reads_one_content(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Quotes swapped: the defs of the content before serve the content after."""
+        parsed = []
+        real = _text.definitions
+        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
+        _text.hinted_definitions.cache_clear()
+        _text._BY_OUTLINE.clear()
+        quoted = self.SOURCE.replace(b"'a'", b'"a"')
+        assert cosmetic(self.steps(quoted), self.SOURCE, {"fp-X"}) == {"fp-X"}
+        assert parsed == [self.SOURCE]
+
     def test_a_changed_method_is_not(self):
         """A list made shorter: other code."""
         shorter = self.SOURCE.replace(b"[1, 1]", b"[1]")
