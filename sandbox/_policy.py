@@ -7,6 +7,7 @@ See docs/architecture.md, "What proven means".
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tokenize
@@ -61,9 +62,17 @@ _CODES = re.compile(
 
 def suppressions(source: str) -> Counter[str]:
     """Suppression markers in the comments of `source`, counted by kind and code."""
+    return Counter(dict(_suppressions(source)))
+
+
+@functools.lru_cache(maxsize=256)
+def _suppressions(source: str) -> tuple[tuple[str, int], ...]:
+    """`suppressions`, kept per content: a file's content before is judged against every
+    candidate for it, and a candidate's again when it is proven (tokenizing dateutil's
+    test modules took 0.4 s of a round's static checks)."""
     found: Counter[str] = Counter()
     if not _SUPPRESSION.search(source):
-        return found  # no marker anywhere, so none in a comment: no need to tokenize
+        return ()  # no marker anywhere, so none in a comment: no need to tokenize
     for comment in _comments(source):
         for match in _SUPPRESSION.finditer(comment):
             kind = re.sub(r"\s+", "", match.group(0).lower())
@@ -71,7 +80,7 @@ def suppressions(source: str) -> Counter[str]:
             codes = _CODES.match(comment, match.end())
             for code in re.split(r"\s*,\s*", codes.group(1)) if codes else ():
                 found[f"{kind} {code}"] += 1
-    return found
+    return tuple(found.items())
 
 
 def is_protected(path: str) -> bool:

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from fixbot.sandbox import _policy
 from fixbot.sandbox._policy import policy_problem, suppressions
 
 BASE = b"import os\n\n\ndef f():\n    return os.sep\n"
@@ -61,6 +62,25 @@ class TestSuppressions:
     def test_plain_comments_are_fine(self):
         """Ordinary comments are not suppressions."""
         assert suppressions("x = 1  # the answer\n# a note about typing\n") == Counter()
+
+
+class TestSuppressionsKept:
+    def test_a_content_is_tokenized_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Judged twice (a static check, then the proof), old and new are read once each,
+        and what a caller does with the counts changes nothing kept."""
+        read = []
+        real = _policy._comments
+        monkeypatch.setattr(_policy, "_comments", lambda s: read.append(s) or real(s))
+        old = "x = 1  # noqa: E501 unique-old\n"
+        new = "x = 1  # noqa: E501 unique-old\ny = 2  # noqa: F401\n"
+        first = policy_problem("llm", "a.py", old.encode(), new.encode())
+        assert first == policy_problem("llm", "a.py", old.encode(), new.encode())
+        assert first is not None
+        assert "noqa F401" in first
+        assert read == [new, old]
+        counted = suppressions(new)
+        counted.clear()
+        assert suppressions(new)["noqa"] == 2
 
 
 class TestSuppressionPolicy:
