@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fixbot.sandbox import _text
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_REPO = ROOT / "examples" / "sample-repo"
 # The folder that holds pytest, so a throwaway venv can run it without installing.
@@ -56,6 +58,17 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith(("GIT_", "FIXBOT_")) or key.lower().endswith("_proxy"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("FIXBOT_LOG_FORMAT", "json")
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Each content `definitions` parses from now on, in order (the kept defs forgotten)."""
+    seen: list[bytes] = []
+    real = _text.definitions
+    monkeypatch.setattr(_text, "definitions", lambda c: seen.append(c) or real(c))
+    _text.hinted_definitions.cache_clear()
+    _text._BY_OUTLINE.clear()
+    return seen
 
 
 @pytest.fixture

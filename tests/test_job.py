@@ -6,14 +6,13 @@ import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixbot.agents import RuffAgent, Stage, Task
 from fixbot.orchestrator._chains import cosmetic, suspected
 from fixbot.orchestrator._job import Job
-from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, _text, sha256
+from fixbot.sandbox import FileChange, Fix, Location, Patch, Verdict, Violation, sha256
 from fixbot.sandbox._types import Fault
 
 if TYPE_CHECKING:
@@ -244,16 +243,11 @@ class TestClues:
         assert j.held == {v.fingerprint for v in SAFE[:2]}
 
     def test_fixes_are_placed_through_the_lines_earlier_steps_added(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, parsed: list[bytes]
     ) -> None:
         """A first step wraps alpha's return over three lines, moving beta down two: the
         SIM118 fix on beta's row (8 in its step's content) is beta's, found by mapping
         its row back to SOURCE, the one content parsed."""
-        parsed = []
-        real = _text.definitions
-        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
-        _text.hinted_definitions.cache_clear()
-        _text._BY_OUTLINE.clear()
         wrapped = SOURCE.replace(b"return x == None", b"return (\n        x is None\n    )")
         moved = dataclasses.replace(
             self.SIM118, location=Location(8, 5), end_location=Location(8, 10)
@@ -656,15 +650,8 @@ class TestCosmetic:
         quoted = self.SOURCE.replace(b"'a'", b'"a"')
         assert cosmetic(self.steps(quoted), self.SOURCE, {"fp-X"}) == {"fp-X"}
 
-    def test_a_step_that_keeps_the_outline_reads_one_content(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_a_step_that_keeps_the_outline_reads_one_content(self, parsed: list[bytes]) -> None:
         """Quotes swapped: the defs of the content before serve the content after."""
-        parsed = []
-        real = _text.definitions
-        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
-        _text.hinted_definitions.cache_clear()
-        _text._BY_OUTLINE.clear()
         quoted = self.SOURCE.replace(b"'a'", b'"a"')
         assert cosmetic(self.steps(quoted), self.SOURCE, {"fp-X"}) == {"fp-X"}
         assert parsed == [self.SOURCE]

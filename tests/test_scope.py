@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from fixbot.sandbox import _text
 from fixbot.sandbox.proof._scope import cleared, edited_functions, ids_named
 
@@ -333,14 +331,9 @@ class TestCleared:
         steps = [({"fix-b": 6}, after)]
         assert cleared(self.PATH, TESTS, steps, ["tests/test_other.py::test_b"]) == set()
 
-    def test_only_the_start_is_parsed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_only_the_start_is_parsed(self, parsed: list[bytes]) -> None:
         """Three steps (quotes; a line added above test_b; a comment): every fix is placed
         in the start's defs through the steps' line diffs, and only the start is read."""
-        parsed = []
-        real = _text.definitions
-        monkeypatch.setattr(_text, "definitions", lambda c: parsed.append(c) or real(c))
-        _text.hinted_definitions.cache_clear()
-        _text._BY_OUTLINE.clear()
         start = TESTS.replace(b"1 == 1", b"'1' == '1'")
         quoted = start.replace(b"'1'", b'"1"')
         moved = quoted.replace(b"2 == 2", b"2 is 2").replace(b"\ndef test_b", b"\n\ndef test_b")

@@ -6,16 +6,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fixbot.sandbox._isolation import Isolation
-from fixbot.sandbox._ruff import default_ruff
-from fixbot.sandbox._testrun import TestCommand, resolve_test_command
+from fixbot.sandbox._testrun import TestCommand
 from fixbot.sandbox._types import TestResults
-from fixbot.sandbox._worktree import WorktreePool
 from fixbot.sandbox.proof import _shards
 from fixbot.sandbox.proof._judge import Baseline
-from fixbot.sandbox.proof._prove import Candidate, Prover
+from fixbot.sandbox.proof._prove import Candidate
 from fixbot.sandbox.proof._shards import joined, parts_of_suite
-from tests.conftest import git, init_repo
+from tests.conftest import init_repo
+from tests.test_prove import make_prover
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -114,21 +112,7 @@ class TestSplitWholeRuns:
                 "tests/test_b.py": PIDS.format(name="b", marks=str(marks)),
             },
         )
-        detected = resolve_test_command(repo, None)
-        assert detected is not None
-        base = git(repo, "rev-parse", "HEAD").strip()
-        async with WorktreePool(repo, base, tmp_path / "wt", size=3) as pool:
-            prover = Prover(
-                pool=pool,
-                select=None,
-                ruff_executable=default_ruff(),
-                python=detected.python,
-                isolation=Isolation(),
-                test_command=detected,
-                baseline=Baseline(None),
-                test_timeout=120,
-            )
-            prover.baseline = Baseline(await prover.run_suite({}, counted=False))
+        async with make_prover(repo, tmp_path / "wt", size=3) as prover:
             at_base = {p.name.split("-")[1] for p in marks.iterdir()}
             assert len(at_base) == 1  # the baseline itself is one process
 
