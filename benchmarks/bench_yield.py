@@ -101,12 +101,18 @@ def worktree(repo: Path, ref: str, root: Path) -> Iterator[Path]:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def suite(repo: Path, tree: Path, extra: list[str], xml: Path) -> dict[str, Any]:
-    """The repo's suite in `tree` with the repo's interpreter: seconds, exit code, outcomes."""
+def suite(
+    repo: Path, tree: Path, extra: list[str], xml: Path, *, cold: bool = False
+) -> dict[str, Any]:
+    """The repo's suite in `tree` with the repo's interpreter: seconds, exit code, outcomes.
+    `cold`: with no bytecode an earlier run in `tree` wrote (as fixbot's runs have none)."""
     argv = [str(repo / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     path = os.pathsep.join(str(p) for p in (tree / "src", tree) if p.is_dir())
+    env = os.environ | {"PYTHONPATH": path}
+    if cold:
+        env |= {"PYTHONPYCACHEPREFIX": tempfile.mkdtemp(prefix="pyc-", dir=xml.parent)}
     t0 = time.perf_counter()
-    done = sh([*argv, *extra, f"--junitxml={xml}"], tree, os.environ | {"PYTHONPATH": path})
+    done = sh([*argv, *extra, f"--junitxml={xml}"], tree, env)
     out: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 2), "rc": done.returncode}
     out |= {"passed": 0, "failed": 0, "skipped": 0}
     failing = []
@@ -138,7 +144,8 @@ def blind(repo: Path, args: argparse.Namespace, extra: list[str], work: Path, un
             out["base_tests"] = suite(repo, tree, extra, work / "junit-base.xml")
             # As fixbot runs it (Python's tracebacks, cheaper to write), for the floor's twin.
             native = [*extra, "--tb=native"]
-            out["base_native_tb"] = suite(repo, tree, native, work / "junit-base-native.xml")
+            xml = work / "junit-base-native.xml"
+            out["base_native_tb"] = suite(repo, tree, native, xml, cold=True)
         fix = [str(BIN / "ruff"), "check", "--no-cache", "--select", args.select, "--exit-zero"]
         t0 = time.perf_counter()
         sh([*fix, "--fix", "--unsafe-fixes" if unsafe else "--no-unsafe-fixes", "."], tree)
@@ -148,7 +155,8 @@ def blind(repo: Path, args: argparse.Namespace, extra: list[str], work: Path, un
         out["tests"] = suite(repo, tree, extra, work / f"junit-{tag}.xml")
         if unsafe:
             native = [*extra, "--tb=native"]
-            out["tests_native_tb"] = suite(repo, tree, native, work / "junit-unsafe-native.xml")
+            xml = work / "junit-unsafe-native.xml"
+            out["tests_native_tb"] = suite(repo, tree, native, xml, cold=True)
     return out
 
 

@@ -199,9 +199,14 @@ class FanOut:
         # Every worktree but the reference proves; the groups share them out.
         workers = max(1, (self.prover.pool.size - 1) // max(1, len(groups)))
         whole = self._last_if_accepted(proposing, probing)
+        # Round 1's whole run mostly fails on real code, and a failing split run is run
+        # again in one process; a later round's chains were narrowed, and mostly pass.
+        split = whole and self.rounds > 1
 
         async def prove(cands: list[Candidate]) -> None:
-            found = await self.prover.prove(cands, ground, whole=whole, workers=workers)
+            found = await self.prover.prove(
+                cands, ground, whole=whole, split=split, workers=workers
+            )
             verdicts.update(found)
             probes = (c for c in cands if c.key not in proposed)
             wrong = (c for c in probes if (c.key in guessed) == found[c.key].accepted)

@@ -44,7 +44,7 @@ async def final_gate(prover: Prover, jobs: list[Job], reference: Worktree) -> No
             )
             for job in changed
         ]
-        verdicts = await prover.prove(candidates, {}, whole=True)
+        verdicts = await prover.prove(candidates, {}, whole=True, split=True)
         culprits = [j for j in changed if not verdicts[j.path].accepted]
         if not culprits:
             return

@@ -243,6 +243,9 @@ async def run_tests(
     if xml is not None:
         try:
             outcomes, failures = parse_junit(xml)
+            # The worktree's own files by their path in the repo (`tests/test_a.py`).
+            inside = f'"{worktree}/'
+            failures = {test: text.replace(inside, '"') for test, text in failures.items()}
         except ET.ParseError as exc:
             output += f"\n[fixbot] unreadable JUnit XML: {exc}"
     no_report = done.timed_out or done.returncode == NO_TESTS_COLLECTED
@@ -338,29 +341,33 @@ def parse_junit(xml: bytes) -> Junit:
 
 
 # A frame of a native traceback (`--tb=native`, Python's own format): its file and function.
-NATIVE_FRAME = re.compile(r'^  File "([^"]*)", line \d+, in (\S+)$')
+NATIVE_FRAME = re.compile(r'^  File "([^"]*)", line (\d+), in (\S+)$')
 
 
 def _from_the_test(report: str) -> str:
-    """A native traceback without pytest's own frames, from the test (or fixture) on, as
-    pytest's long report shows it: the rest names pytest's and pluggy's functions, and
-    the report is kept by its tail."""
-    lines = report.splitlines()
-    internal = [
-        i for i, line in enumerate(lines) if (m := NATIVE_FRAME.match(line)) and "/_pytest/" in m[1]
-    ]
-    if not internal:
-        return report
-    head = next((i for i in range(internal[-1], -1, -1) if lines[i].startswith("Traceback (")), -1)
-    rest = next(
-        (
-            i
-            for i in range(internal[-1] + 1, len(lines))
-            if NATIVE_FRAME.match(lines[i]) or lines[i][:1] not in {"", " "}
-        ),
-        len(lines),
-    )
-    return "\n".join([*lines[: head + 1], *lines[rest:]])
+    """A native traceback without the frames of pytest and pluggy that lead to the test
+    (or fixture), as pytest's long report shows it: they name pytest's own functions,
+    and the report is kept by its tail. Only the leading ones go, in each traceback of
+    a chain: a frame of pytest's after the test's (`pytest.raises`, `pytest.fail`) is
+    where the test failed, and stays."""
+    out: list[str] = []
+    leading = False  # within the first frames of a traceback, all pytest's or pluggy's
+    skipping = False  # within such a frame's lines
+    for line in report.splitlines():
+        if line.startswith("Traceback ("):
+            leading, skipping = True, False
+        elif m := NATIVE_FRAME.match(line):
+            skipping = leading and _is_pytests(m[1])
+            leading = skipping
+        elif not line.startswith("    "):
+            leading = skipping = False  # the exception, or what chains two tracebacks
+        if not skipping:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _is_pytests(path: str) -> bool:
+    return "/_pytest/" in path or "/pluggy/" in path
 
 
 def _cases(xml: bytes) -> tuple[list[ET.Element], dict[str, str]]:

@@ -347,8 +347,9 @@ class RowsBack:
     """Rows of a chain's step contents, mapped back to its first content.
 
     Through each step's line diff: line for line in a block the step kept or rewrote
-    line for line, else to the block's first line. For hints (placing a fix in the
-    first content's defs, the one content parsed), never for a verdict.
+    line for line, a line it added to the line above it, else to the block's first
+    line. For hints (placing a fix in the first content's defs, the one content
+    parsed), never for a verdict.
     """
 
     def __init__(self, start: bytes) -> None:
@@ -366,6 +367,13 @@ class RowsBack:
             at = bisect.bisect_right(starts, row - 1) - 1
             if at < 0:
                 continue
-            _, i1, i2, j1, j2 = ops[at]
-            row = i1 + (row - 1 - j1) + 1 if i2 - i1 == j2 - j1 else i1 + 1
+            tag, i1, i2, j1, j2 = ops[at]
+            if i2 - i1 == j2 - j1:
+                row = i1 + (row - 1 - j1) + 1
+            elif tag == "insert":
+                # A line the step added: where it was added, after the line above (lines
+                # appended to a def's end belong to that def, not to the one below).
+                row = max(i1, 1)
+            else:
+                row = i1 + 1
         return row

@@ -343,6 +343,20 @@ class TestCleared:
         assert cleared(self.PATH, start, steps, [f"{self.PATH}::test_b"]) == {"q"}
         assert parsed == [start]
 
+    def test_a_line_added_at_a_defs_end_is_that_defs(self) -> None:
+        """A step appends a line to test_a, with test_b right below it (no blank line): a
+        fix on that line in the next step is in test_a, which failed, so not cleared."""
+        start = (
+            b"class TestX:\n    def test_a(self):\n        x = None\n"
+            b"    def test_b(self):\n        pass\n"
+        )
+        added = start.replace(b"x = None\n", b"x = None\n        assert x == None\n")
+        fixed = added.replace(b"x == None", b"x is None")
+        steps = [({}, added), ({"e711": 4}, fixed)]
+        failing = [f"{self.PATH}::TestX::test_a"]
+        assert cleared(self.PATH, start, steps, failing) == set()
+        assert cleared(self.PATH, start, steps, [f"{self.PATH}::TestX::test_b"]) == {"e711"}
+
     def test_annotated_def_lines_map_line_for_line(self) -> None:
         """ANN201 adds `-> None` to both def lines; the next step's fix in test_b is placed
         in test_b, and the annotations in their own defs."""

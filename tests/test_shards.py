@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fixbot.sandbox._testrun import TestCommand
+from fixbot.sandbox._testrun import TIMED_OUT, TestCommand
 from fixbot.sandbox._types import TestResults
 from fixbot.sandbox.proof import _shards
 from fixbot.sandbox.proof._judge import Baseline
@@ -62,17 +62,50 @@ class TestParts:
         base = baseline(seconds, {f"t/{n}.py": 3 for n in range(files)})
         assert parts_of_suite(base, cmd, workers) is None
 
+    def test_a_command_with_paths_of_its_own_stays_whole(self) -> None:
+        """`pytest tests/`: each part would collect the whole folder again."""
+        base = baseline(10, {"t/a.py": 3, "t/b.py": 3})
+        assert parts_of_suite(base, command("python", "-m", "pytest", "tests/"), 2) is None
+        assert parts_of_suite(base, command("python", "-m", "pytest", "-x"), 2) is not None
+
+    @pytest.mark.parametrize(
+        ("name", "text", "parallel"),
+        [
+            ("pyproject.toml", '[tool.pytest.ini_options]\naddopts = ["-n", "auto"]\n', True),
+            ("setup.cfg", "[tool:pytest]\naddopts = -ra -nauto\n", True),
+            ("pytest.ini", "[pytest]\naddopts = --dist loadfile\n", True),
+            ("pyproject.toml", '[tool.pytest.ini_options]\naddopts = "--no-header -ra"\n', False),
+        ],
+    )
+    def test_xdist_in_the_repos_configuration(
+        self, tmp_path: Path, name: str, text: str, *, parallel: bool
+    ) -> None:
+        """pytest-xdist's options in `addopts`: the run is parallel already."""
+        (tmp_path / name).write_text(text)
+        assert _shards.runs_in_parallel(tmp_path) is parallel
+        base = baseline(10, {"t/a.py": 3, "t/b.py": 3})
+        parts = parts_of_suite(base, PYTEST, 2, parallel=_shards.runs_in_parallel(tmp_path))
+        assert (parts is None) is parallel
+
     def test_joined_outcomes_and_exit_code(self) -> None:
         """Outcomes and failures of both parts; a failed part makes the run failed."""
         a = TestResults(outcomes={"t/a.py::x": "passed"}, returncode=0, output="a ok")
         b = TestResults(
             outcomes={"t/b.py::y": "failed"}, returncode=1, failures={"t/b.py::y": "boom"}
         )
-        run = joined([a, b], 2.5)
+        a = a.model_copy(update={"seconds": 2.5})
+        run = joined([a, b])
         assert run.outcomes == {"t/a.py::x": "passed", "t/b.py::y": "failed"}
         assert (run.returncode, run.failures, run.seconds) == (1, {"t/b.py::y": "boom"}, 2.5)
         stopped = TestResults(outcomes={}, returncode=2, output="interrupted")
-        assert joined([a, stopped], 1).returncode == 2
+        assert joined([a, stopped]).returncode == 2
+
+    def test_what_stopped_a_part_stays_in_the_output(self) -> None:
+        """A part that timed out, joined after a part with a long output: the time-out
+        still ends its share of the output (the test cache looks for it)."""
+        slow = TestResults(outcomes={}, returncode=-9, output="x" * 100 + "\n" + TIMED_OUT)
+        chatty = TestResults(outcomes={}, returncode=0, output="w" * 10_000)
+        assert TIMED_OUT in joined([slow, chatty]).output
 
 
 PIDS = """
@@ -127,11 +160,16 @@ class TestSplitWholeRuns:
             for mark in marks.iterdir():
                 mark.unlink()
             good = await prover.prove(
-                [change("def add(a, b):\n    return a + b\n")], {}, whole=True
+                [change("def add(a, b):\n    return a + b\n")], {}, whole=True, split=True
             )
             assert good["pkg/m.py"].accepted
             pids = {p.name.split("-")[1] for p in marks.iterdir()}
             assert {p.name.split("-")[0] for p in marks.iterdir()} == {"a", "b"}
             assert len(pids) == 2  # each file's tests in a process of its own
-            bad = await prover.prove([change("def add(a, b):\n    return a * b\n")], {}, whole=True)
+            runs = prover.stats.test_runs - prover.stats.reruns_at_base
+            bad = await prover.prove(
+                [change("def add(a, b):\n    return a * b\n")], {}, whole=True, split=True
+            )
             assert bad["pkg/m.py"].reason == "tests"
+            # Judged on the suite run again whole, in one process, after the split run.
+            assert prover.stats.test_runs - prover.stats.reruns_at_base == runs + 2

@@ -9,8 +9,6 @@ blamed after a run of its own. See docs/architecture.md, "What proven means".
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import anyio
@@ -23,16 +21,17 @@ from fixbot.sandbox._types import LintCache, TestResults, Verdict, sha256
 from ._batch import Batcher
 from ._bisect import Bisection, changed_scopes, merged, proven
 from ._candidate import Candidate, ProofStats
+from ._context import BaseFiles, context_names
 from ._judge import Baseline, mentioned_names, pointed_names, test_file, test_id
 from ._reruns import find_flaky, rejudged_whole
-from ._scope import ids_named
-from ._shards import joined, parts_of_suite
+from ._select import select_tests
+from ._shards import parts_of_suite, run_in_parts, runs_in_parallel
 from ._static import StaticChecks
 
 log = structlog.get_logger("fixbot")
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from fixbot.sandbox._guard import MetadataGuard
     from fixbot.sandbox._impact import ImpactMap
@@ -97,6 +96,7 @@ class Prover:
         # `prove_whole_ahead`); that round waits for them rather than run the suite again.
         self._ahead: dict[frozenset[tuple[str, str]], anyio.Event] = {}
         self._ready = anyio.Event()
+        self.at_base = BaseFiles(pool.repo, pool.base)  # what failure reports leave out
         self.baseline = baseline
 
     @property
@@ -146,12 +146,14 @@ class Prover:
         ground: Mapping[str, bytes],
         *,
         whole: bool = False,
+        split: bool = False,
         workers: int | None = None,
     ) -> dict[str, Verdict]:
         """A verdict for every candidate; accepted ones passed every check.
 
         `whole` proves them as one batch against the whole test suite: the final
-        gate on the merged tree, where no selection may leave a test out. Else they
+        gate on the merged tree, where no selection may leave a test out; with `split`,
+        that run may go in parts side by side (`run_suite`). Else they
         are split into batches, at least one for each of `workers` (by default, every
         worktree but the reference).
         """
@@ -163,7 +165,7 @@ class Prover:
                 verdicts.update(await self.static.check(tree, batch, ground))
             survivors = [c for c in batch if c.key not in verdicts]
             if survivors:
-                tested = await self._tested(survivors, ground, whole=whole)
+                tested = await self._tested(survivors, ground, whole=whole, split=split)
                 verdicts.update(tested)
                 for cand in survivors:
                     failed = tested[cand.key].reason == "tests"
@@ -215,15 +217,15 @@ class Prover:
         *,
         counted: bool = True,
         reuse: bool = True,
-        split: bool = True,
+        split: bool = False,
     ) -> TestResults:
         """The configured tests on base + `files` (`counted` in the proof's stats).
 
         A run made before on exactly this tree, selection and environment (in this
         run or an earlier one) is reused, unless `reuse` is off (the reruns that
-        decide flakiness must really run). Once the baseline is known, the whole suite
-        runs in parts side by side, one per worker (`parts_of_suite`), unless `split`
-        is off.
+        decide flakiness must really run). With `split` (the last round's run, the gate)
+        and the baseline known, the whole suite runs in parts side by side, one per
+        worker (`parts_of_suite`).
         """
         assert self.test_command is not None  # noqa: S101 - callers check
         if reuse and self.cache is not None:
@@ -234,22 +236,14 @@ class Prover:
                 return cached
         parts = None
         if node_ids is None and split and self._ready.is_set():
-            parts = parts_of_suite(self.baseline, self.test_command, self.pool.size - 1)
-        start = time.perf_counter()
+            parallel = runs_in_parallel(self.pool.repo)
+            workers = self.pool.size - 1
+            parts = parts_of_suite(self.baseline, self.test_command, workers, parallel=parallel)
         if parts is None:
-            results = await self._run_one(files, node_ids)
+            results = await self.run_one(files, node_ids)
         else:
-            done: list[TestResults] = []
-
-            async def run_part(part: list[str]) -> None:
-                done.append(await self._run_one(files, part))
-
-            async with anyio.create_task_group() as tg:
-                for part in parts:
-                    tg.start_soon(run_part, part)
-            results = joined(done, time.perf_counter() - start)
-        # The run's own time: not the wait for a free worktree.
-        seconds = results.seconds
+            results = await run_in_parts(self, files, parts)
+        seconds = results.seconds  # the run's own time: not the wait for a worktree
         if self.cache is not None:
             self.cache.put(files, node_ids, results)
         if counted:
@@ -265,7 +259,7 @@ class Prover:
         )
         return results
 
-    async def _run_one(
+    async def run_one(
         self, files: Mapping[str, bytes], node_ids: Sequence[str] | None
     ) -> TestResults:
         """One test process, in a worktree of its own with base + `files`."""
@@ -291,61 +285,13 @@ class Prover:
         changed: Collection[str] | Mapping[str, frozenset[str] | None] | None,
         reverted: Collection[str] | None = None,
     ) -> list[str] | None:
-        """The tests that can reach `changed`, or None for the whole suite.
-
-        Test files, as the import graph selects them; where `changed` maps a test
-        module to the functions or classes its change edits (`changed_scopes`), and
-        nothing else changed reaches that module, just the tests of those in it.
-
-        With `reverted`, the tree is one a run just tested with those files changed
-        as well (a part of a failing batch): only the tests that can reach them run.
-        """
-        if changed is None or self.impact is None or self.baseline.results is None:
-            return None
-        if self.test_command is None or not self.test_command.is_pytest:
-            return None
-        if not self.baseline.results.per_test:
-            return None
-        selection = self._reaching(changed)
-        if reverted is None or (back := self.impact.tests_for(reverted)) is None:
-            return selection
-        # A run with `reverted` as well passed every test but those the caller adds
-        # (`also`): a test that cannot reach them would pass again.
-        keep = back | (self.baseline.test_files - self.impact.tests)
-        if selection is None:
-            return sorted(keep & self.baseline.test_files)
-        return [s for s in selection if test_file(s) in keep]
+        """The tests that can reach `changed`, or None for the whole suite
+        (`sandbox/proof/_select.py`)."""
+        return select_tests(self.impact, self.baseline, self.test_command, changed, reverted)
 
     def tests_to_run(self, cands: Sequence[Candidate]) -> int:
         """How many tests proving `cands` together runs, as far as selection can tell."""
         return self.baseline.count(self.select_tests(changed_scopes(cands)))
-
-    def _reaching(
-        self, changed: Collection[str] | Mapping[str, frozenset[str] | None]
-    ) -> list[str] | None:
-        assert self.impact is not None  # noqa: S101 - select_tests checks
-        assert self.baseline.results is not None  # noqa: S101 - select_tests checks
-        reach = self.impact.tests_for(changed)
-        if reach is None:
-            return None
-        known = self.baseline.test_files
-        # Test files the map does not know (custom python_files) always run.
-        files = set(reach & known) | (known - self.impact.tests)
-        narrowed: set[str] = set()
-        scopes = changed if isinstance(changed, Mapping) else {}
-        whole = {test_file(t) for t in self.baseline.needs_file}
-        for path, names in scopes.items():
-            if names is None or path not in files or path in whole:
-                continue
-            others = self.impact.tests_for(p for p in changed if p != path)
-            if others is None or path in others:
-                continue  # another change reaches this module too: all its tests run
-            if not names:
-                files.discard(path)  # its content is the same: nothing there changed
-            elif ids := ids_named(self.baseline.results.outcomes, path, names):
-                files.discard(path)
-                narrowed |= ids
-        return sorted(files) + sorted(narrowed)
 
     async def test_problems(
         self,
@@ -354,7 +300,7 @@ class Prover:
         also: Collection[str] = (),
         reverted: Collection[str] | None = None,
         *,
-        split: bool = True,
+        split: bool = False,
     ) -> dict[str, str]:
         """Tests worse than at base with `files` written; flaky ones found and excused.
 
@@ -395,7 +341,8 @@ class Prover:
                 problems = await rejudged_whole(self, files, selection, problems)
         for test in problems:
             if report := results.failures.get(test):
-                self.mentioned.setdefault(test, set()).update(mentioned_names(report))
+                context = await context_names(report, files, self.at_base)
+                self.mentioned.setdefault(test, set()).update(mentioned_names(report) | context)
                 self.pointed.setdefault(test, set()).update(pointed_names(report))
         return problems
 
@@ -413,14 +360,19 @@ class Prover:
         log.info("tests.ahead", files=len(tree))
         try:
             # In one part: the probes beside it need the other worktrees.
-            if not await self.test_problems(tree, split=False):
+            if not await self.test_problems(tree):
                 self._passed_whole.add(digest)
         finally:
             del self._ahead[digest]
             done.set()
 
     async def _tested(
-        self, cands: Sequence[Candidate], ground: Mapping[str, bytes], *, whole: bool = False
+        self,
+        cands: Sequence[Candidate],
+        ground: Mapping[str, bytes],
+        *,
+        whole: bool = False,
+        split: bool = False,
     ) -> dict[str, Verdict]:
         tree = merged(ground, cands)
         digest = _digest(tree)
@@ -432,7 +384,9 @@ class Prover:
             self.stats.reused_runs += 1
             log.info("tests.reused", files=len(tree))
             return {c.key: proven(c) for c in cands}
-        problems = await self.test_problems(tree, None if whole else changed_scopes(cands))
+        problems = await self.test_problems(
+            tree, None if whole else changed_scopes(cands), split=whole and split
+        )
         if not problems:
             if whole:
                 self._passed_whole.add(digest)
