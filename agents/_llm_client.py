@@ -124,7 +124,7 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
 
 def honour_retry_after(
     transient: type[Exception], timeout: float
-) -> Callable[[Exception], bool | float]:
+) -> Callable[[BaseException], bool | float]:
     """stamina's `on=` hook for one retried call: retry `transient` errors, waiting what
     their `retry_after` says when they carry one, and give up at once on a wait past
     `timeout` seconds from now (rather than sleep in vain); anything else is not retried.
@@ -133,7 +133,7 @@ def honour_retry_after(
     """
     start = time.monotonic()
 
-    def backoff(exc: Exception) -> bool | float:
+    def backoff(exc: BaseException) -> bool | float:
         if not isinstance(exc, transient):
             return False
         wait: float | None = getattr(exc, "retry_after", None)
