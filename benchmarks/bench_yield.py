@@ -105,12 +105,15 @@ def suite(
     repo: Path, tree: Path, extra: list[str], xml: Path, *, cold: bool = False
 ) -> dict[str, Any]:
     """The repo's suite in `tree` with the repo's interpreter: seconds, exit code, outcomes.
-    `cold`: with no bytecode an earlier run in `tree` wrote (as fixbot's runs have none)."""
+    `cold`: none of the repo's own bytecode that an earlier run in `tree` wrote, and none
+    written (as fixbot's runs have it; the venv's packages keep theirs)."""
     argv = [str(repo / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     path = os.pathsep.join(str(p) for p in (tree / "src", tree) if p.is_dir())
     env = os.environ | {"PYTHONPATH": path}
     if cold:
-        env |= {"PYTHONPYCACHEPREFIX": tempfile.mkdtemp(prefix="pyc-", dir=xml.parent)}
+        for cache in [p for p in tree.rglob("__pycache__") if ".venv" not in p.parts]:
+            shutil.rmtree(cache, ignore_errors=True)
+        env |= {"PYTHONDONTWRITEBYTECODE": "1"}
     t0 = time.perf_counter()
     done = sh([*argv, *extra, f"--junitxml={xml}"], tree, env)
     out: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 2), "rc": done.returncode}
