@@ -336,9 +336,10 @@ def _merged(ops: list[Opcode]) -> list[Opcode]:
 
 
 @functools.lru_cache(maxsize=64)
-def _step_diff(before: bytes, after: bytes) -> tuple[list[Opcode], list[int]]:
-    """A step's line diff and where each block begins in its result; kept, as a failing
-    chain's steps are placed for its clues and again for its failing tests."""
+def step_diff(before: bytes, after: bytes) -> tuple[list[Opcode], list[int]]:
+    """A step's line diff and where each block begins in its result; kept, as a chain's
+    steps are diffed again and again (placing a failing chain's fixes for its clues and
+    for its failing tests; tracing a static refusal's culprit back step by step)."""
     ops = line_opcodes(before.splitlines(), after.splitlines())
     return ops, [op[3] for op in ops]
 
@@ -353,16 +354,17 @@ class RowsBack:
     """
 
     def __init__(self, start: bytes) -> None:
-        self._content = start
+        self._contents = [start]
         self._diffs: list[tuple[list[Opcode], list[int]]] = []
 
     def step(self, after: bytes) -> None:
-        """The next step left `after`."""
-        self._diffs.append(_step_diff(self._content, after))
-        self._content = after
+        """The next step left `after` (diffed only when a row of it is mapped)."""
+        self._contents.append(after)
 
     def at_start(self, row: int) -> int:
         """Where line `row` (1-based) of the latest step's content came from at the start."""
+        for i in range(len(self._diffs), len(self._contents) - 1):
+            self._diffs.append(step_diff(self._contents[i], self._contents[i + 1]))
         for ops, starts in reversed(self._diffs):
             at = bisect.bisect_right(starts, row - 1) - 1
             if at < 0:

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fixbot.sandbox._text import line_opcodes
+from fixbot.sandbox._text import step_diff
 from fixbot.sandbox._types import Fault
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ def _covering(
 ) -> list[tuple[Violation, list[Violation]]]:
     """Each of the step's targets whose range covers where a finding of `made` came from,
     with those findings."""
-    opcodes = line_opcodes(step.before.splitlines(), step.after.splitlines())
+    opcodes, _ = step_diff(step.before, step.after)
     found: dict[int, list[Violation]] = defaultdict(list)
     for v in made:
         row = v.location.row - 1

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 from fixbot.sandbox._git import git
 from fixbot.sandbox._testrun import NATIVE_FRAME
 
+from ._judge import mentioned_names
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # How far above a failing line its `def` is looked for.
 _MOST_LINES_UP = 2000
 
@@ -55,7 +56,7 @@ async def context_names(
         header = re.compile(rf"\s*(?:async\s+)?def\s+{re.escape(function)}\b")
         for i in range(len(lines) - 1, max(len(lines) - _MOST_LINES_UP, 0) - 1, -1):
             if header.match(lines[i]):
-                names.update(_IDENTIFIER.findall("\n".join(lines[i:])))
+                names |= mentioned_names("\n".join(lines[i:]))
                 break
     return names
 
