@@ -216,6 +216,8 @@ def run_fixbot(repo: Path, args: argparse.Namespace, extra: list[str], work: Pat
         "statuses": dict(Counter(p["status"] for p in patches)),
         "rejected_by_reason": dict(Counter(p["reason"] for p in rejected)),
         "lint_refusals": {"patches": len(lint), "fixes": sum(p.get("fixes", 0) for p in lint)},
+        # Findings landed fixes revealed (fixbot's `land-revealed`), by rule.
+        "revealed": {k: c["revealed"] for k, c in rep["by_rule"].items() if c.get("revealed")},
         "test_runs": proof.get("test_runs"),
         "nhp": nhp,
         "bound": round(1.5 * nhp + 3, 2),
@@ -308,6 +310,8 @@ def table(r: dict[str, Any]) -> str:
         ("rejected by reason", reasons or "-", "-", "-"),
         ("lint refusals: patches / fixes", f"{lint.get('patches')} / {lint.get('fixes')}",
          "-", "-"),
+        ("findings revealed by landed fixes",
+         ", ".join(f"{k}: {n}" for k, n in f.get("revealed", {}).items()) or "-", "-", "-"),
         ("test runs vs N·H(p), 1.5·N·H(p)+3",
          f"{f.get('test_runs')} vs {f.get('nhp')}, {f.get('bound')}", "1", "1"),
         ("seconds", (f"{wall}; floor {r.get('floor')}, ratio {r.get('ratio')}; "

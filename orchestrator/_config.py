@@ -105,6 +105,7 @@ class Config(BaseModel):
     commit_author_name: _Identity = "fixbot"
     commit_author_email: _Identity = "fixbot@users.noreply.github.com"
     unsafe_fixes: bool = True
+    land_revealed: bool = True
     github_api_url: _Text = "https://api.github.com"
     github_token: SecretStr | None = None
     gitlab_token: SecretStr | None = None

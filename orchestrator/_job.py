@@ -167,8 +167,11 @@ class Job:
         before = self.content
         self.proposals += 1
         if verdict.accepted:
-            for patch in chain:
-                self.records.append(PatchRecord(patch, "accepted", verdict, before))
+            for step, patch in enumerate(chain, 1):
+                # Each patch is a step of the chain: it names what that step revealed.
+                own = tuple((n, d) for n, d in verdict.revealed if n == step)
+                own_verdict = verdict.model_copy(update={"revealed": own})
+                self.records.append(PatchRecord(patch, "accepted", own_verdict, before))
                 before = patch.changes[0].new
             self.content = before
         else:

@@ -33,6 +33,10 @@ class RuleCounts(BaseModel):
     refused: dict[str, int] = Field(
         default_factory=dict, description="fixes in patches not landed, by reason"
     )
+    revealed: int = Field(
+        default=0,
+        description="findings of this rule that landed fixes revealed (see land-revealed)",
+    )
 
 
 class RuleInfo(BaseModel):
@@ -56,6 +60,10 @@ class PatchEntry(BaseModel):
     reason: str
     detail: str = ""
     fixes: int = 0
+    revealed: list[str] = Field(
+        default_factory=list,
+        description="findings the patch's fixes revealed, each `rule path:line: message`",
+    )
 
 
 class TestsBlock(BaseModel):
@@ -144,6 +152,9 @@ def count_by_rule(
             else:
                 reason = rec.verdict.reason
                 counts.refused[reason] = counts.refused.get(reason, 0) + 1
+    for rec in records:
+        for _, shown in rec.verdict.revealed if rec.status == "accepted" else ():
+            out.setdefault(shown.split(" ", 1)[0], RuleCounts()).revealed += 1
     # Counted per rule, not matched by fingerprint: a fix that rewrites a `def` line
     # changes the fingerprint of every finding below it, which is not a fix.
     left = Counter(v.rule for v in after)
@@ -257,6 +268,7 @@ def patch_entries(records: list[PatchRecord]) -> list[PatchEntry]:
             reason=r.verdict.reason,
             detail=r.verdict.detail[:2000],
             fixes=len(r.patch.targets),
+            revealed=[d for _, d in r.verdict.revealed] if r.status == "accepted" else [],
         )
         for r in records
     ]

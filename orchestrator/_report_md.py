@@ -179,8 +179,9 @@ def head_lines(report: Report) -> list[str]:
             f"{report.dropped} dropped by the final gate"
         ),
         (
-            "- proof: ruff (noqa ignored) finds the targeted violations gone and nothing new; "
-            f"every touched file compiles; {proof}."
+            "- proof: ruff (noqa ignored) finds the targeted violations gone and nothing new"
+            + (" but what a fix revealed (below)" if _revealed(report) else "")
+            + f"; every touched file compiles; {proof}."
         ),
         f"- isolation of test runs: {', '.join(f'{k}: {v}' for k, v in report.isolation.items())}",
     ]
@@ -227,7 +228,30 @@ def note_lines(report: Report) -> list[str]:
     if report.not_attempted:
         skipped = ", ".join(f"{n} ({why})" for why, n in sorted(report.not_attempted.items()))
         lines += ["", f"Not attempted: {skipped}."]
+    trades = _revealed(report)
+    if trades:
+        top = ", ".join(f"{fixed} revealing {new} ({n})" for (fixed, new), n in trades[:5])
+        lines += [
+            "",
+            (
+                f"Revealed by landed fixes: {top}. Each was in the code before, in a form its "
+                "rule does not see (`self.assertEqual(x, 16)` becoming `assert x == 16` "
+                "shows PLR2004 its magic value), lies on the lines its fix rewrote, in "
+                "place of the finding that fix took away, and has no automatic fix. They "
+                "count among the violations after. To refuse such fixes instead, set "
+                "`land-revealed = false` under `[tool.fixbot]`."
+            ),
+        ]
     return lines
+
+
+def _revealed(report: Report) -> list[tuple[tuple[str, str], int]]:
+    """(rules fixed, rule revealed) -> findings, most first, over the landed patches."""
+    trades: Counter[tuple[str, str]] = Counter()
+    for p in report.patches:
+        for shown in p.revealed:
+            trades[", ".join(p.rules), shown.split(" ", 1)[0]] += 1
+    return trades.most_common()
 
 
 @dataclass(slots=True)
@@ -288,8 +312,8 @@ def trade_lines(report: Report) -> list[str]:
     top = ", ".join(f"{fixed} adding {new} ({n})" for (fixed, new), n in trades.most_common(5))
     said = (
         f"What these fixes would have added: {top}. fixbot lands a fix only when nothing"
-        " new appears. Where such findings are acceptable (a magic number in a test, say),"
-        " tell ruff so (`per-file-ignores`) and run again."
+        " new appears, but a finding it revealed (above). Where such findings are"
+        " acceptable, tell ruff so (`per-file-ignores`) and run again."
     )
     return [said, ""]
 

@@ -303,6 +303,7 @@ async def _prepare_tests(ctx: Context) -> tuple[TestCommand | None, Isolation, P
         baseline=Baseline(None),
         test_timeout=ctx.config.test_timeout,
         impact=impact,
+        reveal=ctx.config.land_revealed,
     )
     return command, isolation, prover
 

@@ -181,6 +181,10 @@ class Verdict(_Frozen):
     # `>` and `E` lines): where the tests were when they failed, the likeliest culprit.
     pointed: tuple[str, ...] = ()
     new_violations: tuple[str, ...] = ()
+    # For an accepted patch: findings its fixes revealed, each traded for the finding a
+    # fix took away on the lines it rewrote (`proof._chain.revealed`): the number of the
+    # step in its file's chain (from 1), and the finding as `rule path:line: message`.
+    revealed: tuple[tuple[int, str], ...] = ()
     # For a static refusal of a chain: the steps at fault, each pinned on its fixes.
     faults: tuple[Fault, ...] = ()
 

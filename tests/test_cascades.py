@@ -362,10 +362,11 @@ def test_lint_refusal_is_narrowed_without_a_test_run(tmp_path: Path) -> None:
     """One E731 fix makes a public def with no docstring: it alone is refused, naming D103.
 
     The refused step fixed all four lambdas; it is narrowed to one fix per step by
-    static checks alone, so the tests run once, on the three good fixes.
+    static checks alone, so the tests run once, on the three good fixes. (With
+    `land-revealed` off: the D103 was there all along, on a lambda, where it hid.)
     """
     repo = init_repo(tmp_path / "r", LAMBDAS)
-    done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
+    done = fixbot("run", repo, "--agents", "ruff", "--dry-run", env={"FIXBOT_LAND_REVEALED": "0"})
     assert done.returncode == 0, done.stderr
     report = report_of(repo)
     assert report["by_rule"]["E731"]["landed"] == 3
@@ -376,6 +377,81 @@ def test_lint_refusal_is_narrowed_without_a_test_run(tmp_path: Path) -> None:
     )
     assert report["proof"]["rounds"] == 1
     assert report["proof"]["test_runs"] == 1
+
+
+class TestRevealedFindings:
+    """A fix that trades its finding for one it revealed lands, and the report says so."""
+
+    def test_a_lambda_made_a_def_lands_with_its_missing_docstring_named(
+        self, tmp_path: Path
+    ) -> None:
+        """E731 makes `double` a def, whose missing docstring D103 now sees: all four land."""
+        repo = init_repo(tmp_path / "r", LAMBDAS)
+        done = fixbot("run", repo, "--agents", "ruff", "--dry-run")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["by_rule"]["E731"]["landed"] == 4
+        assert report["by_rule"]["E731"]["refused"] == {}
+        assert report["by_rule"]["D103"]["revealed"] == 1
+        (shown,) = [p["revealed"] for p in report["patches"] if p["revealed"]]
+        assert shown == ["D103 pkg/a.py:4: Missing docstring in public function"]
+        said = (repo / ".git/fixbot").glob("runs/*/report.md")
+        text = next(iter(said)).read_text()
+        assert "Revealed by landed fixes: E731 revealing D103 (1)." in text
+        assert report["proof"]["test_runs"] == 1
+
+    def test_pt009_lands_and_plr2004_sees_the_magic_value(self, tmp_path: Path) -> None:
+        """`self.assertEqual(f(), 16)` becomes `assert f() == 16`: PLR2004 reports the 16,
+        which was there before. (A line the fix made too long is still refused:
+        `TestLinesAFixMadeTooLong`.)"""
+        files = {
+            "pyproject.toml": """
+                [tool.ruff.lint]
+                select = ["PT009", "PLR2004"]
+                [tool.pytest.ini_options]
+                pythonpath = ["."]
+            """,
+            "tests/test_a.py": """
+                import unittest
+
+
+                def f():
+                    return 16
+
+
+                class T(unittest.TestCase):
+                    def test_f(self):
+                        self.assertEqual(f(), 16)
+            """,
+        }
+        repo = init_repo(tmp_path / "r", files)
+        done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["by_rule"]["PT009"]["landed"] == 1
+        assert report["by_rule"]["PLR2004"]["revealed"] == 1
+        assert "        assert f() == 16\n" in git(repo, "show", "lint:tests/test_a.py")
+        assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
+
+    def test_more_findings_than_fixes_is_no_trade(self, tmp_path: Path) -> None:
+        """A PT009 fix in an `except` block shows PT017 and PLR2004: two for one is
+        refused, naming both."""
+        files = {
+            "pyproject.toml": '[tool.ruff.lint]\nselect = ["PT009", "PT017", "PLR2004"]\n',
+            "test_a.py": (
+                "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_f(self):\n"
+                "        try:\n            int('x')\n        except ValueError as e:\n"
+                "            self.assertEqual(len(e.args), 7)\n"
+            ),
+        }
+        repo = init_repo(tmp_path / "r", files, venv=False)
+        done = fixbot("run", repo, "--agents", "ruff", "--test-cmd", "", "--dry-run")
+        assert done.returncode == 0, done.stderr
+        report = report_of(repo)
+        assert report["by_rule"]["PT009"]["refused"] == {"lint": 1}
+        (refused,) = report["patches"]
+        assert refused["detail"].startswith("new violations: PT017 test_a.py:9: ")
+        assert "; PLR2004 test_a.py:9: " in refused["detail"]
 
 
 class TestTheProofsOwnLint:

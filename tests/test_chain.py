@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from fixbot.sandbox import Location, Step, Violation
-from fixbot.sandbox.proof._chain import _found, carry_origins, chain_problem, with_identity
+from fixbot.sandbox._types import Fix
+from fixbot.sandbox.proof._chain import _found, chain_problem, judge_chain
+from fixbot.sandbox.proof._identity import carry_origins, with_identity
 
 
 def finding(rule: str, fp: str, row: int = 1, message: str = "m") -> Violation:
@@ -295,3 +297,59 @@ class TestChainProblem:
         (fault,) = problem.faults
         assert set(fault.blame) == {"a", "b"}
         assert fault.culprits == {}
+
+
+class TestRevealed:
+    """A fix may trade its finding for one it revealed, on its own lines, one for one."""
+
+    BEFORE = b"x\nA\nx\nB\nx\n"
+    AFTER = b"x\nA2\nx\nB2\nx\n"
+
+    def judge(self, made: list[Violation]) -> tuple[object, tuple[Violation, ...]]:
+        """Two PT009 fixes (rows 2 and 4) whose step leaves `made`, judged with `reveal`."""
+        a, b = finding("PT009", "a", row=2), finding("PT009", "b", row=4)
+        table = {self.BEFORE: [a, b], self.AFTER: made}
+        return judge_chain(
+            [Step("a.py", self.BEFORE, self.AFTER, (a, b))], lint_table(table), reveal=True
+        )
+
+    def test_one_finding_on_each_fixs_lines_is_revealed(self) -> None:
+        """PLR2004 on each rewritten assertion: both revealed, nothing refused."""
+        made = [finding("PLR2004", "n1", row=2), finding("PLR2004", "n2", row=4)]
+        problem, shown = self.judge(made)
+        assert problem is None
+        assert [v.location.row for v in shown] == [2, 4]
+
+    def test_off_by_default(self) -> None:
+        """Without `reveal`, the same findings are new."""
+        a = finding("PT009", "a", row=2)
+        table = {self.BEFORE: [a], self.AFTER: [finding("PLR2004", "n", row=2)]}
+        assert chain_problem([Step("a.py", self.BEFORE, self.AFTER, (a,))], lint_table(table))
+
+    def test_two_on_one_fixs_lines_are_new(self) -> None:
+        """Two findings for one fix is no trade: both are named."""
+        made = [finding("PLR2004", "n1", row=2), finding("PT017", "n2", row=2)]
+        problem, shown = self.judge(made)
+        assert shown == ()
+        assert problem is not None
+        assert problem.fresh == ("PLR2004 a.py:2: m", "PT017 a.py:2: m")
+
+    def test_what_may_mean_a_broken_fix_is_never_revealed(self) -> None:
+        """An undefined name, a long line, a bugbear or bandit finding stay new."""
+        for rule in ("F821", "E501", "B015", "S101", "PLE0101", "C901", "PLR0912"):
+            problem, shown = self.judge([finding(rule, "n", row=2)])
+            assert (problem is not None, shown) == (True, ()), rule
+
+    def test_a_finding_with_a_fix_or_of_the_fixed_rule_is_new(self) -> None:
+        """What ruff could fix (a later step would have), or the fixed rule again, is new."""
+        fixable = dataclasses.replace(
+            finding("PLR2004", "n", row=2), fix=Fix(applicability="unsafe", edits=[])
+        )
+        for made in ([fixable], [finding("PT009", "n", row=2)]):
+            problem, shown = self.judge(made)
+            assert (problem is not None, shown) == (True, ())
+
+    def test_a_finding_off_the_fixs_lines_is_new(self) -> None:
+        """A finding on a line no fix rewrote was not revealed by one."""
+        problem, shown = self.judge([finding("PLR2004", "n", row=5)])
+        assert (problem is not None, shown) == (True, ())

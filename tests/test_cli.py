@@ -171,7 +171,7 @@ class TestRun:
         assert report["branch"] == "lint"
         assert report["by_rule"]["F401"] == {
             "found": 2, "fixed": 2, "rejected": 0, "unfixed": 0,
-            "offered": 2, "landed": 2, "refused": {},
+            "offered": 2, "landed": 2, "refused": {}, "revealed": 0,
         }  # fmt: skip
         assert report["by_rule"]["E711"]["rejected"] == 1
         assert report["by_rule"]["E722"]["unfixed"] == 1

@@ -69,6 +69,7 @@ class TestSampleRepo:
                 "offered": 2,
                 "landed": 1,
                 "refused": {"tests": 1},
+                "revealed": 0,
             }
 
     def test_no_fix_rules_unfixed(self, outcome: tuple[Path, dict, str]) -> None:

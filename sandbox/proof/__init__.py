@@ -5,7 +5,8 @@ test runner, isolation), which it uses. See docs/architecture.md, "What proven m
 """
 
 from ._candidate import Candidate, ProofStats
-from ._chain import ChainProblem, carry_origins, chain_problem, with_identity
+from ._chain import ChainProblem, chain_problem
+from ._identity import carry_origins, with_identity
 from ._judge import Baseline, entropy_bound, test_file
 from ._prove import Prover
 from ._scope import cleared

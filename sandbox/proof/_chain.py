@@ -12,8 +12,7 @@ uncovers is new only if it is still there when the chain ends.
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,178 +20,12 @@ from typing import TYPE_CHECKING
 from fixbot.sandbox._text import step_diff
 from fixbot.sandbox._types import Fault
 
+from ._identity import carry_origins, with_identity
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from fixbot.sandbox._types import Step, Violation
-
-
-def carry_origins(
-    before: Sequence[Violation], after: Sequence[Violation], fixed: Iterable[Violation], step: int
-) -> list[Violation]:
-    """`after`'s findings, each with its identity (`origin`) carried over from `before`.
-
-    A finding whose fingerprint stays is the same finding; one found more than once
-    (twin lines, as the same parameter in two signatures) is paired closest to where
-    its row went (`_closest`). One whose line the step rewrote is paired with a finding
-    of the same rule that vanished without being fixed (same message first, then in
-    order of position), if it lies where that one went: between the findings that
-    stayed around it, or anywhere within the rows a fix of this step spans. What is
-    left was uncovered by this step: its origin is "+step".
-    """
-    fixed = list(fixed)
-    done = Counter(v.fingerprint for v in fixed)
-    pool: dict[str, list[Violation]] = defaultdict(list)
-    for v in before:
-        if done[v.fingerprint] > 0:
-            done[v.fingerprint] -= 1
-        else:
-            pool[v.fingerprint].append(v)
-    out, where = _kept(after, pool, [(v.location.row, v.end_location.row) for v in fixed])
-    vanished = sorted(
-        (v for vs in pool.values() for v in vs), key=lambda v: (v.location.row, v.location.column)
-    )
-    unmatched = [i for i, v in enumerate(out) if v is None]
-    for key in (lambda v: (v.rule, v.message), lambda v: (v.rule,)):
-        left: dict[tuple[str, ...], list[Violation]] = defaultdict(list)
-        for v in vanished:
-            left[key(v)].append(v)
-        still = []
-        for i in unmatched:
-            row = after[i].location.row
-            gone = next((g for g in left.get(key(after[i]), ()) if where.holds(g, row)), None)
-            if gone is not None:
-                left[key(after[i])].remove(gone)
-                vanished.remove(gone)
-                out[i] = with_identity(after[i], gone.identity)
-            else:
-                still.append(i)
-        unmatched = still
-    for i in unmatched:
-        out[i] = dataclasses.replace(after[i], origin=f"+{step}")
-    return [v for v in out if v is not None]
-
-
-def _kept(
-    after: Sequence[Violation], pool: dict[str, list[Violation]], spans: list[tuple[int, int]]
-) -> tuple[list[Violation | None], _Rows]:
-    """`after`'s findings whose fingerprint stayed, each with its identity (None for the
-    rest), and where the rows of the content before went, told by those that stayed and
-    by the rows the step's fixes span."""
-    count = Counter(v.fingerprint for v in after)
-    out: list[Violation | None] = [None] * len(after)
-    anchors: list[tuple[int, int]] = []  # (row before, row after)
-    twins: dict[str, list[int]] = defaultdict(list)
-    for i, v in enumerate(after):
-        kept_as = pool.get(v.fingerprint)
-        if kept_as and len(kept_as) == 1 and count[v.fingerprint] == 1:
-            kept = kept_as.pop()
-            anchors.append((kept.location.row, v.location.row))
-            out[i] = with_identity(v, kept.identity)
-        elif kept_as:
-            twins[v.fingerprint].append(i)
-    moved = _Rows(anchors)
-    for fingerprint, found in twins.items():
-        for kept, i in _closest(pool[fingerprint], [after[i] for i in found], found, moved):
-            pool[fingerprint].remove(kept)
-            anchors.append((kept.location.row, after[i].location.row))
-            out[i] = with_identity(after[i], kept.identity)
-    return out, _Rows(anchors, spans)
-
-
-# Past this many twin pairs to weigh, twins pair in order (a file of identical lines).
-_MAX_TWIN_PAIRS = 10_000
-
-
-def _closest(
-    kept_as: list[Violation], found: list[Violation], index: list[int], moved: _Rows
-) -> list[tuple[Violation, int]]:
-    """Findings of one fingerprint before and after a step, paired closest first.
-
-    Each finding before is expected where its row went (moved as the nearest finding
-    found once above it moved); the pairs nearest that place are taken first. In order,
-    a twin the step made above the others (COM812 splitting a signature one parameter
-    per line makes `min`'s A002 read as the two further down) took the first one's
-    identity, and left the last one over as new.
-    """
-    if len(kept_as) * len(found) > _MAX_TWIN_PAIRS:
-        return list(zip(kept_as, index, strict=False))
-    by_distance = sorted(
-        (abs(v.location.row - moved.expected(k.location.row)), n, m)
-        for n, k in enumerate(kept_as)
-        for m, v in enumerate(found)
-    )
-    taken_before: set[int] = set()
-    taken_after: set[int] = set()
-    pairs = []
-    for _, n, m in by_distance:
-        if n not in taken_before and m not in taken_after:
-            taken_before.add(n)
-            taken_after.add(m)
-            pairs.append((kept_as[n], index[m]))
-    return pairs
-
-
-class _Rows:
-    """Where a row of the content before a step can be after it, told by the findings
-    that kept their fingerprints (their lines did not change) on either side of it.
-
-    A finding the step rewrote stays between the same neighbours; one it made
-    elsewhere (PT009 joining an assertion into a long line at the top of a file,
-    while the same step shortened a long line at its end) does not, and is new.
-    """
-
-    def __init__(
-        self, anchors: list[tuple[int, int]], spans: Sequence[tuple[int, int]] = ()
-    ) -> None:
-        self.anchors = sorted(anchors)
-        self.rows = [old for old, _ in self.anchors]
-        # The rows the step's own fixes span: what lies within may go anywhere within
-        # what that fix rewrote (I001 sorts a block, moving an import past its neighbours).
-        self.spans = spans
-
-    def holds(self, gone: Violation, row: int) -> bool:
-        at = gone.location.row
-        return self._between(at, at, row) or any(
-            self._between(first, last, row) for first, last in self.spans if first <= at <= last
-        )
-
-    def expected(self, row: int) -> int:
-        """Where a row of the content before is expected after the step: moved as the
-        nearest finding that stayed above it (or not at all) moved."""
-        i = bisect.bisect_right(self.rows, row)
-        return row + (self.anchors[i - 1][1] - self.anchors[i - 1][0] if i else 0)
-
-    def _between(self, first: int, last: int, row: int) -> bool:
-        """Whether `row` lies between the neighbours of rows `first` to `last`, once moved."""
-        i = bisect.bisect_left(self.rows, first)
-        low = self.anchors[i - 1][1] if i > 0 else 0
-        k = bisect.bisect_right(self.rows, last)
-        high = self.anchors[k][1] if k < len(self.anchors) else None
-        return low <= row and (high is None or row <= high)
-
-
-# (finding, identity) -> that finding so known. A lint hands out one shared `Violation` per
-# unchanged finding (`sandbox/_findings.py`), so a finding a step rewrote is carried as
-# the same copy from step to step, not copied again each time (dateutil: 400,000 copies).
-# The finding is kept in the value: its id cannot be reused while the entry lives.
-_KNOWN_AS: dict[tuple[int, str], tuple[Violation, Violation]] = {}
-_MAX_KNOWN_AS = 200_000
-
-
-def with_identity(v: Violation, identity: str) -> Violation:
-    """`v` known as `identity`: itself when that is already so (most findings, most steps)."""
-    if v.identity == identity:
-        return v
-    key = (id(v), identity)
-    known = _KNOWN_AS.get(key)
-    if known is not None and known[0] is v:
-        return known[1]
-    made = dataclasses.replace(v, origin=None if identity == v.fingerprint else identity)
-    if len(_KNOWN_AS) >= _MAX_KNOWN_AS:
-        _KNOWN_AS.clear()
-    _KNOWN_AS[key] = (v, made)
-    return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,16 +43,30 @@ def describe(v: Violation) -> str:
 
 
 def chain_problem(
-    steps: Sequence[Step], lint_of: Callable[[str, bytes], Sequence[Violation]]
+    steps: Sequence[Step],
+    lint_of: Callable[[str, bytes], Sequence[Violation]],
+    *,
+    reveal: bool = False,
 ) -> ChainProblem | None:
-    """What lint says against one file's chain (None when every step holds).
+    """What lint says against one file's chain (None when every step holds)."""
+    return judge_chain(steps, lint_of, reveal=reveal)[0]
+
+
+def judge_chain(
+    steps: Sequence[Step],
+    lint_of: Callable[[str, bytes], Sequence[Violation]],
+    *,
+    reveal: bool = False,
+) -> tuple[ChainProblem | None, tuple[Violation, ...]]:
+    """What lint says against one file's chain (None when every step holds), and the
+    findings its fixes revealed (`revealed`; only with `reveal`, else they are new).
 
     Every step's targets must be in the content it started from and gone from the
     content it left; a finding a step uncovered must be gone by the end, fixed by a
     later step. `lint_of(path, content)` gives the findings of any content of the chain.
     """
     if not steps:
-        return None
+        return None, ()
     path = steps[0].path
     present = [with_identity(v, v.fingerprint) for v in lint_of(path, steps[0].before)]
     asked: dict[str, tuple[str, ...]] = {}  # "+N" -> the identities step N was asked to fix
@@ -231,7 +78,7 @@ def chain_problem(
         missing = [v for v in step.targets if have[v.fingerprint] < wanted[v.fingerprint]]
         if missing:
             why = "targeted violation not found in the content its step starts from: "
-            return _pinned(why, missing, asked)
+            return _pinned(why, missing, asked), ()
         targets = _found(step.targets, present)
         asked[f"+{number}"] = tuple(v.identity for v in targets)
         after = lint_of(path, step.after)
@@ -240,14 +87,16 @@ def chain_problem(
             v for v in targets if left[v.fingerprint] > have[v.fingerprint] - wanted[v.fingerprint]
         ]
         if remain:
-            return _pinned("targeted violation remains: ", remain, asked)
+            return _pinned("targeted violation remains: ", remain, asked), ()
         present = carry_origins(present, after, targets, number)
         new = [v for v in present if v.identity == f"+{number}"]
         if new:
             born[f"+{number}"] = (step, targets, new)
     fresh = [v for v in present if v.uncovered]
+    shown = revealed(fresh, born) if reveal else []
+    fresh = [v for v in fresh if all(v is not r for r in shown)]
     if not fresh:
-        return None
+        return None, tuple(shown)
     faults = []
     for tag in sorted({v.identity for v in fresh}, key=lambda t: int(t[1:])):
         left_new = [v for v in fresh if v.identity == tag]
@@ -275,7 +124,78 @@ def chain_problem(
             )
         )
     described = tuple(describe(v) for v in fresh)
-    return ChainProblem("new violations: " + "; ".join(described), described, tuple(faults))
+    return ChainProblem("new violations: " + "; ".join(described), described, tuple(faults)), ()
+
+
+# Findings that may mean a fix broke or worsened the code it rewrote, never taken as
+# revealed: pyflakes (an undefined name), pycodestyle (a line the fix made too long),
+# bugbear, pylint's errors, bandit (PT009 writes the `assert` that S101 reports), and
+# the size of code (mccabe, pylint's too-many-*).
+_NEVER_REVEALED = re.compile(r"^(?:F|E|W|B|S|PLE|C90|PLR09)[0-9]")
+
+
+def revealed(
+    fresh: Sequence[Violation], born: dict[str, tuple[Step, list[Violation], list[Violation]]]
+) -> list[Violation]:
+    """Of the findings a chain leaves new (`fresh`), those its fixes revealed.
+
+    PT009 turns `self.assertEqual(x, 16)` into `assert x == 16`, where PLR2004 reports
+    the magic value: it was in the code already, in a form that rule cannot see. A
+    finding is taken as revealed when ruff offers no fix for it (no later step could
+    take it away), its rule is none of the rules its step fixed and may not mean the
+    fix broke something (`_NEVER_REVEALED`), and it lies on the lines one of its
+    step's own fixes rewrote: one finding for each such fix, a trade, and only where
+    nothing else new lies on that fix's lines.
+    """
+    out: list[Violation] = []
+    for tag in dict.fromkeys(v.identity for v in fresh):
+        step, targets, made = born[tag]
+        left = [v for v in fresh if v.identity == tag]
+        pairs = _as_made(left, made)  # each as its step made it: a later step may move it
+        if len(pairs) != len(left):
+            continue  # some cannot be placed: none is taken as revealed
+        fixed_rules = {t.rule for t in targets}
+        covered = _covering(step, targets, [m for _, m in pairs])
+        takes: dict[int, list[Violation]] = defaultdict(list)  # fix -> what lies on its lines
+        for v, m in pairs:
+            fixes = [i for i, (t, held) in enumerate(covered) if any(h is m for h in held)]
+            for i in fixes:
+                takes[i].append(v)
+            if not fixes:
+                takes[-1].append(v)
+        for i, found in takes.items():
+            (v,) = found if len(found) == 1 else (None,)
+            if (
+                i >= 0
+                and v is not None
+                and not covered[i][0].uncovered
+                and v.applicability not in {"safe", "unsafe"}
+                and v.rule not in fixed_rules
+                and not _NEVER_REVEALED.match(v.rule)
+                and sum(1 for f in takes.values() if any(x is v for x in f)) == 1
+            ):
+                out.append(v)
+    return out
+
+
+def _as_made(
+    left: Sequence[Violation], made: Sequence[Violation]
+) -> list[tuple[Violation, Violation]]:
+    """Each finding left at a chain's end paired with the finding its step made, by
+    rule and message, in order; none of a kind whose counts differ (a later step
+    reworded or took away some of them: which is which cannot be told)."""
+    by_kind: dict[tuple[str, str], list[Violation]] = defaultdict(list)
+    for m in made:
+        by_kind[m.rule, m.message].append(m)
+    ends: dict[tuple[str, str], list[Violation]] = defaultdict(list)
+    for v in left:
+        ends[v.rule, v.message].append(v)
+    return [
+        pair
+        for kind, vs in ends.items()
+        if len(by_kind[kind]) == len(vs)
+        for pair in zip(vs, by_kind[kind], strict=True)
+    ]
 
 
 def _found(targets: Sequence[Violation], present: Sequence[Violation]) -> list[Violation]:

@@ -59,6 +59,7 @@ class Prover:
         guard: MetadataGuard | None = None,
         cache: TestCache | None = None,
         lint_cache: LintCache | None = None,
+        reveal: bool = True,
     ) -> None:
         self.pool = pool
         # Where tests can write the git folder (no fence), it is checked after each run.
@@ -82,6 +83,7 @@ class Prover:
             isolation=isolation,
             stats=self.stats,
             lint_cache=lint_cache,
+            reveal=reveal,
         )
         # Per failing test, the names its failure reports mentioned (in any run): the
         # clues a refusal carries to where in a chain the tests broke.
@@ -180,6 +182,10 @@ class Prover:
             for batch in batches:
                 self.stats.batches += 1
                 tg.start_soon(prove_batch, batch)
+        for cand in standing:
+            shown = self.static.revealed_of(cand)
+            if shown and verdicts[cand.key].accepted:
+                verdicts[cand.key] = verdicts[cand.key].model_copy(update={"revealed": shown})
         return verdicts
 
     async def check_static(

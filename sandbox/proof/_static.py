@@ -17,7 +17,7 @@ from fixbot.sandbox._process import repo_env, run
 from fixbot.sandbox._ruff import LintResult, Ruff
 from fixbot.sandbox._types import Fault, Step, Verdict, sha256
 
-from ._chain import ChainProblem, chain_problem
+from ._chain import ChainProblem, describe, judge_chain
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -53,8 +53,13 @@ class StaticChecks:
         isolation: Isolation,
         stats: ProofStats,
         lint_cache: LintCache | None = None,
+        reveal: bool = True,
     ) -> None:
         self.select = select
+        # Whether a fix may trade its finding for one it revealed (`_chain.revealed`).
+        self.reveal = reveal
+        # What the fixes of a candidate that passed revealed (step, finding), by `_digest`.
+        self.revealed: dict[str, tuple[tuple[int, str], ...]] = {}
         self.ruff_executable = ruff_executable
         self.python = python
         self.isolation = isolation
@@ -114,7 +119,7 @@ class StaticChecks:
         unformatted: set[str],
     ) -> Verdict | None:
         """One candidate's static refusal, or None when it passes."""
-        chain = self._chain_problem(cand)
+        chain, shown = self._chain_problem(cand)
         problem = _first(
             [
                 ("compile", "; ".join(broken[p] for p in cand.after if p in broken)),
@@ -131,6 +136,10 @@ class StaticChecks:
             ]
         )
         if not problem:
+            if shown:
+                self.revealed[_digest(cand)] = tuple(
+                    (int((v.origin or "+0")[1:]), describe(v)) for v in shown
+                )
             return None
         reason, detail = problem
         if reason == "format":
@@ -141,7 +150,13 @@ class StaticChecks:
             return rejected(cand, reason, detail, chain.fresh, chain.faults)
         return rejected(cand, reason, detail, (), (Fault(blame=_last(cand), detail=detail),))
 
-    def _chain_problem(self, cand: Candidate) -> ChainProblem | None:
+    def revealed_of(self, cand: Candidate) -> tuple[tuple[int, str], ...]:
+        """The findings a candidate that passed here revealed, each with its step."""
+        return self.revealed.get(_digest(cand), ())
+
+    def _chain_problem(self, cand: Candidate) -> tuple[ChainProblem | None, tuple[Violation, ...]]:
+        """Why lint refuses a candidate's chains, or what they revealed."""
+
         def lint_of(path: str, data: bytes) -> tuple[Violation, ...]:
             return self.lint[(path, sha256(data))]
 
@@ -155,8 +170,14 @@ class StaticChecks:
             detail = "targeted violation not found in the content it starts from: " + ", ".join(
                 ghosts
             )
-            return ChainProblem(detail, (), (Fault(blame=tuple(ghosts), detail=detail),))
-        return next((p for steps in by_path.values() if (p := chain_problem(steps, lint_of))), None)
+            return ChainProblem(detail, (), (Fault(blame=tuple(ghosts), detail=detail),)), ()
+        shown: list[Violation] = []
+        for chain in by_path.values():
+            problem, found = judge_chain(chain, lint_of, reveal=self.reveal)
+            if problem is not None:
+                return problem, ()
+            shown += found
+        return None, tuple(shown)
 
     def _checked(self, cand: Candidate) -> bool:
         """Whether an accepted chain (the gate's candidate) has only content that passed here.
