@@ -169,9 +169,9 @@ class Job:
         if verdict.accepted:
             for step, patch in enumerate(chain, 1):
                 # Each patch is a step of the chain: it names what that step revealed.
-                own = tuple((n, d) for n, d in verdict.revealed if n == step)
-                own_verdict = verdict.model_copy(update={"revealed": own})
-                self.records.append(PatchRecord(patch, "accepted", own_verdict, before))
+                shown = tuple((n, d) for n, d in verdict.revealed if n == step)
+                its_own = verdict.model_copy(update={"revealed": shown})
+                self.records.append(PatchRecord(patch, "accepted", its_own, before))
                 before = patch.changes[0].new
             self.content = before
         else:

@@ -379,6 +379,9 @@ def test_lint_refusal_is_narrowed_without_a_test_run(tmp_path: Path) -> None:
     assert report["proof"]["test_runs"] == 1
 
 
+MAGIC_16 = "Magic value used in comparison, consider replacing `16` with a constant variable"
+
+
 class TestRevealedFindings:
     """A fix that trades its finding for one it revealed lands, and the report says so."""
 
@@ -402,20 +405,22 @@ class TestRevealedFindings:
 
     def test_pt009_lands_and_plr2004_sees_the_magic_value(self, tmp_path: Path) -> None:
         """`self.assertEqual(f(), 16)` becomes `assert f() == 16`: PLR2004 reports the 16,
-        which was there before. (A line the fix made too long is still refused:
+        which was there before. The step of the file's chain that revealed it names it;
+        the others (UP006, F401) do not. (A line the fix made too long is still refused:
         `TestLinesAFixMadeTooLong`.)"""
         files = {
             "pyproject.toml": """
                 [tool.ruff.lint]
-                select = ["PT009", "PLR2004"]
+                select = ["PT009", "PLR2004", "UP006", "F401"]
                 [tool.pytest.ini_options]
                 pythonpath = ["."]
             """,
             "tests/test_a.py": """
                 import unittest
+                from typing import List
 
 
-                def f():
+                def f() -> List[int]:
                     return 16
 
 
@@ -430,6 +435,9 @@ class TestRevealedFindings:
         report = report_of(repo)
         assert report["by_rule"]["PT009"]["landed"] == 1
         assert report["by_rule"]["PLR2004"]["revealed"] == 1
+        assert report["accepted"] == 3
+        (shown,) = [(p["rules"], p["revealed"]) for p in report["patches"] if p["revealed"]]
+        assert shown == (["PT009"], ["PLR2004 tests/test_a.py:10: " + MAGIC_16])
         assert "        assert f() == 16\n" in git(repo, "show", "lint:tests/test_a.py")
         assert checkout_tests(repo, "lint", tmp_path / "check").returncode == 0
 

@@ -164,10 +164,10 @@ def revealed(
             if not fixes:
                 takes[-1].append(v)
         for i, found in takes.items():
-            (v,) = found if len(found) == 1 else (None,)
+            v = found[0]
             if (
                 i >= 0
-                and v is not None
+                and len(found) == 1
                 and not covered[i][0].uncovered
                 and v.applicability not in {"safe", "unsafe"}
                 and v.rule not in fixed_rules
