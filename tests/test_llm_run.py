@@ -261,3 +261,31 @@ class TestImperfectModel:
         assert done.returncode == 0, done.stderr
         assert len(fake_openai.requests) <= 2
         assert report(repo)["llm"]["budget_exhausted"] is True
+
+
+class TestNothingRevealedForAModel:
+    """A model's rewrite is no known transformation: what is new on its lines is its own."""
+
+    def test_a_blind_except_the_model_wrote_is_refused(
+        self, tmp_path: Path, fake_openai: FakeOpenAI
+    ) -> None:
+        """`except:` made `except Exception:`, where BLE001 (no fix) reports a blind except:
+        refused for lint, naming it, though a fix of ruff's would trade it."""
+        files = {
+            "pyproject.toml": '[tool.ruff.lint]\nselect = ["E722", "BLE001"]\n',
+            "pkg/__init__.py": "",
+            "pkg/errs.py": REPO["pkg/errs.py"],
+            "tests/test_errs.py": REPO["tests/test_errs.py"],
+        }
+        repo = init_repo(tmp_path / "repo", files)
+        fake_openai.script(
+            lambda request: Scripted.reply(
+                "```python\n" + region(request).replace("except:", "except Exception:") + "```\n"
+            )
+        )
+        done = run(repo, fake_openai, "--agents", "llm", "--dry-run")
+        assert done.returncode == 0, done.stderr
+        patches = report(repo)["patches"]
+        assert patches
+        assert {(p["status"], p["reason"]) for p in patches} == {("rejected", "lint")}
+        assert all("new violations: BLE001 pkg/errs.py:" in p["detail"] for p in patches)

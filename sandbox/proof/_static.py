@@ -41,6 +41,9 @@ print(json.dumps(bad))
 """
 
 
+REVEALING_AGENTS = frozenset({"ruff", "codemod"})
+
+
 class StaticChecks:
     """Compile, lint and format checks of a batch: a part of the Prover."""
 
@@ -56,7 +59,9 @@ class StaticChecks:
         reveal: bool = True,
     ) -> None:
         self.select = select
-        # Whether a fix may trade its finding for one it revealed (`_chain.revealed`).
+        # Whether a fix may trade its finding for one it revealed (`_chain.revealed`): only
+        # a deterministic agent's, whose rewrite is a known transformation. What is new on
+        # the lines a model rewrote is the model's own doing.
         self.reveal = reveal
         # What the fixes of a candidate that passed revealed (step, finding), by `_digest`.
         self.revealed: dict[str, tuple[tuple[int, str], ...]] = {}
@@ -173,7 +178,8 @@ class StaticChecks:
             return ChainProblem(detail, (), (Fault(blame=tuple(ghosts), detail=detail),)), ()
         shown: list[Violation] = []
         for chain in by_path.values():
-            problem, found = judge_chain(chain, lint_of, reveal=self.reveal)
+            reveal = self.reveal and cand.agent in REVEALING_AGENTS
+            problem, found = judge_chain(chain, lint_of, reveal=reveal)
             if problem is not None:
                 return problem, ()
             shown += found
