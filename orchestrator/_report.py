@@ -141,7 +141,8 @@ def count_by_rule(
     """found / fixed / rejected / unfixed per rule; fixed + rejected + unfixed == found.
 
     Besides: how many fixes ruff offered, how many landed, and how many were
-    refused, by reason (a test caught a change, lint could not confirm it...).
+    refused, by reason (a test caught a change, lint could not confirm it...), and
+    how many findings landed fixes revealed (left after, beside those found).
     """
     out: dict[str, RuleCounts] = {}
     for rec in records:
@@ -167,7 +168,8 @@ def count_by_rule(
         counts.offered += v.applicability in {"safe", "unsafe"}
         refused_left[v.rule] += v.fingerprint in refused and still[v.fingerprint] > 0
     for rule, counts in out.items():
-        remaining = min(counts.found, left[rule])
+        # What a landed fix revealed is left after, but was not one of those found.
+        remaining = min(counts.found, max(0, left[rule] - counts.revealed))
         counts.fixed = counts.found - remaining
         counts.rejected = min(remaining, refused_left[rule])
         counts.unfixed = remaining - counts.rejected

@@ -10,9 +10,23 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ._report_words import (
+    CAUSES,
+    NO_FIX,
+    NO_FIX_MODEL,
+    NO_FIX_UNROUTED,
+    NOT_ATTEMPTED,
+    NOT_LANDED,
+    REFUSALS,
+    STATIC,
+    STATIC_WORDS,
+    revealed_lines,
+    revealed_trades,
+    trade_lines,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,42 +42,6 @@ REASONS_SHOWN = 10
 DOCS = "https://docs.astral.sh/ruff/rules/{}/"
 NO_DOCS = frozenset({"invalid-syntax"})  # ruff's pseudo-rules without a page
 KEBAB = re.compile(r"[a-z]+(?:-[a-z0-9]+)*")
-
-# Static refusals: the fix may be right, but lint (or compile, or format) could not
-# confirm it. Kept apart from a test catching a change of behaviour.
-STATIC = ("lint", "compile", "format")
-REFUSALS = (
-    ("Not landed: a test caught a behaviour change", ("tests",)),
-    ("Not landed: lint could not confirm the fix", STATIC),
-    ("Not landed: other reasons", ()),
-)
-STATIC_WORDS = {
-    "lint": "lint could not confirm the fix",
-    "compile": "lint could not confirm the fix: the file no longer compiled",
-    "format": "lint could not confirm the fix: the file was no longer ruff-format clean",
-}
-CAUSES = {
-    "tests": "a test caught a behaviour change",
-    "limit": "a test hit its time or memory limit",
-    "policy": "it breaks fixbot's policy (a `# noqa`, or a file fixbot may not change)",
-    "undecided": "the run stopped before it was decided",
-}
-NOT_ATTEMPTED = {
-    "notebook": "not attempted (notebook): fixbot does not fix notebooks yet",
-    "symlink": "not attempted (symlink): the file it points at is fixed instead",
-    "lint or test configuration": (
-        "not attempted (lint or test configuration): fixbot never changes these files"
-    ),
-    "unparsable file": "not attempted (unparsable file): fix its syntax error first",
-    "converted on checkout": (
-        "not attempted (converted on checkout): a .gitattributes filter, eol or ident"
-        " changes this file on checkout, and fixbot commits the bytes it proved"
-    ),
-}
-NO_FIX = "no automatic fix; set FIXBOT_LLM_BASE_URL and FIXBOT_LLM_MODEL to let a model try"
-NO_FIX_MODEL = "no automatic fix, and the model proposed nothing usable (reasons below)"
-NO_FIX_UNROUTED = "no automatic fix, and the model was not given it (see llm-select, llm-ignore)"
-NOT_LANDED = "ruff offers a fix, but none was proven in this run"
 
 # What a reader cannot reach: the run's folder and absolute paths on the machine.
 RUN_FOLDER = re.compile(r"\S*\.git/fixbot/\S*")
@@ -180,7 +158,7 @@ def head_lines(report: Report) -> list[str]:
         ),
         (
             "- proof: ruff (noqa ignored) finds the targeted violations gone and nothing new"
-            + (" but what a fix revealed (below)" if _revealed(report) else "")
+            + (" but what a fix revealed (below)" if revealed_trades(report) else "")
             + f"; every touched file compiles; {proof}."
         ),
         f"- isolation of test runs: {', '.join(f'{k}: {v}' for k, v in report.isolation.items())}",
@@ -197,17 +175,17 @@ def rule_table(report: Report) -> tuple[Table, list[int]]:
         why = why_unfixed(c, info, report) if c.unfixed + c.rejected else ""
         rows.append(
             f"| {rule_cell(rule, info)} | {c.found} | {c.fixed} | {c.unfixed + c.rejected} | "
-            f"{c.offered} | {c.landed} | {tests} | {lint} | {other} | {why} |"
+            f"{c.revealed} | {c.offered} | {c.landed} | {tests} | {lint} | {other} | {why} |"
         )
         left.append((c.unfixed + c.rejected, c.found))
     table = Table(
         heading=[""],
         columns=[
             (
-                "| rule | found | fixed | unfixed | fixes offered | landed | refused: tests | "
-                "refused: lint | refused: other | why unfixed |"
+                "| rule | found | fixed | unfixed | revealed | fixes offered | landed | "
+                "refused: tests | refused: lint | refused: other | why unfixed |"
             ),
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ],
         rows=rows,
         summary="rules",
@@ -228,30 +206,7 @@ def note_lines(report: Report) -> list[str]:
     if report.not_attempted:
         skipped = ", ".join(f"{n} ({why})" for why, n in sorted(report.not_attempted.items()))
         lines += ["", f"Not attempted: {skipped}."]
-    trades = _revealed(report)
-    if trades:
-        top = ", ".join(f"{fixed} revealing {new} ({n})" for (fixed, new), n in trades[:5])
-        lines += [
-            "",
-            (
-                f"Revealed by landed fixes: {top}. Each was in the code before, in a form its "
-                "rule does not see (`self.assertEqual(x, 16)` becoming `assert x == 16` "
-                "shows PLR2004 its magic value), lies on the lines its fix rewrote, in "
-                "place of the finding that fix took away, and has no automatic fix. They "
-                "count among the violations after. To refuse such fixes instead, set "
-                "`land-revealed = false` under `[tool.fixbot]`."
-            ),
-        ]
-    return lines
-
-
-def _revealed(report: Report) -> list[tuple[tuple[str, str], int]]:
-    """(rules fixed, rule revealed) -> findings, most first, over the landed patches."""
-    trades: Counter[tuple[str, str]] = Counter()
-    for p in report.patches:
-        for shown in p.revealed:
-            trades[", ".join(p.rules), shown.split(" ", 1)[0]] += 1
-    return trades.most_common()
+    return lines + revealed_lines(report)
 
 
 @dataclass(slots=True)
@@ -295,27 +250,6 @@ def refusal_tables(report: Report) -> list[tuple[Table, list[Refusal]]]:
             )
             out.append((table, list(rows.values())))
     return out
-
-
-NEW_FINDING = re.compile(r"new violations: ([A-Z]+[0-9]+) ")
-
-
-def trade_lines(report: Report) -> list[str]:
-    """What most lint refusals would have added, and what a reader can do about it."""
-    trades: Counter[tuple[str, str]] = Counter()
-    for p in report.patches:
-        found = NEW_FINDING.search(p.detail) if p.status != "accepted" else None
-        if found and p.reason in STATIC:
-            trades[", ".join(p.rules), found.group(1)] += 1
-    if not trades:
-        return []
-    top = ", ".join(f"{fixed} adding {new} ({n})" for (fixed, new), n in trades.most_common(5))
-    said = (
-        f"What these fixes would have added: {top}. fixbot lands a fix only when nothing"
-        " new appears, but a finding it revealed (above). Where such findings are"
-        " acceptable, tell ruff so (`per-file-ignores`) and run again."
-    )
-    return [said, ""]
 
 
 def render_markdown(report: Report, *, limit: int = BODY_LIMIT) -> str:

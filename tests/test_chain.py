@@ -336,7 +336,8 @@ class TestRevealed:
 
     def test_what_may_mean_a_broken_fix_is_never_revealed(self) -> None:
         """An undefined name, a long line, a bugbear or bandit finding stay new."""
-        for rule in ("F821", "E501", "B015", "S101", "PLE0101", "C901", "PLR0912"):
+        rules = ("F821", "E501", "B015", "S101", "PLE0101", "C901", "PLR0912", "PLR1702")
+        for rule in (*rules, "RUF018", "PT015"):  # what `python -O` strips from an assert
             problem, shown = self.judge([finding(rule, "n", row=2)])
             assert (problem is not None, shown) == (True, ()), rule
 
@@ -352,4 +353,15 @@ class TestRevealed:
     def test_a_finding_off_the_fixs_lines_is_new(self) -> None:
         """A finding on a line no fix rewrote was not revealed by one."""
         problem, shown = self.judge([finding("PLR2004", "n", row=5)])
+        assert (problem is not None, shown) == (True, ())
+
+    def test_a_line_the_fix_left_as_it_was_is_not_its_own(self) -> None:
+        """A target spanning rows 2-4 whose fix changed row 2 only: a finding on row 4
+        is not on the fix's lines."""
+        block = dataclasses.replace(finding("SIM105", "s", row=2), end_location=Location(4, 2))
+        before, after = b"x\nA\nx\nB\nx\n", b"x\nA2\nx\nB\nx\n"
+        table = {before: [block], after: [finding("PLR2004", "n", row=4)]}
+        problem, shown = judge_chain(
+            [Step("a.py", before, after, (block,))], lint_table(table), reveal=True
+        )
         assert (problem is not None, shown) == (True, ())

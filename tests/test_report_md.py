@@ -297,3 +297,60 @@ class TestNoMachinePaths:
         assert "/tmp/" not in md
         assert "…/m.py:2:1: E731" in md
         assert "`python -m pytest -q`" in md
+
+
+class TestRevealed:
+    """What landed fixes revealed: counted per rule, said in words, never taken as unfixed."""
+
+    @staticmethod
+    def found(rule: str, row: int) -> Violation:
+        """A finding of `rule` at `row` of t.py, with no fix."""
+        return Violation(
+            code=rule,
+            name=rule.lower(),
+            message="m",
+            path="t.py",
+            location=Location(row, 1),
+            end_location=Location(row, 2),
+            fingerprint=f"{rule}{row}",
+        )
+
+    def test_counted_apart_from_what_was_found(self) -> None:
+        """PLR2004: two found, one fixed, one revealed by a PT009 fix; PT009 fixed."""
+        from fixbot.orchestrator._job import PatchRecord  # noqa: PLC0415
+        from fixbot.sandbox import FileChange, Patch, Verdict  # noqa: PLC0415
+
+        pt009, magic, other = (
+            self.found("PT009", 3),
+            self.found("PLR2004", 3),
+            self.found("PLR2004", 5),
+        )
+        shown = "PLR2004 t.py:3: m"
+        patch = Patch(
+            id="p", agent="ruff", kind="unsafe", rules=("PT009",), files=("t.py",),
+            targets=(pt009,),
+            changes=(FileChange(path="t.py", old_sha="0", new=b""),),
+        )  # fmt: skip
+        verdict = Verdict(patch_id="p", accepted=True, reason="proven", revealed=((1, shown),))
+        record = PatchRecord(patch, "accepted", verdict, b"")
+        counts = _report.count_by_rule(
+            [pt009, other, self.found("PLR2004", 9)], [magic, other], [record]
+        )
+        assert (counts["PT009"].fixed, counts["PT009"].landed) == (1, 1)
+        plr = counts["PLR2004"]
+        assert (plr.found, plr.fixed, plr.unfixed, plr.revealed) == (2, 1, 1, 1)
+        assert _report.patch_entries([record])[0].revealed == [shown]
+
+    def test_said_under_the_rules(self) -> None:
+        """report.md says which fixes revealed what, and how to refuse them instead."""
+        entry = refused(rule="PT009").model_copy(
+            update={"status": "accepted", "reason": "proven", "revealed": ["PLR2004 t.py:3: m"]}
+        )
+        counts = {"PT009": RuleCounts(found=1, fixed=1, offered=1, landed=1)}
+        counts["PLR2004"] = RuleCounts(revealed=1)
+        md = render_markdown(make_report(counts, patches=[entry]))
+        (said,) = [line for line in md.splitlines() if line.startswith("Revealed by landed")]
+        assert said.startswith("Revealed by landed fixes: PT009 revealing PLR2004 (1). ")
+        assert "`land-revealed = false`" in said
+        assert row_of(md, "PLR2004").split(" | ")[1:5] == ["0", "0", "0", "1"]
+        assert "nothing new but what a fix revealed (below)" in md

@@ -94,6 +94,30 @@ class TestShardedRun:
         assert git(repo, "rev-parse", "sharded") == git(repo, "rev-parse", "single")
         assert "import os" not in git(repo, "show", "sharded:pkg/a.py")
 
+    def test_a_revealed_finding_passes_the_merges_gate(self, tmp_path: Path) -> None:
+        """PT009 reveals a magic value to PLR2004: the merge, in a process that never saw
+        the chain, lands the same tree as a single run (its gate judges from the base)."""
+        files = {
+            **FILES,
+            "tests/test_unit.py": (
+                "import unittest\n\nfrom pkg.b import b\n\n\nclass T(unittest.TestCase):\n"
+                "    def test_b(self):\n        self.assertEqual(len(b([1, 2, 3])), 3)\n"
+            ),
+            "pyproject.toml": FILES["pyproject.toml"].replace(
+                '"C408"', '"C408", "PT009", "PLR2004"'
+            ),
+        }
+        repo = init_repo(tmp_path / "repo", files)
+        folders = sharded(repo, tmp_path, 2)
+        done = fixbot("merge", *folders, "--repo", repo, "--branch", "sharded")
+        assert done.returncode == 0, done.stderr
+        assert "gate.dropped" not in done.stderr
+        done = fixbot("run", repo, "--branch", "single")
+        assert done.returncode == 0, done.stderr
+        trees = git(repo, "rev-parse", "sharded^{tree}", "single^{tree}").split()
+        assert trees[0] == trees[1]
+        assert "assert len(b([1, 2, 3])) == 3" in git(repo, "show", "sharded:tests/test_unit.py")
+
     def test_a_missing_shard_is_said_and_its_files_stay(self, repo: Path, tmp_path: Path) -> None:
         """Merging one of two bundles: a warning line; the other shard's files are untouched."""
         folders = sharded(repo, tmp_path, 2)

@@ -129,9 +129,10 @@ def judge_chain(
 
 # Findings that may mean a fix broke or worsened the code it rewrote, never taken as
 # revealed: pyflakes (an undefined name), pycodestyle (a line the fix made too long),
-# bugbear, pylint's errors, bandit (PT009 writes the `assert` that S101 reports), and
-# the size of code (mccabe, pylint's too-many-*).
-_NEVER_REVEALED = re.compile(r"^(?:F|E|W|B|S|PLE|C90|PLR09)[0-9]")
+# bugbear, pylint's errors, bandit (PT009 writes the `assert` that S101 reports), the
+# size of code (mccabe, pylint's too-many-* and nesting), and what `python -O` strips
+# from an `assert` PT009 wrote: an assignment (RUF018) or the whole check (PT015).
+_NEVER_REVEALED = re.compile(r"^(?:(?:F|E|W|B|S|PLE|C90|PLR09)[0-9]|RUF018$|PT015$|PLR1702$)")
 
 
 def revealed(
@@ -155,7 +156,7 @@ def revealed(
         if len(pairs) != len(left):
             continue  # some cannot be placed: none is taken as revealed
         fixed_rules = {t.rule for t in targets}
-        covered = _covering(step, targets, [m for _, m in pairs])
+        covered = _covering(step, targets, [m for _, m in pairs], rewritten=True)
         takes: dict[int, list[Violation]] = defaultdict(list)  # fix -> what lies on its lines
         for v, m in pairs:
             fixes = [i for i, (t, held) in enumerate(covered) if any(h is m for h in held)]
@@ -261,10 +262,16 @@ def _one(found: list[Violation]) -> list[Violation]:
 
 
 def _covering(
-    step: Step, targets: Sequence[Violation], made: Sequence[Violation]
+    step: Step,
+    targets: Sequence[Violation],
+    made: Sequence[Violation],
+    *,
+    rewritten: bool = False,
 ) -> list[tuple[Violation, list[Violation]]]:
     """Each of the step's targets whose range covers where a finding of `made` came from,
-    with those findings."""
+    with those findings. With `rewritten`, only a finding on a line the step changed
+    counts, and a block the step rewrote ends at its last line: what lets a fix land
+    (`revealed`) is never a line it left as it was, though its target's range spans it."""
     opcodes, _ = step_diff(step.before, step.after)
     found: dict[int, list[Violation]] = defaultdict(list)
     for v in made:
@@ -272,9 +279,11 @@ def _covering(
         span = next(
             (
                 # Line for line where the step kept the line count; else the whole block.
-                (i1 + row - j1, i1 + row - j1) if i2 - i1 == j2 - j1 else (i1, i2)
-                for _, i1, i2, j1, j2 in opcodes
-                if j1 <= row < j2 or (j1 == j2 == row)
+                (i1 + row - j1, i1 + row - j1)
+                if i2 - i1 == j2 - j1
+                else (i1, max(i1, i2 - 1) if rewritten else i2)
+                for tag, i1, i2, j1, j2 in opcodes
+                if (j1 <= row < j2 or (j1 == j2 == row)) and not (rewritten and tag == "equal")
             ),
             None,
         )

@@ -170,7 +170,11 @@ class StaticChecks:
         for step in steps:
             by_path.setdefault(step.path, []).append(step)
         named = Counter(v.fingerprint for step in steps for v in step.targets)
-        ghosts = sorted((Counter(cand.targets) - named) if not cand.steps else ())
+        # The gate's targets only say where its fixes went: one found on content a
+        # chain's earlier step made is not in the base, and needs no finding there.
+        ghosts = sorted(
+            (Counter(cand.targets) - named) if not cand.steps and not cand.accepted_chain else ()
+        )
         if ghosts:
             detail = "targeted violation not found in the content it starts from: " + ", ".join(
                 ghosts
@@ -190,7 +194,10 @@ class StaticChecks:
 
         Each check reads one file at a time, and every step to that content kept
         its file compiling, format-clean if it was, and without a new finding of any
-        rule: so the content holds against the base too, and needs no second look.
+        rule but one a fix revealed: so the content holds against the base too, and
+        needs no second look. Content not seen here (a merge of shards' bundles, a
+        group of `--split-by`) is judged from the base in one step, its accepted
+        fixes' findings as targets.
         """
         if _digest(cand) in self.ok:
             return True  # this very chain passed here (checked before its round's tests)
@@ -270,7 +277,8 @@ def steps_of(
 
 def _digest(cand: Candidate) -> str:
     """What a static verdict depends on: the contents, the steps and their targets."""
-    parts = [f"{p}:{sha256(d)}>{sha256(cand.after[p])}" for p, d in sorted(cand.before.items())]
+    parts = [cand.agent]  # what a fix may reveal depends on who made it
+    parts += [f"{p}:{sha256(d)}>{sha256(cand.after[p])}" for p, d in sorted(cand.before.items())]
     parts += [f"{fp}*{n}" for fp, n in sorted(cand.targets.items())]
     for step in cand.steps:
         parts.append(f"{step.path}:{sha256(step.before)}>{sha256(step.after)}")
