@@ -61,17 +61,21 @@ def ci_outputs(outcome: Outcome, config: Config) -> None:
 def summary(outcome: Outcome, seconds: float) -> None:
     """What the run did, on stdout: a table per rule (not when quiet), then a line each."""
     r = outcome.report
+    revealed = sum(c.revealed for c in r.by_rule.values())
     if not screen.quiet:
         table = Table(title="fixbot: violations by rule", show_lines=False)
-        for column in ("rule", "found", "fixed", "rejected", "unfixed"):
+        columns = ("rule", "found", "fixed", "rejected", "unfixed") + ("revealed",) * bool(revealed)
+        for column in columns:
             table.add_column(column, justify="left" if column == "rule" else "right")
         for rule, c in r.by_rule.items():
-            table.add_row(rule, str(c.found), str(c.fixed), str(c.rejected), str(c.unfixed))
+            counts = (c.found, c.fixed, c.rejected, c.unfixed) + (c.revealed,) * bool(revealed)
+            table.add_row(rule, *map(str, counts))
         screen.out.print(table)
     proof = f"tests ({r.tests.command})" if r.tests.mode == "tests" else "LINT ONLY (no tests)"
+    shown = f" ({revealed} revealed by landed fixes)" if revealed else ""
     lines = [
         (
-            f"violations {r.violations_before} -> {r.violations_after} in {seconds:.1f}s; "
+            f"violations {r.violations_before} -> {r.violations_after}{shown} in {seconds:.1f}s; "
             f"patches: {r.accepted} accepted, {r.rejected} rejected, {r.dropped} dropped; "
             f"proof: {proof}"
         )

@@ -402,6 +402,7 @@ class TestRevealedFindings:
         text = next(iter(said)).read_text()
         assert "Revealed by landed fixes: E731 revealing D103 (1)." in text
         assert report["proof"]["test_runs"] == 1
+        assert "violations 4 -> 1 (1 revealed by landed fixes) in " in done.stdout
 
     def test_pt009_lands_and_plr2004_sees_the_magic_value(self, tmp_path: Path) -> None:
         """`self.assertEqual(f(), 16)` becomes `assert f() == 16`: PLR2004 reports the 16,
