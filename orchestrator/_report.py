@@ -153,7 +153,6 @@ def count_by_rule(
             else:
                 reason = rec.verdict.reason
                 counts.refused[reason] = counts.refused.get(reason, 0) + 1
-    for rec in records:
         for _, shown in rec.verdict.revealed if rec.status == "accepted" else ():
             out.setdefault(shown.split(" ", 1)[0], RuleCounts()).revealed += 1
     # Counted per rule, not matched by fingerprint: a fix that rewrites a `def` line

@@ -94,7 +94,8 @@ def judge_chain(
             born[f"+{number}"] = (step, targets, new)
     fresh = [v for v in present if v.uncovered]
     shown = revealed(fresh, born) if reveal else []
-    fresh = [v for v in fresh if all(v is not r for r in shown)]
+    traded = {id(v) for v in shown}
+    fresh = [v for v in fresh if id(v) not in traded]
     if not fresh:
         return None, tuple(shown)
     faults = []
@@ -157,25 +158,22 @@ def revealed(
             continue  # some cannot be placed: none is taken as revealed
         fixed_rules = {t.rule for t in targets}
         covered = _covering(step, targets, [m for _, m in pairs], rewritten=True)
-        takes: dict[int, list[Violation]] = defaultdict(list)  # fix -> what lies on its lines
-        for v, m in pairs:
-            fixes = [i for i, (t, held) in enumerate(covered) if any(h is m for h in held)]
-            for i in fixes:
-                takes[i].append(v)
-            if not fixes:
-                takes[-1].append(v)
-        for i, found in takes.items():
-            v = found[0]
-            if (
-                i >= 0
-                and len(found) == 1
-                and not covered[i][0].uncovered
-                and v.applicability not in {"safe", "unsafe"}
-                and v.rule not in fixed_rules
-                and not _NEVER_REVEALED.match(v.rule)
-                and sum(1 for f in takes.values() if any(x is v for x in f)) == 1
-            ):
-                out.append(v)
+        # Which of the step's fixes each finding lies on, and how many lie on each fix.
+        on = [
+            [i for i, (_, held) in enumerate(covered) if any(h is m for h in held)]
+            for _, m in pairs
+        ]
+        crowd = Counter(i for fixes in on for i in fixes)
+        out += [
+            v
+            for (v, _), fixes in zip(pairs, on, strict=True)
+            if len(fixes) == 1
+            and crowd[fixes[0]] == 1
+            and not covered[fixes[0]][0].uncovered
+            and v.applicability not in {"safe", "unsafe"}
+            and v.rule not in fixed_rules
+            and not _NEVER_REVEALED.match(v.rule)
+        ]
     return out
 
 
