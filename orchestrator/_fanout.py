@@ -20,6 +20,8 @@ import structlog
 from fixbot.agents import BatchAgent, Request
 from fixbot.sandbox import Candidate, FileChange, Patch, Ruff, Step, Verdict, sha256
 
+from ._ahead import Ahead, as_predicted, may_guess, prove_sets
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -57,15 +59,6 @@ def _candidate(
         narrowed=key is None and job.would_narrow(),
         suspect=suspect,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Ahead:
-    """A run ahead (see `FanOut._prove_ahead`): how to stop it, and what it guessed."""
-
-    scope: anyio.CancelScope
-    groups: dict[str, frozenset[str]]  # what each probing file's next chain asks for
-    tree: dict[str, bytes]  # the tree whose whole suite it runs
 
 
 @dataclass(slots=True)
@@ -134,11 +127,9 @@ class FanOut:
                 self.on_round(self.rounds, len(proposing) + len(probing))
             if not proposing and budget is None:
                 ahead = await self._prove_ahead(probing, background)
-            verdicts, probe_verdicts = await self._prove_round(
-                proposing, probing, ahead.scope if ahead else None
-            )
+            verdicts, probe_verdicts = await self._prove_round(proposing, probing, ahead)
             self._settle(proposing, probing, verdicts, probe_verdicts)
-            if ahead is not None and not self._as_predicted(ahead.groups):
+            if ahead is not None and not as_predicted(self.jobs, ahead.groups):
                 ahead.scope.cancel()
                 ahead = None
 
@@ -165,14 +156,15 @@ class FanOut:
             job.settle_probes(probe_verdicts[job.path], before[job.path])
 
     async def _prove_round(
-        self, proposing: list[Job], probing: list[Job], ahead: anyio.CancelScope | None = None
+        self, proposing: list[Job], probing: list[Job], ahead: Ahead | None = None
     ) -> tuple[dict[str, Verdict], dict[str, list[Verdict]]]:
         """The round's chains in batches, and the probes side by side with them.
 
         Probes of one file cannot share a worktree, but the k-th probes of different
         files can: they are proven together, one set per k. A run `ahead` is cancelled
         as soon as a probe's verdict shows its guess wrong: the guessed culprit passes, or
-        another probe fails.
+        another probe fails; its pass stands in for the probes it expected to pass
+        (`prove_sets`).
         """
         ground = self.ground()
         verdicts: dict[str, Verdict] = {}
@@ -185,7 +177,10 @@ class FanOut:
                 key = f"{job.path}#probe{index}"
                 if group == culprit:
                     guessed.add(key)
-                suspect = group <= job.suspects
+                # A suspect likely fails: a batch of its own saves the confirming run. Where
+                # the clues single out one, the other suspects are expected to pass, and
+                # share a batch with the other probes; one that fails is pinned and run alone.
+                suspect = group == culprit if culprit else group <= job.suspects
                 sets.setdefault(index, []).append(_candidate(job, chain, key, suspect=suspect))
 
         proposed = {j.path for j in proposing}
@@ -211,11 +206,9 @@ class FanOut:
             probes = (c for c in cands if c.key not in proposed)
             wrong = (c for c in probes if (c.key in guessed) == found[c.key].accepted)
             if ahead is not None and any(wrong):
-                ahead.cancel()
+                ahead.scope.cancel()
 
-        async with anyio.create_task_group() as tg:
-            for cands in groups:
-                tg.start_soon(prove, cands)
+        await prove_sets(self.prover, groups, prove, ahead, guessed, verdicts)
         for job in probing:
             for index in range(len(job.probe_pending)):
                 probe_verdicts[job.path][index] = verdicts.pop(f"{job.path}#probe{index}")
@@ -256,51 +249,43 @@ class FanOut:
         whole-suite run starts beside the probes; the next round waits for it. If the
         probes say otherwise, it is cancelled (see `Prover.prove_whole_ahead`).
         """
-        if not self._may_guess(probing):
+        if not may_guess(self.prover, self.jobs, probing):
             return None
         predicted = {j.path: j.predicted_group() for j in probing}
         groups = {path: group for path, group in predicted.items() if group is not None}
         if len(groups) != len(probing):
             return None
-        tree = self.ground()
-        for job in probing:
-            stage = job.stages[job.stage]
-            request = self._request(job, wanted=groups[job.path])
-            chain = await self._tidy(job, await stage.agent.propose(request))
-            if not chain:
-                return None
-            tree[job.path] = chain[-1].changes[0].new
-        scope = anyio.CancelScope()
+        chains: dict[str, list[Patch]] = {}
+
+        async def guess(job: Job, limiter: anyio.CapacityLimiter) -> None:
+            async with limiter:
+                request = self._request(job, wanted=groups[job.path])
+                propose = job.stages[job.stage].agent.propose
+                chains[job.path] = await self._tidy(job, await propose(request))
+
+        # Side by side, as a round's proposals are: this is on the critical path.
+        async with anyio.create_task_group() as tg:
+            limiter = anyio.CapacityLimiter(self.concurrency)
+            for job in probing:
+                tg.start_soon(guess, job, limiter)
+        if not all(chains.values()):
+            return None
+        tree = self.ground() | {path: chain[-1].changes[0].new for path, chain in chains.items()}
+        scope, done = anyio.CancelScope(), anyio.Event()
 
         async def ahead() -> None:
-            with scope:
-                await self.prover.prove_whole_ahead(tree)
+            try:
+                with scope:
+                    await self.prover.prove_whole_ahead(tree)
+            finally:
+                done.set()
 
         background.start_soon(ahead)
-        return Ahead(scope, groups, tree)
-
-    def _may_guess(self, probing: list[Job]) -> bool:
-        """Whether a run ahead can pay: the next round would be the last, and cheap to guess."""
-        return (
-            # A third worktree, or the run ahead would hold the one the probes need.
-            self.prover.pool.size >= 3
-            and bool(probing)
-            and not any(j.active for j in self.jobs if j not in probing)
-            # A later stage would follow: the next round would not be the last.
-            and all(j.stage == len(j.stages) - 1 for j in probing)
-            # A model's proposal for a guess would cost money.
-            and not any(j.learns for j in probing)
-        )
+        return Ahead(scope, groups, tree, done)
 
     def _tree(self, proposing: list[Job]) -> dict[str, bytes]:
         """The tree a round's chains make, on top of what was accepted."""
         return self.ground() | {j.path: j.pending[-1].changes[0].new for j in proposing}
-
-    def _as_predicted(self, groups: dict[str, frozenset[str]]) -> bool:
-        """Whether the round went as `_prove_ahead` guessed: the next asks for its groups."""
-        return all(
-            j.queue == [groups[j.path]] if j.path in groups else not j.active for j in self.jobs
-        )
 
     def _last_if_accepted(self, proposing: list[Job], probing: list[Job]) -> bool:
         """Whether accepting every chain of this round would end the run.

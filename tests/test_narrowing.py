@@ -72,7 +72,8 @@ def test_the_function_a_failing_test_names_is_probed_first(tmp_path: Path) -> No
     """The failing test's report names `is_missing`: its fix runs alone, the other three
     together beside it; the culprit is refused, the rest land, in two probe runs not four."""
     repo = init_repo(tmp_path / "r", REPO)
-    done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint")
+    # One worktree proving: no run ahead, whose pass could cut the other probe short.
+    done = fixbot("run", repo, "--agents", "ruff", "--branch", "lint", "--jobs", "1")
     assert done.returncode == 0, done.stderr
     report = report_of(repo)
     (refused,) = [p for p in report["patches"] if p["status"] != "accepted"]
@@ -429,3 +430,38 @@ async def test_every_suspect_probed_alone_is_a_batch_of_its_own(tmp_path: Path) 
         fan = FanOut(prover=prover, root=repo, ruff=Ruff(repo, None, default_ruff()), jobs=jobs)
         await fan._prove_round([], jobs)
     assert sorted(seen) == [("tests/test_x.py#probe0", True), ("tests/test_x.py#probe1", True)]
+
+
+@pytest.mark.anyio
+async def test_only_the_guessed_culprit_is_a_batch_of_its_own(tmp_path: Path) -> None:
+    """Of two suspects, the failing line points at one: it is the guessed culprit and is
+    proven alone; the other is expected to pass and may share a batch."""
+    files = {"pyproject.toml": "[tool.pytest.ini_options]\n", "tests/test_x.py": MANY_AND_ONE}
+    repo = init_repo(tmp_path / "r", files)
+    agent = RuffAgent(default_ruff(), None, modes=("fix",))
+    (x,) = jobs = [
+        Job(
+            Task("tests/test_x.py", ("tests/test_x.py",), ()),
+            [Stage(agent, "fix")],
+            (repo / "tests/test_x.py").read_bytes(),
+        )
+    ]
+    x.probe_pending = [
+        (frozenset({"one"}), edited(x, "assert 1", "assert 2", "one")),
+        (frozenset({"many"}), edited(x, "i >= 0", "i > -1", "many")),
+    ]
+    x.suspects = {"one", "many"}
+    x.pointed = {"one"}
+    assert x.guessed_culprit() == {"one"}
+    async with make_prover(repo, tmp_path / "wt", size=3) as prover:
+        seen: list[tuple[str, bool]] = []
+        prove = prover.prove
+
+        async def recorded(cands: list[Candidate], *args: object, **kwargs: Any) -> Any:
+            seen.extend((c.key, c.suspect) for c in cands)
+            return await prove(cands, *args, **kwargs)
+
+        prover.prove = recorded  # type: ignore[method-assign]
+        fan = FanOut(prover=prover, root=repo, ruff=Ruff(repo, None, default_ruff()), jobs=jobs)
+        await fan._prove_round([], jobs)
+    assert sorted(seen) == [("tests/test_x.py#probe0", True), ("tests/test_x.py#probe1", False)]

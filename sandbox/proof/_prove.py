@@ -352,6 +352,10 @@ class Prover:
                 self.pointed.setdefault(test, set()).update(pointed_names(report))
         return problems
 
+    def passed_whole(self, tree: Mapping[str, bytes]) -> bool:
+        """Whether the whole suite passed on exactly `tree` (base + these files)."""
+        return _digest(tree) in self._passed_whole
+
     async def prove_whole_ahead(self, tree: Mapping[str, bytes]) -> None:
         """The whole suite on `tree` (base + these files), before any round proves it.
 
