@@ -11,9 +11,10 @@ from fixbot.agents import RuffAgent, Stage, Task
 from fixbot.orchestrator._ahead import Ahead
 from fixbot.orchestrator._fanout import FanOut
 from fixbot.orchestrator._job import Job
-from fixbot.sandbox import FileChange, Patch, sha256
+from fixbot.sandbox import Patch
 from fixbot.sandbox._ruff import Ruff, default_ruff
 from tests.conftest import init_repo
+from tests.test_narrowing import edited
 from tests.test_prove import make_prover
 
 if TYPE_CHECKING:
@@ -45,19 +46,7 @@ async def fixing(repo: Path, job: Job, rule: str, old: str, new: str) -> list[Pa
     """A one-step chain of `job`'s file with `old` made `new`, fixing its `rule` finding."""
     lint = await Ruff(repo).lint_source(job.path, job.content, ignore_noqa=True)
     (target,) = [v for v in lint.violations if v.code == rule]
-    content = job.content.replace(old.encode(), new.encode())
-    change = FileChange(path=job.path, old_sha=sha256(job.content), new=content)
-    return [
-        Patch(
-            id=rule,
-            agent="ruff",
-            kind="unsafe",
-            files=(job.path,),
-            targets=(target,),
-            rules=(rule,),
-            changes=(change,),
-        )
-    ]
+    return edited(job, old, new, rule, target)
 
 
 async def probes_beside(tmp_path: Path, ahead_tree: tuple[str, str]) -> tuple[list[Verdict], int]:

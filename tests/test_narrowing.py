@@ -333,9 +333,12 @@ def test_one():
 TWO = "def test_y1():\n    assert 1\n\n\ndef test_y2():\n    assert 1\n"
 
 
-def edited(job: Job, old: str, new: str, fingerprint: str) -> list[Patch]:
-    """A one-step chain of `job`'s file with `old` made `new`, fixing `fingerprint`."""
-    target = Violation(
+def edited(
+    job: Job, old: str, new: str, fingerprint: str, target: Violation | None = None
+) -> list[Patch]:
+    """A one-step chain of `job`'s file with `old` made `new`, fixing `fingerprint` (a
+    made-up finding), or `target` when given (a real one, whose rule the step fixes)."""
+    target = target or Violation(
         code="E000",
         name="e",
         message="m",
@@ -353,7 +356,7 @@ def edited(job: Job, old: str, new: str, fingerprint: str) -> list[Patch]:
             kind="safe",
             files=(job.path,),
             targets=(target,),
-            rules=("E000",),
+            rules=(target.code,),
             changes=(change,),
         )
     ]
@@ -399,9 +402,21 @@ async def test_the_probes_running_the_most_tests_start_first(tmp_path: Path) -> 
 
 
 @pytest.mark.anyio
-async def test_every_suspect_probed_alone_is_a_batch_of_its_own(tmp_path: Path) -> None:
-    """Two suspects and no failing line to tell them apart: no culprit is guessed, yet each
-    is still proven as a suspect (a batch of its own: a failure needs no second run)."""
+@pytest.mark.parametrize(
+    ("pointed", "suspect"),
+    [
+        # No failing line to tell them apart: no culprit is guessed, and each is proven as
+        # a suspect (a batch of its own: a failure needs no second run).
+        (set(), [True, True]),
+        # The failing line points at one: only that guessed culprit is; the other is
+        # expected to pass and may share a batch.
+        ({"one"}, [True, False]),
+    ],
+)
+async def test_a_suspect_probed_alone_is_a_batch_of_its_own_unless_another_is_guessed(
+    tmp_path: Path, pointed: set[str], suspect: list[bool]
+) -> None:
+    """Two suspects probed alone: which of them is proven as a suspect."""
     files = {"pyproject.toml": "[tool.pytest.ini_options]\n", "tests/test_x.py": MANY_AND_ONE}
     repo = init_repo(tmp_path / "r", files)
     agent = RuffAgent(default_ruff(), None, modes=("fix",))
@@ -417,7 +432,8 @@ async def test_every_suspect_probed_alone_is_a_batch_of_its_own(tmp_path: Path) 
         (frozenset({"many"}), edited(x, "i >= 0", "i > -1", "many")),
     ]
     x.suspects = {"one", "many"}
-    assert x.guessed_culprit() is None
+    x.pointed = pointed
+    assert x.guessed_culprit() == (frozenset(pointed) or None)
     async with make_prover(repo, tmp_path / "wt", size=3) as prover:
         seen: list[tuple[str, bool]] = []
         prove = prover.prove
@@ -429,39 +445,5 @@ async def test_every_suspect_probed_alone_is_a_batch_of_its_own(tmp_path: Path) 
         prover.prove = recorded  # type: ignore[method-assign]
         fan = FanOut(prover=prover, root=repo, ruff=Ruff(repo, None, default_ruff()), jobs=jobs)
         await fan._prove_round([], jobs)
-    assert sorted(seen) == [("tests/test_x.py#probe0", True), ("tests/test_x.py#probe1", True)]
-
-
-@pytest.mark.anyio
-async def test_only_the_guessed_culprit_is_a_batch_of_its_own(tmp_path: Path) -> None:
-    """Of two suspects, the failing line points at one: it is the guessed culprit and is
-    proven alone; the other is expected to pass and may share a batch."""
-    files = {"pyproject.toml": "[tool.pytest.ini_options]\n", "tests/test_x.py": MANY_AND_ONE}
-    repo = init_repo(tmp_path / "r", files)
-    agent = RuffAgent(default_ruff(), None, modes=("fix",))
-    (x,) = jobs = [
-        Job(
-            Task("tests/test_x.py", ("tests/test_x.py",), ()),
-            [Stage(agent, "fix")],
-            (repo / "tests/test_x.py").read_bytes(),
-        )
-    ]
-    x.probe_pending = [
-        (frozenset({"one"}), edited(x, "assert 1", "assert 2", "one")),
-        (frozenset({"many"}), edited(x, "i >= 0", "i > -1", "many")),
-    ]
-    x.suspects = {"one", "many"}
-    x.pointed = {"one"}
-    assert x.guessed_culprit() == {"one"}
-    async with make_prover(repo, tmp_path / "wt", size=3) as prover:
-        seen: list[tuple[str, bool]] = []
-        prove = prover.prove
-
-        async def recorded(cands: list[Candidate], *args: object, **kwargs: Any) -> Any:
-            seen.extend((c.key, c.suspect) for c in cands)
-            return await prove(cands, *args, **kwargs)
-
-        prover.prove = recorded  # type: ignore[method-assign]
-        fan = FanOut(prover=prover, root=repo, ruff=Ruff(repo, None, default_ruff()), jobs=jobs)
-        await fan._prove_round([], jobs)
-    assert sorted(seen) == [("tests/test_x.py#probe0", True), ("tests/test_x.py#probe1", False)]
+    keys = ["tests/test_x.py#probe0", "tests/test_x.py#probe1"]
+    assert sorted(seen) == list(zip(keys, suspect, strict=True))
