@@ -1,12 +1,14 @@
 """Time fixbot against the floor on synthetic monorepos, side by side in one run.
 
     python benchmarks/bench_floor.py --sizes 10x8,20x8,30x8 [--test-seconds 12]
-        [--breaking 3] [--out benchmarks/out] [--fixbot-timeout 1800] [--keep]
+        [--breaking 3] [--out benchmarks/out] [--fixbot-timeout 1800] [--keep] [--repeat 1]
 
 Per size (PACKAGESxMODULES): generate the repo with gen_monorepo.py; time the floor on a
 copy (the tests at base, `ruff check --fix --unsafe-fixes`, the tests on the result: the cost
 of one lint and two suite runs, ignoring correctness); time `fixbot run --agents ruff` on the
 repo, polling its peak RSS; read its report.json; run the tests on a worktree of its branch.
+With `--repeat N`, N-1 more pairs of floor and fixbot follow, each on a fresh copy of the
+repo, and the ratio is of the medians (this machine's floor moves by seconds between runs).
 Writes OUT/results.json and OUT/ratio.png and prints a table.
 """
 
@@ -19,6 +21,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -140,6 +143,18 @@ def check_branch(repo: Path, branch: str, work: Path) -> dict[str, Any]:
         sh(["git", "worktree", "remove", "--force", str(wt)], repo)
 
 
+def again(repo: Path, work: Path, timeout: float, i: int) -> tuple[float, float]:
+    """One more floor and fixbot run, on a fresh copy of the repo: their seconds."""
+    copy = work / f"again-{i}"
+    shutil.copytree(repo, copy, symlinks=True)
+    try:
+        base = floor(copy, work)["total"]
+        ran = run_fixbot(copy, work / f"again-{i}-report", timeout, work / f"again-{i}.log")
+        return base, ran["seconds"]
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def entropy_bound(n: int, bad: int) -> float:
     if n == 0 or bad in (0, n):
         return 0.0
@@ -181,7 +196,12 @@ def bench_size(size: str, args: argparse.Namespace, work: Path) -> dict[str, Any
     row["report"]["rejected_patches"] = rejected
     n = (rep.get("accepted") or 0) + (rep.get("rejected") or 0)
     row["n_patches"], row["nhp"] = n, entropy_bound(n, rep.get("rejected") or 0)
-    row["ratio"] = round(row["fixbot"]["seconds"] / row["floor"]["total"], 2)
+    pairs = [(row["floor"]["total"], row["fixbot"]["seconds"])]
+    pairs += [again(repo, work, args.fixbot_timeout, i) for i in range(1, args.repeat)]
+    row["samples"] = {"floor": [p[0] for p in pairs], "fixbot": [p[1] for p in pairs]}
+    row["floor_s"] = round(statistics.median(row["samples"]["floor"]), 2)
+    row["fixbot_s"] = round(statistics.median(row["samples"]["fixbot"]), 2)
+    row["ratio"] = round(row["fixbot_s"] / row["floor_s"], 2)
     counts = generated["counts"]
     row["ideal"] = {"violations_after": counts["none"] + args.breaking, "rejected": args.breaking}
     if rep.get("branch"):
@@ -198,9 +218,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         fixed = sum(v.get("fixed", 0) for v in (rep.get("by_rule") or {}).values())
         br = r.get("branch_check", {})
         cells = [
-            r["size"], r["generated"]["counts"]["total"], r["floor"]["total"],
-            r["fixbot"]["seconds"], r.get("ratio", "-"), proof.get("test_runs", "-"),
-            r.get("nhp", "-"), r["fixbot"]["peak_rss_mb"], fixed, rep.get("rejected", "-"),
+            r["size"], r["generated"]["counts"]["total"],
+            r.get("floor_s", r["floor"]["total"]), r.get("fixbot_s", r["fixbot"]["seconds"]),
+            r.get("ratio", "-"), proof.get("test_runs", "-"), r.get("nhp", "-"),
+            r["fixbot"]["peak_rss_mb"], fixed, rep.get("rejected", "-"),
             f"{br['passed']} passed, {br['failed']} failed" if br else "-",
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -275,6 +296,7 @@ def main() -> None:
     ap.add_argument("--fixbot-timeout", type=float, default=1800.0)
     ap.add_argument("--keep", action="store_true", help="keep the generated repos (printed)")
     ap.add_argument("--no-cascades", action="store_true", help="generate repos without cascades")
+    ap.add_argument("--repeat", type=int, default=1, help="pairs of floor and fixbot runs")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="fixbot-bench-"))
