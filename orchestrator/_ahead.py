@@ -36,6 +36,13 @@ class Ahead:
     groups: dict[str, frozenset[str]]  # what each probing file's next chain asks for
     tree: dict[str, bytes]  # the tree whose whole suite it runs
     done: anyio.Event  # set when it ends: passed, failed or cancelled
+    # Per file, the fixes its chain made (an agent may leave one it was asked for out):
+    # only a probe of those is in its tree.
+    fixed: dict[str, frozenset[str]]
+
+    def covers(self, path: str, group: frozenset[str]) -> bool:
+        """Whether a pass of the run ahead holds this probe's fixes of `path`."""
+        return group <= self.fixed.get(path, frozenset())
 
 
 def may_guess(prover: Prover, jobs: Sequence[Job], probing: Sequence[Job]) -> bool:
@@ -62,16 +69,16 @@ async def prove_sets(
     groups: list[list[Candidate]],
     prove: Callable[[list[Candidate]], Coroutine[Any, Any, None]],
     ahead: Ahead | None,
-    guessed: set[str],
+    covered: set[str],
     verdicts: dict[str, Verdict],
 ) -> None:
-    """Every group side by side; beside a run `ahead`, the guessed culprits' probes
-    first, and the others only until the run ahead passes.
+    """Every group side by side; beside a run `ahead`, the probes it would cover (the
+    keys in `covered`) only until it passes, the others first and in full.
 
-    The run ahead's tree holds every probe that is expected to pass, so a pass
-    there covers them: what is still running of them is stopped and counted as
-    passed. That is never what lands a fix: the next round asks for exactly that
-    tree and reuses the pass, and a wrong guess (a culprit that passes alone)
+    The run ahead's tree holds the fixes of every probe that is expected to pass
+    (`Ahead.covers`), so a pass there covers them: what is still running of them is
+    stopped and counted as passed. That is never what lands a fix: the next round asks
+    for exactly that tree and reuses the pass, and a wrong guess (a culprit that passes alone)
     sends the next round to tests of its own. The culprits' probes still run
     in full: a fix is refused only after a run of its own.
     """
@@ -80,13 +87,13 @@ async def prove_sets(
             for cands in groups:
                 tg.start_soon(prove, cands)
         return
-    others = [[c for c in g if c.key not in guessed] for g in groups]
+    others = [[c for c in g if c.key in covered] for g in groups]
     async with anyio.create_task_group() as first:
-        # Started first, so they take the worktrees first: their verdicts say whether
-        # the guess holds.
+        # Started first, so they take the worktrees first: the culprits' verdicts say
+        # whether the guess holds.
         for cands in groups:
-            if culprits := [c for c in cands if c.key in guessed]:
-                first.start_soon(prove, culprits)
+            if in_full := [c for c in cands if c.key not in covered]:
+                first.start_soon(prove, in_full)
         with anyio.CancelScope() as behind:
 
             async def cut_short() -> None:

@@ -58,6 +58,7 @@ def _candidate(
         ),
         narrowed=key is None and job.would_narrow(),
         suspect=suspect,
+        probe=key is not None,
     )
 
 
@@ -171,12 +172,15 @@ class FanOut:
         probe_verdicts = {j.path: [_UNDECIDED] * len(j.probe_pending) for j in probing}
         sets: dict[int, list[Candidate]] = {}
         guessed: set[str] = set()  # the probes a run ahead expects to fail
+        covered: set[str] = set()  # the probes its pass would cover
         for job in probing:
             culprit = job.guessed_culprit()
             for index, (group, chain) in enumerate(job.probe_pending):
                 key = f"{job.path}#probe{index}"
                 if group == culprit:
                     guessed.add(key)
+                elif ahead is not None and ahead.covers(job.path, group):
+                    covered.add(key)
                 # A suspect likely fails: a batch of its own saves the confirming run. Where
                 # the clues single out one, the other suspects are expected to pass, and
                 # share a batch with the other probes; one that fails is pinned and run alone.
@@ -208,7 +212,7 @@ class FanOut:
             if ahead is not None and any(wrong):
                 ahead.scope.cancel()
 
-        await prove_sets(self.prover, groups, prove, ahead, guessed, verdicts)
+        await prove_sets(self.prover, groups, prove, ahead, covered, verdicts)
         for job in probing:
             for index in range(len(job.probe_pending)):
                 probe_verdicts[job.path][index] = verdicts.pop(f"{job.path}#probe{index}")
@@ -281,7 +285,8 @@ class FanOut:
                 done.set()
 
         background.start_soon(ahead)
-        return Ahead(scope, groups, tree, done)
+        fixed = {p: frozenset(v.identity for s in c for v in s.targets) for p, c in chains.items()}
+        return Ahead(scope, groups, tree, done, fixed)
 
     def _tree(self, proposing: list[Job]) -> dict[str, bytes]:
         """The tree a round's chains make, on top of what was accepted."""

@@ -834,6 +834,26 @@ class TestPinnedBlame:
         assert verdicts["pkg/m3.py"].accepted
         assert verdicts["pkg/m4.py"].accepted
 
+    async def test_probes_that_fail_only_together_are_both_proven(self, tmp_path: Path) -> None:
+        """The same two fixes as probes: each passed a run of its own half, and a probe's
+        pass lands nothing, so neither is refused for the other (their chains meet later)."""
+        check = (
+            "import builtins\n\nfrom pkg import m{n}\n\n\ndef test_m{n}():\n"
+            "    assert not (getattr(builtins, 'FLAG1', 0) and getattr(builtins, 'FLAG2', 0))\n"
+        )
+        files = one_test_per_module()
+        files |= {f"tests/test_m{n}.py": check.format(n=n) for n in (1, 2)}
+        repo = init_repo(tmp_path / "repo", files)
+        impact = await build_impact_map(repo, default_ruff())
+        flagged = "import builtins\n\nbuiltins.FLAG{n} = 1\n\n\ndef f{n}(a, b):\n    return a + b\n"
+        async with make_prover(repo, tmp_path / "wt") as prover:
+            prover.impact = impact
+            cands = [
+                replace(await candidate(repo, n, flagged.format(n=n)), probe=True) for n in (1, 2)
+            ]
+            verdicts = await prover.prove(cands, {}, workers=1)
+        assert all(v.accepted for v in verdicts.values()), verdicts
+
     async def test_broken_test_modules_beside_a_library_change_each_run_alone(
         self, tmp_path: Path
     ) -> None:

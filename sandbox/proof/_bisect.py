@@ -178,6 +178,23 @@ class Bisection:
                 out |= await self.bisect(passed, ground, together)
         return out
 
+    async def _interaction(
+        self, parts: list[list[Candidate]], ground: Mapping[str, bytes], problems: dict[str, str]
+    ) -> dict[str, Verdict]:
+        """Each half passes alone, the two together do not: the left half stands; the
+        right is narrowed down on top of it, as a merge queue would, so the fix that
+        breaks with the others is found and only it is refused.
+
+        Probes are the exception: each passed in a run of its own half, and none lands by
+        passing. Where their fixes meet in a chain, that chain fails and is narrowed on
+        top of what landed, as here.
+        """
+        if all(c.probe for part in parts for c in part):
+            return {c.key: proven(c) for part in parts for c in part}
+        left = {c.key: proven(c) for c in parts[0]}
+        together = await self.bisect(parts[1], merged(ground, parts[0]), problems)
+        return left | {k: _together(v) for k, v in together.items()}
+
     async def bisect(
         self, cands: list[Candidate], ground: Mapping[str, bytes], problems: dict[str, str]
     ) -> dict[str, Verdict]:
@@ -212,12 +229,7 @@ class Bisection:
             for i in range(2):
                 tg.start_soon(probe, i)
         if not found[0] and not found[1]:
-            # Each half passes alone, the two together do not: an interaction. The left
-            # half stands; the right is narrowed down on top of it, as a merge queue
-            # would, so the fix that breaks with the others is found and only it is refused.
-            left = {c.key: proven(c) for c in parts[0]}
-            together = await self.bisect(parts[1], merged(ground, parts[0]), problems)
-            return left | {k: _together(v) for k, v in together.items()}
+            return await self._interaction(parts, ground, problems)
         for part, part_problems in zip(parts, found, strict=True):
             if not part_problems:
                 out |= {c.key: proven(c) for c in part}

@@ -40,6 +40,9 @@ class Candidate:
     # The failing tests' reports point at it (see `Verdict.clues`): it likely fails, so
     # it is proven in a batch of its own, and a failure is its own run at once.
     suspect: bool = False
+    # A probe of a narrowing (some of a file's fixes, tried apart): its pass lands
+    # nothing, so where it fails only beside another probe, neither is refused.
+    probe: bool = False
 
     @property
     def kind(self) -> str:

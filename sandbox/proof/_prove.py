@@ -332,8 +332,9 @@ class Prover:
                 selection = sorted(set(selection) | more)
             if selection is not None and not selection:
                 return {}
-            self.stats.selected_runs += selection is not None
             results = await self.run_suite(files, node_ids=selection)
+            # Counted once it ran: a probe the run ahead cut short ran none.
+            self.stats.selected_runs += selection is not None
         base = self.baseline.results
         assert base is not None  # noqa: S101 - set before _ready, for the type checker
         problems = self.baseline.problems(results, within=selection)
