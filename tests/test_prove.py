@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -810,8 +810,10 @@ class TestPinnedBlame:
         # The batch, then m2 and m4 each alone: no run of the two together, no halving.
         assert runs == 3, runs
 
-    async def test_pinned_fixes_that_pass_alone_are_proven_together(self, tmp_path: Path) -> None:
-        """Two pinned fixes failing only together (state the graph cannot see): one stands."""
+    @staticmethod
+    async def flags_together(tmp_path: Path, *, probe: bool, **prove: Any) -> dict[str, Verdict]:
+        """m1 and m2 each set a flag their tests fail on only when both are set (state the
+        graph cannot see); m3 and m4 are harmless. The verdicts on the four."""
         check = (
             "import builtins\n\nfrom pkg import m{n}\n\n\ndef test_m{n}():\n"
             "    assert not (getattr(builtins, 'FLAG1', 0) and getattr(builtins, 'FLAG2', 0))\n"
@@ -825,7 +827,11 @@ class TestPinnedBlame:
             prover.impact = impact
             cands = [await candidate(repo, n, flagged.format(n=n)) for n in (1, 2)]
             cands += [await candidate(repo, n, fixed_source(n)) for n in (3, 4)]
-            verdicts = await prover.prove(cands, {}, whole=True)
+            return await prover.prove([replace(c, probe=probe) for c in cands], {}, **prove)
+
+    async def test_pinned_fixes_that_pass_alone_are_proven_together(self, tmp_path: Path) -> None:
+        """Two pinned fixes failing only together (state the graph cannot see): one stands."""
+        verdicts = await self.flags_together(tmp_path, probe=False, whole=True)
         refused = {k: v for k, v in verdicts.items() if not v.accepted}
         assert len(refused) == 1, verdicts
         (key, verdict), *_ = refused.items()
@@ -835,23 +841,9 @@ class TestPinnedBlame:
         assert verdicts["pkg/m4.py"].accepted
 
     async def test_probes_that_fail_only_together_are_both_proven(self, tmp_path: Path) -> None:
-        """The same two fixes as probes: each passed a run of its own half, and a probe's
-        pass lands nothing, so neither is refused for the other (their chains meet later)."""
-        check = (
-            "import builtins\n\nfrom pkg import m{n}\n\n\ndef test_m{n}():\n"
-            "    assert not (getattr(builtins, 'FLAG1', 0) and getattr(builtins, 'FLAG2', 0))\n"
-        )
-        files = one_test_per_module()
-        files |= {f"tests/test_m{n}.py": check.format(n=n) for n in (1, 2)}
-        repo = init_repo(tmp_path / "repo", files)
-        impact = await build_impact_map(repo, default_ruff())
-        flagged = "import builtins\n\nbuiltins.FLAG{n} = 1\n\n\ndef f{n}(a, b):\n    return a + b\n"
-        async with make_prover(repo, tmp_path / "wt") as prover:
-            prover.impact = impact
-            cands = [
-                replace(await candidate(repo, n, flagged.format(n=n)), probe=True) for n in (1, 2)
-            ]
-            verdicts = await prover.prove(cands, {}, workers=1)
+        """The same fixes as probes: each passed a run of its own half, and a probe's pass
+        lands nothing, so neither is refused for the other (their chains meet later)."""
+        verdicts = await self.flags_together(tmp_path, probe=True, whole=True)
         assert all(v.accepted for v in verdicts.values()), verdicts
 
     async def test_broken_test_modules_beside_a_library_change_each_run_alone(
