@@ -78,16 +78,16 @@ async def prove_sets(
     The run ahead's tree holds the fixes of every probe that is expected to pass
     (`Ahead.covers`), so a pass there covers them: what is still running of them is
     stopped and counted as passed. That is never what lands a fix: the next round asks
-    for exactly that tree and reuses the pass, and a wrong guess (a culprit that passes alone)
-    sends the next round to tests of its own. The culprits' probes still run
-    in full: a fix is refused only after a run of its own.
+    for exactly that tree and reuses the pass, and a wrong guess (a culprit that passes
+    alone) sends the next round to tests of its own. The culprits' probes still run in
+    full: a fix is refused only after a run of its own.
     """
-    if ahead is None:
+    if ahead is None or not covered:
         async with anyio.create_task_group() as tg:
             for cands in groups:
                 tg.start_soon(prove, cands)
         return
-    others = [[c for c in g if c.key in covered] for g in groups]
+    coverable = [[c for c in g if c.key in covered] for g in groups]
     async with anyio.create_task_group() as first:
         # Started first, so they take the worktrees first: the culprits' verdicts say
         # whether the guess holds.
@@ -104,10 +104,10 @@ async def prove_sets(
             async with anyio.create_task_group() as watch:
                 watch.start_soon(cut_short)
                 async with anyio.create_task_group() as rest:
-                    for cands in (g for g in others if g):
+                    for cands in (g for g in coverable if g):
                         rest.start_soon(prove, cands)
                 watch.cancel_scope.cancel()  # all proven: nothing left to cut short
-    for cand in (c for g in others for c in g if c.key not in verdicts):
+    for cand in (c for g in coverable for c in g if c.key not in verdicts):
         verdicts[cand.key] = Verdict(
             patch_id=cand.key, accepted=True, reason="proven", detail=COVERED
         )

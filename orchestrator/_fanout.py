@@ -21,6 +21,7 @@ from fixbot.agents import BatchAgent, Request
 from fixbot.sandbox import Candidate, FileChange, Patch, Ruff, Step, Verdict, sha256
 
 from ._ahead import Ahead, as_predicted, may_guess, prove_sets
+from ._chains import asked_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -183,7 +184,7 @@ class FanOut:
                     covered.add(key)
                 # A suspect likely fails: a batch of its own saves the confirming run. Where
                 # the clues single out one, the other suspects are expected to pass, and
-                # share a batch with the other probes; one that fails is pinned and run alone.
+                # share a batch with the other probes; one that fails there is bisected.
                 suspect = group == culprit if culprit else group <= job.suspects
                 sets.setdefault(index, []).append(_candidate(job, chain, key, suspect=suspect))
 
@@ -285,8 +286,11 @@ class FanOut:
                 done.set()
 
         background.start_soon(ahead)
-        fixed = {p: frozenset(v.identity for s in c for v in s.targets) for p, c in chains.items()}
-        return Ahead(scope, groups, tree, done, fixed)
+        made = {
+            path: frozenset(v.identity for v in asked_of(chain, None))
+            for path, chain in chains.items()
+        }
+        return Ahead(scope, groups, tree, done, made)
 
     def _tree(self, proposing: list[Job]) -> dict[str, bytes]:
         """The tree a round's chains make, on top of what was accepted."""
